@@ -1,0 +1,50 @@
+"""hnprog: prognosis of head-and-neck cancer from FDG-PET/CT.
+
+A Keras 3 model zoo for Andrearczyk et al., "Multi-task Deep Segmentation and Radiomics for
+Automatic Prognosis in Head and Neck Cancer" (PRIME/MICCAI 2021): the multi-task 3D UNet, Cox
+and Dice losses, preprocessing transforms, the handcrafted radiomics baseline, presets and a
+command-line tool.
+
+The public names are imported lazily, so ``import hnprog`` (and the CLI's ``--help``) does not
+pay for importing Keras and TensorFlow until a model, loss or metric is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_PUBLIC_API: dict[str, str] = {
+    # errors, survival outcomes, I/O
+    "HnprogError": "hnprog.errors",
+    "InputError": "hnprog.errors",
+    "PatientError": "hnprog.errors",
+    "make_survival_y": "hnprog.survival",
+    "check_survival_y": "hnprog.survival",
+    "read_image": "hnprog.io",
+    "write_image": "hnprog.io",
+    # == core: models, losses, metrics ==
+    # == data ==
+    # == radiomics ==
+    # == training ==
+    # == hub ==
+    # == prediction ==
+}
+
+__all__ = ["__version__", *_PUBLIC_API]
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _PUBLIC_API.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'hnprog' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,5 @@
+"""Allow ``python -m hnprog``."""
+
+from hnprog.cli import main
+
+main()

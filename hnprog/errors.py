@@ -1,0 +1,38 @@
+"""Exceptions raised by hnprog.
+
+Every error that a user can cause (a bad file, a bad CSV row, a bad option) is an
+:class:`HnprogError`. Its message names the patient, file or row and what is wrong, so the
+CLI can print it as one line without a traceback.
+"""
+
+from __future__ import annotations
+
+__all__ = ["HnprogError", "InputError", "PatientError"]
+
+
+class HnprogError(Exception):
+    """Base class of the errors that hnprog raises on bad input or bad options."""
+
+
+class InputError(HnprogError, ValueError):
+    """An input file, table row or argument is invalid.
+
+    Args:
+        message: str. What is wrong, naming the file, row or argument.
+    """
+
+
+class PatientError(InputError):
+    """One patient's data cannot be used.
+
+    Cohort runs catch this error per patient, record it in a failures file and go on.
+
+    Args:
+        patient_id: str. The patient's identifier.
+        message: str. What is wrong, naming the file when there is one.
+    """
+
+    def __init__(self, patient_id: str, message: str):
+        self.patient_id = patient_id
+        self.reason = message
+        super().__init__(f"patient {patient_id}: {message}")

@@ -1,0 +1,189 @@
+"""Reading and writing files: NIfTI images through SimpleITK, and atomic writes.
+
+This is the only module that talks to SimpleITK's readers and writers. Images stay
+``SimpleITK.Image`` objects, which carry their geometry (origin and spacing in mm, direction
+cosines, in physical LPS space). When an image becomes a NumPy array, the axis order is
+``(z, y, x)``, the reverse of SimpleITK's ``(x, y, z)`` index order.
+
+Every file that hnprog writes goes through :func:`atomic_write` (or :func:`write_image`,
+which uses it): the content is written to a temporary file in the same folder, then renamed
+over the target, so a killed process never leaves a half-written output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import SimpleITK as sitk
+
+from hnprog.errors import InputError, PatientError
+
+__all__ = [
+    "atomic_path",
+    "atomic_write",
+    "read_image",
+    "write_image",
+    "write_json",
+]
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs: Any) -> Iterator[IO]:
+    """Open a temporary file that replaces ``path`` only when the block ends without error.
+
+    Args:
+        path: str or PathLike. The final file. Its folder is created if needed.
+        mode: str. ``"w"`` for text or ``"wb"`` for bytes. Defaults to ``"w"``.
+        **open_kwargs: passed to :func:`open` (for example ``newline=""``).
+
+    Yields:
+        The open temporary file.
+
+    Example:
+        >>> with atomic_write("risk.csv") as f:  # doctest: +SKIP
+        ...     f.write("patient_id,risk\\n")
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_write supports mode 'w' or 'wb'. Received: mode={mode!r}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, **open_kwargs) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Give a temporary path that is renamed to ``path`` when the block ends without error.
+
+    For writers that want a file name rather than a file object (SimpleITK, matplotlib,
+    h5py). The temporary name keeps the suffixes of ``path`` (``.nii.gz``, ``.png``), so
+    writers that choose a format by extension still work.
+
+    Args:
+        path: str or PathLike. The final file.
+
+    Yields:
+        pathlib.Path. The temporary file to write.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = "".join(path.suffixes) or ".tmp"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(obj: Any, path: str | os.PathLike) -> None:
+    """Write ``obj`` as indented JSON, atomically.
+
+    Args:
+        obj: any JSON-serialisable object (NumPy scalars are converted).
+        path: str or PathLike. The file to write.
+    """
+
+    def _default(o: Any) -> Any:
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+        if isinstance(o, Path):
+            return str(o)
+        raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
+
+    with atomic_write(path) as f:
+        json.dump(obj, f, indent=2, default=_default)
+        f.write("\n")
+
+
+def read_image(
+    path: str | os.PathLike,
+    *,
+    patient_id: str | None = None,
+    role: str = "image",
+    pixel_type: int = sitk.sitkFloat32,
+) -> sitk.Image:
+    """Read a 3D medical image (NIfTI, NRRD, MHA, ...) with its geometry.
+
+    Args:
+        path: str or PathLike. The image file.
+        patient_id: str, optional. Named in error messages. Defaults to None.
+        role: str. What the file is (``"CT"``, ``"PET"``, ``"mask"``), named in error
+            messages. Defaults to ``"image"``.
+        pixel_type: int. SimpleITK pixel type to cast to. Defaults to ``sitk.sitkFloat32``;
+            use ``sitk.sitkUInt8`` for masks.
+
+    Returns:
+        SimpleITK.Image. A 3D image; spacing and origin in mm, direction cosines kept.
+
+    Raises:
+        PatientError: if ``patient_id`` is given and the file is missing, unreadable,
+            truncated, not 3D, or holds NaN or infinite voxels.
+        InputError: the same, when no ``patient_id`` is given.
+    """
+    path = Path(path)
+
+    def fail(message: str) -> Exception:
+        text = f"{role} file {path}: {message}"
+        return PatientError(patient_id, text) if patient_id is not None else InputError(text)
+
+    if not path.is_file():
+        raise fail("file not found")
+    try:
+        image = sitk.ReadImage(str(path))
+    except RuntimeError as exc:  # SimpleITK reports unreadable or truncated files this way
+        first_line = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unknown error"
+        raise fail(f"cannot be read (truncated or not an image?): {first_line}") from None
+    if image.GetDimension() == 4 and image.GetSize()[3] == 1:
+        image = image[:, :, :, 0]
+    if image.GetDimension() != 3:
+        raise fail(f"expected a 3D image, got {image.GetDimension()}D of size {image.GetSize()}")
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise fail(
+            f"expected one value per voxel, got {image.GetNumberOfComponentsPerPixel()}"
+        )
+    if pixel_type == sitk.sitkUInt8:
+        values = sitk.GetArrayViewFromImage(image)
+        if np.issubdtype(values.dtype, np.floating) and not np.isfinite(values).all():
+            raise fail("contains NaN or infinite voxels")
+        image = sitk.Cast(image, pixel_type)
+    else:
+        image = sitk.Cast(image, pixel_type)
+        values = sitk.GetArrayViewFromImage(image)
+        if not np.isfinite(values).all():
+            raise fail(f"contains {int((~np.isfinite(values)).sum())} NaN or infinite voxels")
+    return image
+
+
+def write_image(image: sitk.Image, path: str | os.PathLike, *, compress: bool = True) -> None:
+    """Write an image with its geometry, atomically.
+
+    Args:
+        image: SimpleITK.Image. The image to write.
+        path: str or PathLike. Target file; the format follows the extension
+            (``.nii.gz`` for compressed NIfTI).
+        compress: bool. Whether to compress when the format allows it. Defaults to True.
+    """
+    with atomic_path(path) as tmp:
+        sitk.WriteImage(image, str(tmp), compress)
