@@ -13,9 +13,12 @@ over the target, so a killed process never leaves a half-written output.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import os
+import struct
 import tempfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -150,6 +153,10 @@ def read_image(
 
     if not path.is_file():
         raise fail("file not found")
+    if path.name.endswith((".nii", ".nii.gz")):
+        problem = _nifti_problem(path)
+        if problem:
+            raise fail(problem)
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as exc:  # SimpleITK reports unreadable or truncated files this way
@@ -187,3 +194,84 @@ def write_image(image: sitk.Image, path: str | os.PathLike, *, compress: bool = 
     """
     with atomic_path(path) as tmp:
         sitk.WriteImage(image, str(tmp), compress)
+
+
+# NIfTI datatype codes of floating-point voxels -> NumPy dtype character
+_NIFTI_FLOAT_TYPES = {16: "f4", 64: "f8"}
+
+
+def _nifti_problem(path: Path) -> str | None:
+    """Check a NIfTI file for truncation and NaN voxels, which ITK's reader hides.
+
+    ITK reads a truncated ``.nii.gz`` without complaint (the missing voxels become zeros) and
+    replaces NaN voxels with 0, so both are checked here on the raw file: the data must be as
+    long as the header says and, for floating-point data, free of NaN and infinities. The data
+    are streamed in chunks, so memory stays small.
+
+    Returns:
+        A description of the problem, or None when the file looks sound (or is not NIfTI-1/2,
+        in which case ITK's own reader decides).
+    """
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            head = f.read(540)
+            if len(head) < 348:
+                return f"truncated: the NIfTI header needs 348 bytes, the file holds {len(head)}"
+            for endian in "<>":
+                header_size = struct.unpack(endian + "i", head[:4])[0]
+                if header_size in (348, 540):
+                    break
+            else:
+                return None
+            if header_size == 348:
+                dims = struct.unpack(endian + "8h", head[40:56])
+                datatype, bitpix = struct.unpack(endian + "2h", head[70:74])
+                offset = int(struct.unpack(endian + "f", head[108:112])[0])
+            else:
+                datatype, bitpix = struct.unpack(endian + "2h", head[12:16])
+                dims = struct.unpack(endian + "8q", head[16:80])
+                offset = struct.unpack(endian + "q", head[168:176])[0]
+            n_dims = max(1, min(int(dims[0]), 7))
+            n_voxels = int(np.prod([max(1, d) for d in dims[1 : n_dims + 1]], dtype=np.int64))
+            expected = n_voxels * max(bitpix, 8) // 8
+            float_type = _NIFTI_FLOAT_TYPES.get(datatype)
+            if float_type is None:  # no NaN possible: check the length without decompressing
+                return _length_problem(path, offset + expected)
+            f.seek(offset)
+            dtype = np.dtype(endian + float_type)
+            chunk_bytes = (1 << 22) - (1 << 22) % dtype.itemsize
+            remaining, n_bad = expected, 0
+            while remaining > 0:
+                block = f.read(min(chunk_bytes, remaining))
+                if not block:
+                    got = expected - remaining
+                    return f"truncated: the header promises {expected} bytes of voxels, found {got}"
+                values = np.frombuffer(block[: len(block) - len(block) % dtype.itemsize], dtype)
+                n_bad += int(values.size - np.count_nonzero(np.isfinite(values)))
+                remaining -= len(block)
+            if n_bad:
+                return f"contains {n_bad} NaN or infinite voxels"
+    except (OSError, EOFError, zlib.error) as exc:
+        return f"cannot be read (truncated or corrupt compressed data?): {exc}"
+    return None
+
+
+def _length_problem(path: Path, expected_bytes: int) -> str | None:
+    """Compare a NIfTI file's length with what its header promises.
+
+    For ``.gz`` files the gzip trailer's ISIZE field (uncompressed size modulo 2**32) is read
+    from the last 4 bytes, so nothing is decompressed; a truncated file ends in compressed
+    data there, which does not match.
+    """
+    size = path.stat().st_size
+    if not path.name.endswith(".gz"):
+        if size < expected_bytes:
+            return f"truncated: the header promises {expected_bytes} bytes, the file holds {size}"
+        return None
+    with open(path, "rb") as raw:
+        raw.seek(max(0, size - 4))
+        (isize,) = struct.unpack("<I", raw.read(4))
+    if isize != expected_bytes % (1 << 32):
+        return "truncated or corrupt: the compressed data end before the voxels the header promises"
+    return None

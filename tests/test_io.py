@@ -1,0 +1,99 @@
+"""Tests of hnprog.io: geometry-preserving NIfTI I/O, clear read errors, atomic writes."""
+
+from __future__ import annotations
+
+import gzip
+import os
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from hnprog.errors import InputError, PatientError
+from hnprog.io import atomic_write, read_image, write_image, write_json
+
+
+def _image(shape=(6, 7, 8), spacing=(0.9, 1.1, 3.0), origin=(-10.0, 20.0, 5.5)):
+    array = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing(spacing)
+    image.SetOrigin(origin)
+    # a rotation about z by 10 degrees: direction cosines must survive the round trip
+    c, s = np.cos(np.deg2rad(10)), np.sin(np.deg2rad(10))
+    image.SetDirection((c, -s, 0.0, s, c, 0.0, 0.0, 0.0, 1.0))
+    return image
+
+
+def test_write_then_read_preserves_geometry_and_values(tmp_path):
+    image = _image()
+    path = tmp_path / "ct.nii.gz"
+    write_image(image, path)
+    back = read_image(path)
+    np.testing.assert_allclose(back.GetSpacing(), image.GetSpacing(), atol=1e-6)
+    np.testing.assert_allclose(back.GetOrigin(), image.GetOrigin(), atol=1e-5)
+    np.testing.assert_allclose(back.GetDirection(), image.GetDirection(), atol=1e-6)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(back), sitk.GetArrayFromImage(image))
+    assert [p.name for p in tmp_path.iterdir()] == ["ct.nii.gz"]  # no temporary left behind
+
+
+def test_read_missing_file_names_patient_role_and_path(tmp_path):
+    with pytest.raises(PatientError, match=r"patient P1: PET file .*pt.nii.gz: file not found"):
+        read_image(tmp_path / "pt.nii.gz", patient_id="P1", role="PET")
+
+
+def test_read_truncated_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "ct.nii.gz"
+    write_image(_image(shape=(20, 30, 30)), path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match="cannot be read"):
+        read_image(path, role="CT")
+
+
+def test_read_rejects_nan_voxels(tmp_path):
+    array = np.zeros((4, 4, 4), np.float32)
+    array[1, 2, 3] = np.nan
+    path = tmp_path / "pt.nii.gz"
+    sitk.WriteImage(sitk.GetImageFromArray(array), str(path))
+    with pytest.raises(PatientError, match="1 NaN or infinite voxels"):
+        read_image(path, patient_id="P2", role="PET")
+
+
+def test_atomic_write_leaves_old_file_when_interrupted(tmp_path):
+    target = tmp_path / "out.csv"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_write(target) as f:
+            f.write("new, partial")
+            raise RuntimeError("killed")
+    assert target.read_text() == "old"
+    assert os.listdir(tmp_path) == ["out.csv"]
+
+
+def test_write_json_converts_numpy(tmp_path):
+    write_json({"c_index": np.float64(0.7), "n": np.int64(3)}, tmp_path / "a.json")
+    assert '"c_index": 0.7' in (tmp_path / "a.json").read_text()
+
+
+def test_atomic_write_rejects_append_mode(tmp_path):
+    with pytest.raises(ValueError, match="mode='a'"):
+        with atomic_write(tmp_path / "x", mode="a"):
+            pass
+
+
+def test_gzip_garbage_is_reported(tmp_path):
+    path = tmp_path / "x.nii.gz"
+    path.write_bytes(gzip.compress(b"not a nifti"))
+    with pytest.raises(InputError, match=r"image file .*x.nii.gz: (cannot be read|truncated)"):
+        read_image(path)
+
+
+def test_truncated_integer_nifti_is_detected_from_the_gzip_trailer(tmp_path):
+    array = np.random.default_rng(0).integers(-1000, 1000, (20, 30, 30)).astype(np.int16)
+    path = tmp_path / "ct.nii.gz"
+    sitk.WriteImage(sitk.GetImageFromArray(array), str(path), True)
+    assert read_image(path).GetSize() == (30, 30, 20)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 100])
+    with pytest.raises(PatientError, match="patient X: CT file .*truncated"):
+        read_image(path, patient_id="X", role="CT")
