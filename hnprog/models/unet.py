@@ -1,0 +1,187 @@
+"""The multi-task 3D UNet of Andrearczyk et al. (PRIME/MICCAI 2021) and its two variants."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+from keras import layers
+
+from hnprog.errors import InputError
+from hnprog.models.layers import NORMALIZATIONS, residual_block
+
+__all__ = ["TASKS", "build_multitask_unet"]
+
+TASKS = ("multitask", "radiomics", "segmentation")
+_SIDE_OUTPUT_CHANNELS = 8
+
+
+def build_multitask_unet(
+    input_shape: Sequence[int | None] = (144, 144, 144, 2),
+    tasks: str = "multitask",
+    filters: Sequence[int] = (8, 16, 32, 64, 128),
+    dropout: float = 0.5,
+    dense_units: int = 128,
+    normalization: str = "batch",
+    name: str | None = None,
+) -> keras.Model:
+    """Build the multi-task 3D UNet that segments the GTVt and predicts a Cox log-hazard.
+
+    The defaults give the authors' ``UnetRadiomics`` architecture (1,548,602 parameters, 1,546,626 of them trainable):
+
+    - **Encoder**, one level per entry of ``filters``. Level 1: a residual block with a 7^3
+      kernel, then one with a 3^3 kernel. Every further level: 2x max-pooling, then two
+      residual blocks with 3^3 kernels. A residual block sums ``conv(ReLU) + norm`` and a
+      ``1x1 conv(ReLU) + norm`` shortcut.
+    - **Decoder** (``tasks`` ``"multitask"`` and ``"segmentation"``), one level per encoder
+      level but the deepest: a stride-2 3^3 transposed convolution (ReLU), concatenation of
+      the encoder skip, one 3^3 convolution (ReLU). All decoder levels but the last emit a side
+      output (1x1 convolution to 8 channels, upsampled to full size: x8, x4, x2 by default),
+      summed into the last decoder feature map. Head: 3^3 convolution (8, ReLU), then a 1x1
+      convolution with a sigmoid.
+    - **Risk branch** (``tasks`` ``"multitask"`` and ``"radiomics"``): global average pooling
+      of the output of every encoder level, concatenated (8+16+32+64+128 = 248 features),
+      dropout, dense ``dense_units`` ReLU, dropout, dense 1 linear.
+
+    The two output layers compute in float32 even under a ``mixed_float16`` policy.
+
+    Reference: V. Andrearczyk et al., "Multi-task Deep Segmentation and Radiomics for
+    Automatic Prognosis in Head and Neck Cancer", PRIME 2021, LNCS 12928.
+
+    Args:
+        input_shape: tuple of 4 ints or None. ``(D, H, W, 2)`` with channels ``[CT, PET]``.
+            Each spatial size must be divisible by ``2 ** (len(filters) - 1)`` (16 by default)
+            or be None (any such size at call time). Defaults to ``(144, 144, 144, 2)``.
+        tasks: str. ``"multitask"`` (both outputs), ``"radiomics"`` (encoder and risk branch
+            only: the paper's deep radiomics model) or ``"segmentation"`` (no risk branch).
+            Defaults to ``"multitask"``.
+        filters: sequence of int. Channels of each encoder level, shallowest first; at least
+            two levels. Defaults to ``(8, 16, 32, 64, 128)``.
+        dropout: float. Dropout rate before each dense layer of the risk branch, in [0, 1).
+            Defaults to 0.5.
+        dense_units: int. Width of the hidden dense layer of the risk branch. Defaults to 128.
+        normalization: str. ``"batch"`` (the paper), ``"instance"`` (``GroupNormalization``
+            with one group per channel) or ``"se"`` (squeeze-and-excitation normalisation,
+            :class:`hnprog.models.layers.SENormalization`). Defaults to ``"batch"``.
+        name: str, optional. Model name. Defaults to ``f"unet_{tasks}"``.
+
+    Returns:
+        keras.Model with one input named ``"image"``, shape ``(N, D, H, W, 2)``, that returns
+        a dict holding ``"segmentation"`` (``(N, D, H, W, 1)``, GTVt probabilities in [0, 1];
+        threshold at 0.5) and/or ``"risk"`` (``(N, 1)``, log-hazard, higher means worse).
+
+    Raises:
+        InputError: on an unknown ``tasks`` or ``normalization``, a spatial size not divisible
+            by ``2 ** (len(filters) - 1)``, fewer than two levels, or a bad ``dropout``.
+
+    Example:
+        >>> model = build_multitask_unet((32, 32, 32, 2), filters=(4, 8, 16))
+        >>> import numpy as np
+        >>> out = model.predict(np.zeros((1, 32, 32, 32, 2), "float32"), verbose=0)
+        >>> out["segmentation"].shape, out["risk"].shape
+        ((1, 32, 32, 32, 1), (1, 1))
+    """
+    input_shape = tuple(input_shape)
+    filters = tuple(int(f) for f in filters)
+    _check_arguments(input_shape, tasks, filters, dropout, dense_units, normalization)
+    with_decoder = tasks in ("multitask", "segmentation")
+    with_risk = tasks in ("multitask", "radiomics")
+
+    # === Encoder ===
+    image = keras.Input(shape=input_shape, name="image")
+    x = residual_block(image, filters[0], 7, normalization, name="enc1_block1")
+    x = residual_block(x, filters[0], 3, normalization, name="enc1_block2")
+    encoder_outputs = [x]
+    for level, level_filters in enumerate(filters[1:], start=2):
+        x = layers.MaxPooling3D(2, name=f"enc{level}_pool")(x)
+        x = residual_block(x, level_filters, 3, normalization, name=f"enc{level}_block1")
+        x = residual_block(x, level_filters, 3, normalization, name=f"enc{level}_block2")
+        encoder_outputs.append(x)
+
+    outputs = {}
+    # === Decoder with summed side outputs ===
+    if with_decoder:
+        side_outputs = []
+        n_decoder_levels = len(filters) - 1
+        for step, skip_index in enumerate(range(n_decoder_levels - 1, -1, -1), start=1):
+            skip = encoder_outputs[skip_index]
+            level_filters = filters[skip_index]
+            x = layers.Conv3DTranspose(
+                level_filters,
+                3,
+                strides=2,
+                padding="same",
+                activation="relu",
+                name=f"dec{step}_upconv",
+            )(x)
+            x = layers.Concatenate(name=f"dec{step}_concat")([x, skip])
+            x = layers.Conv3D(
+                level_filters, 3, padding="same", activation="relu", name=f"dec{step}_conv"
+            )(x)
+            if step < n_decoder_levels:
+                side = layers.Conv3D(_SIDE_OUTPUT_CHANNELS, 1, name=f"dec{step}_side_conv")(x)
+                factor = 2 ** (n_decoder_levels - step)
+                side = layers.UpSampling3D(factor, name=f"dec{step}_side_up")(side)
+                side_outputs.append(side)
+        if side_outputs:
+            x = layers.Add(name="side_outputs_add")([x, *side_outputs])
+        x = layers.Conv3D(
+            _SIDE_OUTPUT_CHANNELS, 3, padding="same", activation="relu", name="head_conv"
+        )(x)
+        outputs["segmentation"] = layers.Conv3D(
+            1, 1, activation="sigmoid", dtype="float32", name="segmentation"
+        )(x)
+
+    # === Risk (deep radiomics) branch ===
+    if with_risk:
+        pooled = [
+            layers.GlobalAveragePooling3D(name=f"risk_gap{level}")(features)
+            for level, features in enumerate(encoder_outputs, start=1)
+        ]
+        r = layers.Concatenate(name="risk_concat")(pooled)
+        r = layers.Dropout(dropout, name="risk_dropout1")(r)
+        r = layers.Dense(dense_units, activation="relu", name="risk_dense")(r)
+        r = layers.Dropout(dropout, name="risk_dropout2")(r)
+        outputs["risk"] = layers.Dense(1, dtype="float32", name="risk")(r)
+
+    return keras.Model(inputs=image, outputs=outputs, name=name or f"unet_{tasks}")
+
+
+def _check_arguments(
+    input_shape: tuple,
+    tasks: str,
+    filters: tuple[int, ...],
+    dropout: float,
+    dense_units: int,
+    normalization: str,
+) -> None:
+    if tasks not in TASKS:
+        raise InputError(f"tasks must be one of {TASKS}. Received: tasks={tasks!r}")
+    if normalization not in NORMALIZATIONS:
+        raise InputError(
+            f"normalization must be one of {NORMALIZATIONS}. "
+            f"Received: normalization={normalization!r}"
+        )
+    if len(filters) < 2 or min(filters) < 1:
+        raise InputError(
+            f"filters must hold at least two positive channel counts. Received: filters={filters}"
+        )
+    if len(input_shape) != 4:
+        raise InputError(
+            f"input_shape must be (D, H, W, channels). Received: input_shape={input_shape}"
+        )
+    factor = 2 ** (len(filters) - 1)
+    for size in input_shape[:3]:
+        if size is not None and (size < factor or size % factor):
+            raise InputError(
+                f"each spatial size of input_shape must be a multiple of {factor} (2 ** "
+                f"(len(filters) - 1)) or None. Received: input_shape={input_shape}"
+            )
+    if input_shape[3] is None or input_shape[3] < 1:
+        raise InputError(
+            f"input_shape needs a known channel count. Received: input_shape={input_shape}"
+        )
+    if not 0.0 <= dropout < 1.0:
+        raise InputError(f"dropout must be in [0, 1). Received: dropout={dropout}")
+    if dense_units < 1:
+        raise InputError(f"dense_units must be positive. Received: dense_units={dense_units}")
