@@ -1,0 +1,715 @@
+"""Composable PET/CT preprocessing transforms that keep each image's geometry.
+
+A :class:`Case` holds SimpleITK images under the keys ``"ct"`` (HU), ``"pet"`` (SUV) and,
+optionally, ``"mask"`` (GTVt, 0/1), with the patient's :class:`~hnprog.data.bbox.BoundingBox`.
+SimpleITK images carry their own origin, spacing (mm) and direction cosines in physical LPS
+space, so every transform is geometry-aware, like MONAI's dictionary transforms or TorchIO's
+``Subject``. Transforms are callables ``Case -> Case`` that return a new case; chain them with
+:class:`Compose`:
+
+>>> pipeline = Compose([                                             # doctest: +SKIP
+...     CropToBox(margin=20.0),            # index-space crop, no interpolation
+...     RandomAugment(seed=0),             # records a random shift/mirror/rotation
+...     ResampleToGrid(spacing=1.0, size=144),  # ONE sitk.Resample per image
+...     NormaliseCT(), NormalisePET(),
+... ])
+>>> image, mask = pipeline(case).arrays()                              # doctest: +SKIP
+
+The order matters and follows the paper (see ``docs/data.md``): crop first (cheap, exact),
+then resample once onto the box's grid. :class:`RandomAugment` does not touch the voxels: it
+records the random transform, which :class:`ResampleToGrid` folds into its single
+resampling, so no image is interpolated twice. :func:`preprocess_case` is the one pipeline used
+at training (with an ``rng``) and at prediction (without).
+
+Conventions: spacing, origin and sizes of SimpleITK objects are in ``(x, y, z)`` order;
+NumPy arrays are ``(z, y, x)`` (``D, H, W``); the network input is ``(D, H, W, 2)`` with
+channels ``[CT, PET]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+
+from hnprog.data.bbox import BoundingBox
+from hnprog.errors import InputError, PatientError
+
+__all__ = [
+    "Augmentation",
+    "Case",
+    "Compose",
+    "CropToBox",
+    "Grid",
+    "InvertToReference",
+    "NormaliseCT",
+    "NormalisePET",
+    "PreprocessConfig",
+    "PreprocessedCase",
+    "RandomAugment",
+    "ResampleToGrid",
+    "crop_margin",
+    "invert_to_reference",
+    "physical_extent",
+    "preprocess_case",
+]
+
+CT, PET, MASK = "ct", "pet", "mask"
+Vector3 = tuple[float, float, float]
+
+
+# ---------------------------------------------------------------------------------------------
+# configuration and grid
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """Parameters of the preprocessing shared by training and prediction.
+
+    Args:
+        spacing: float. Isotropic voxel size of the network grid, mm. Defaults to 1.0.
+        crop_size: int. Edge of the cubic network grid, voxels. Defaults to 144.
+        ct_clip: tuple of two floats. CT window in HU, mapped to [-1, 1]. Defaults to
+            ``(-1024.0, 1024.0)``.
+        ct_outside: float. CT value (HU) of grid voxels outside the CT scan. Defaults to -1024.
+        pet_outside: float. PET value (SUV) of grid voxels outside the PET scan. Defaults to 0.
+        max_shift: int. Largest random shift per axis, voxels of the network grid (training
+            only). Defaults to 30.
+        max_rotation: float. Largest random rotation angle, degrees (training only).
+            Defaults to 5.0.
+        mirror: bool. Whether training flips left-right (x axis) with probability 1/2.
+            Defaults to True.
+
+    Raises:
+        InputError: on a non-positive spacing or crop size, an empty CT window, a negative
+            shift, or a rotation outside [0, 90) degrees.
+
+    Example:
+        >>> PreprocessConfig.cpu().to_dict()["spacing"]
+        2.0
+    """
+
+    spacing: float = 1.0
+    crop_size: int = 144
+    ct_clip: tuple[float, float] = (-1024.0, 1024.0)
+    ct_outside: float = -1024.0
+    pet_outside: float = 0.0
+    max_shift: int = 30
+    max_rotation: float = 5.0
+    mirror: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ct_clip", tuple(float(v) for v in self.ct_clip))
+        if not (math.isfinite(self.spacing) and self.spacing > 0):
+            raise InputError(f"spacing must be a positive number of mm. Received: spacing={self.spacing}")
+        if int(self.crop_size) != self.crop_size or self.crop_size < 1:
+            raise InputError(f"crop_size must be a positive integer. Received: crop_size={self.crop_size}")
+        if len(self.ct_clip) != 2 or not self.ct_clip[0] < self.ct_clip[1]:
+            raise InputError(f"ct_clip must be (low, high) with low < high. Received: ct_clip={self.ct_clip}")
+        if int(self.max_shift) != self.max_shift or self.max_shift < 0:
+            raise InputError(f"max_shift must be an integer >= 0. Received: max_shift={self.max_shift}")
+        if not 0 <= self.max_rotation < 90:
+            raise InputError(f"max_rotation must be in [0, 90) degrees. Received: max_rotation={self.max_rotation}")
+        object.__setattr__(self, "crop_size", int(self.crop_size))
+        object.__setattr__(self, "max_shift", int(self.max_shift))
+
+    @classmethod
+    def cpu(cls, **overrides: Any) -> PreprocessConfig:
+        """The fast CPU setting: 2 mm voxels, a 64^3 grid and shifts up to 15 voxels (30 mm)."""
+        return cls(**{"spacing": 2.0, "crop_size": 64, "max_shift": 15, **overrides})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The parameters as a JSON-ready dict."""
+        values = dataclasses.asdict(self)
+        values["ct_clip"] = list(self.ct_clip)
+        return values
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> PreprocessConfig:
+        """Rebuild a config from :meth:`to_dict`'s output.
+
+        Raises:
+            InputError: on an unknown key.
+        """
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise InputError(f"unknown preprocessing parameters {unknown}; known: {sorted(known)}")
+        return cls(**dict(values))
+
+
+@dataclass(frozen=True)
+class Grid:
+    """An axis-aligned voxel grid in physical LPS space (direction = identity).
+
+    Args:
+        origin: tuple of 3 floats. Centre of voxel ``(0, 0, 0)``, ``(x, y, z)`` in mm.
+        spacing: tuple of 3 floats. Voxel size ``(x, y, z)`` in mm.
+        size: tuple of 3 ints. Number of voxels ``(x, y, z)``.
+    """
+
+    origin: Vector3
+    spacing: Vector3
+    size: tuple[int, int, int]
+
+    @classmethod
+    def from_box(cls, box: BoundingBox, spacing: float, size: int) -> Grid:
+        """The cubic grid of ``size`` voxels of ``spacing`` mm centred on the box's centre."""
+        origin = tuple(c - (size - 1) / 2 * spacing for c in box.center)
+        return cls(origin, (float(spacing),) * 3, (int(size),) * 3)  # type: ignore[arg-type]
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """The NumPy shape ``(z, y, x)`` of an array on this grid."""
+        return (self.size[2], self.size[1], self.size[0])
+
+    @property
+    def center(self) -> Vector3:
+        """Physical centre ``(x, y, z)`` in mm."""
+        return tuple(o + (n - 1) / 2 * s for o, s, n in zip(self.origin, self.spacing, self.size))  # type: ignore[return-value]
+
+    def image(self, array: np.ndarray) -> sitk.Image:
+        """Wrap a ``(z, y, x)`` array on this grid as a SimpleITK image with the grid's geometry.
+
+        Raises:
+            InputError: if the array's shape is not :attr:`shape`.
+        """
+        array = np.asarray(array)
+        if array.shape != self.shape:
+            raise InputError(
+                f"array does not match the grid. Expected shape (z, y, x)={self.shape}. "
+                f"Received: shape={array.shape}"
+            )
+        image = sitk.GetImageFromArray(array)
+        image.SetOrigin(self.origin)
+        image.SetSpacing(self.spacing)
+        return image
+
+    def to_dict(self) -> dict[str, list]:
+        """``{"origin": [...], "spacing": [...], "size": [...]}``, JSON-ready."""
+        return {"origin": list(self.origin), "spacing": list(self.spacing), "size": list(self.size)}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Sequence[float]]) -> Grid:
+        """Rebuild a grid from :meth:`to_dict`'s output."""
+        return cls(
+            tuple(float(v) for v in values["origin"]),  # type: ignore[arg-type]
+            tuple(float(v) for v in values["spacing"]),  # type: ignore[arg-type]
+            tuple(int(v) for v in values["size"]),  # type: ignore[arg-type]
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# case and augmentation parameters
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Augmentation:
+    """One random spatial transform, applied identically to CT, PET and mask.
+
+    Applied about the grid's centre ``c``: a grid point ``p`` samples the input at
+    ``R M (p - c) + c + shift * spacing``, where ``M`` flips x when ``mirror`` and ``R``
+    rotates by ``angle`` degrees about ``axis``.
+
+    Args:
+        shift: tuple of 3 ints. Shift ``(x, y, z)`` in voxels of the network grid.
+        mirror: bool. Left-right (sagittal) flip of the x axis. Note that this swaps the
+            patient's left and right.
+        axis: tuple of 3 floats. Rotation axis (unit vector, ``(x, y, z)``).
+        angle: float. Rotation angle, degrees.
+    """
+
+    shift: tuple[int, int, int] = (0, 0, 0)
+    mirror: bool = False
+    axis: Vector3 = (0.0, 0.0, 1.0)
+    angle: float = 0.0
+
+    @classmethod
+    def sample(
+        cls, rng: np.random.Generator, *, max_shift: int, mirror: bool, max_rotation: float
+    ) -> Augmentation:
+        """Draw shifts uniformly in ``[-max_shift, max_shift]`` voxels per axis, a flip with
+        probability 1/2 (when ``mirror``) and an angle uniform in ``[-max_rotation,
+        max_rotation]`` degrees about an axis uniform on the sphere."""
+        shift = tuple(int(v) for v in rng.integers(-max_shift, max_shift + 1, size=3))
+        flip = bool(mirror and rng.random() < 0.5)
+        axis = rng.normal(size=3)
+        axis = axis / max(np.linalg.norm(axis), 1e-12)
+        angle = float(rng.uniform(-max_rotation, max_rotation)) if max_rotation > 0 else 0.0
+        return cls(shift, flip, tuple(float(a) for a in axis), angle)  # type: ignore[arg-type]
+
+    def matrix(self) -> np.ndarray:
+        """The 3x3 linear part ``R M`` (Rodrigues rotation times the optional x flip)."""
+        theta = math.radians(self.angle)
+        kx, ky, kz = np.asarray(self.axis, dtype=float) / np.linalg.norm(self.axis)
+        k = np.array([[0, -kz, ky], [kz, 0, -kx], [-ky, kx, 0]])
+        rotation = np.eye(3) + math.sin(theta) * k + (1 - math.cos(theta)) * (k @ k)
+        flip = np.diag([-1.0 if self.mirror else 1.0, 1.0, 1.0])
+        return rotation @ flip
+
+    def transform(self, center: Vector3, spacing: Vector3) -> sitk.AffineTransform:
+        """The SimpleITK transform from grid points to input points (mm)."""
+        affine = sitk.AffineTransform(3)
+        affine.SetMatrix(self.matrix().ravel().tolist())
+        affine.SetCenter(tuple(float(c) for c in center))
+        affine.SetTranslation(tuple(float(s * d) for s, d in zip(self.shift, spacing)))
+        return affine
+
+
+@dataclass(frozen=True)
+class Case:
+    """SimpleITK images of one patient, with the box and what the pipeline has done so far.
+
+    Args:
+        images: dict of str to SimpleITK.Image. ``"ct"`` (HU), ``"pet"`` (SUV) and optionally
+            ``"mask"`` (uint8, 1 = GTVt); each with its own geometry.
+        box: BoundingBox or None. The patient's box (mm). Defaults to None.
+        patient_id: str or None. Named in errors. Defaults to None.
+        grid: Grid or None. The network grid, set by :class:`ResampleToGrid`. Defaults to None.
+        augmentation: Augmentation or None. Pending random transform, set by
+            :class:`RandomAugment` and consumed by :class:`ResampleToGrid`. Defaults to None.
+    """
+
+    images: Mapping[str, sitk.Image]
+    box: BoundingBox | None = None
+    patient_id: str | None = None
+    grid: Grid | None = None
+    augmentation: Augmentation | None = None
+
+    def replace(self, **changes: Any) -> Case:
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+    def with_images(self, updates: Mapping[str, sitk.Image]) -> Case:
+        """A copy with some images replaced."""
+        return self.replace(images={**self.images, **updates})
+
+    def error(self, message: str) -> InputError:
+        """An error naming the patient (when known)."""
+        return PatientError(self.patient_id, message) if self.patient_id else InputError(message)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """The network arrays: image ``(D, H, W, 2)`` float32 ``[CT, PET]``, mask ``(D, H, W)``
+        uint8 or None.
+
+        Raises:
+            InputError: if the case has not been resampled onto a grid yet.
+        """
+        if self.grid is None:
+            raise self.error("case is not on a grid yet: apply ResampleToGrid first")
+        image = np.stack(
+            [sitk.GetArrayFromImage(self.images[CT]), sitk.GetArrayFromImage(self.images[PET])],
+            axis=-1,
+        ).astype(np.float32, copy=False)
+        mask = self.images.get(MASK)
+        return image, (sitk.GetArrayFromImage(mask).astype(np.uint8) if mask is not None else None)
+
+
+@dataclass(frozen=True)
+class PreprocessedCase:
+    """The output of :func:`preprocess_case`.
+
+    Args:
+        image: numpy.ndarray ``(D, H, W, 2)`` float32, channels ``[CT, PET]`` normalised.
+        mask: numpy.ndarray ``(D, H, W)`` uint8 or None.
+        grid: Grid. Where the arrays lie in physical space (for :func:`invert_to_reference`).
+        augmentation: Augmentation or None. The random transform used, if any.
+    """
+
+    image: np.ndarray
+    mask: np.ndarray | None
+    grid: Grid
+    augmentation: Augmentation | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# transforms
+# ---------------------------------------------------------------------------------------------
+class Compose:
+    """Apply transforms in order.
+
+    Args:
+        transforms: iterable of callables ``Case -> Case``.
+    """
+
+    def __init__(self, transforms: Iterable[Callable[[Case], Case]]):
+        self.transforms = list(transforms)
+
+    def __call__(self, case: Case) -> Case:
+        for transform in self.transforms:
+            case = transform(case)
+        return case
+
+    def __repr__(self) -> str:
+        return f"Compose({self.transforms!r})"
+
+
+def physical_extent(image: sitk.Image) -> tuple[np.ndarray, np.ndarray]:
+    """The axis-aligned physical bounds of an image's voxels (edges included), mm.
+
+    Returns:
+        tuple ``(lower, upper)`` of ``(x, y, z)`` arrays; direction cosines are respected.
+    """
+    size = image.GetSize()
+    corners = [
+        image.TransformContinuousIndexToPhysicalPoint(
+            [(-0.5 if bit == 0 else n - 0.5) for bit, n in zip(bits, size)]
+        )
+        for bits in np.ndindex(2, 2, 2)
+    ]
+    corners_arr = np.asarray(corners)
+    return corners_arr.min(axis=0), corners_arr.max(axis=0)
+
+
+def _intersects(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> bool:
+    return bool(np.all(np.maximum(a[0], b[0]) < np.minimum(a[1], b[1])))
+
+
+def _describe(bounds: tuple[np.ndarray, np.ndarray]) -> str:
+    lo, hi = bounds
+    return ", ".join(f"{a}=[{l:.1f}, {h:.1f}]" for a, l, h in zip("xyz", lo, hi)) + " mm"
+
+
+class CropToBox:
+    """Crop every image to the box plus a margin, in index space (no interpolation).
+
+    Each image keeps its own grid; only voxels that can matter for the box are kept. The
+    crop is clipped to the image, so cropping twice with the same box is harmless.
+
+    Args:
+        margin: float. Extra mm kept on each side of the box. Defaults to 0.
+
+    Raises:
+        PatientError: (named by ``case.patient_id``) if the PET and CT do not overlap, or
+            the box lies outside the CT or the PET.
+    """
+
+    def __init__(self, margin: float = 0.0):
+        if margin < 0:
+            raise InputError(f"margin must be >= 0 mm. Received: margin={margin}")
+        self.margin = float(margin)
+
+    def __call__(self, case: Case) -> Case:
+        if case.box is None:
+            raise case.error("CropToBox needs a bounding box in the case")
+        box = case.box
+        box_bounds = (np.asarray(box.lower), np.asarray(box.upper))
+        extents = {key: physical_extent(image) for key, image in case.images.items()}
+        if CT in extents and PET in extents and not _intersects(extents[CT], extents[PET]):
+            raise case.error(
+                f"PET and CT do not overlap: CT spans {_describe(extents[CT])}, PET spans "
+                f"{_describe(extents[PET])}"
+            )
+        for key in (CT, PET):
+            if key in extents and not _intersects(box_bounds, extents[key]):
+                raise case.error(
+                    f"bounding box {_describe(box_bounds)} lies outside the {key.upper()} image, "
+                    f"which spans {_describe(extents[key])}"
+                )
+        lower = np.asarray(box.lower) - self.margin
+        upper = np.asarray(box.upper) + self.margin
+        cropped = {key: self._crop(image, lower, upper) for key, image in case.images.items()}
+        return case.with_images(cropped)
+
+    @staticmethod
+    def _crop(image: sitk.Image, lower: np.ndarray, upper: np.ndarray) -> sitk.Image:
+        corners = [
+            image.TransformPhysicalPointToContinuousIndex(
+                [float(lower[i] if bit == 0 else upper[i]) for i, bit in enumerate(bits)]
+            )
+            for bits in np.ndindex(2, 2, 2)
+        ]
+        corners_arr = np.asarray(corners)
+        size = np.asarray(image.GetSize())
+        start = np.clip(np.floor(corners_arr.min(axis=0)).astype(int) - 1, 0, size)
+        stop = np.clip(np.ceil(corners_arr.max(axis=0)).astype(int) + 2, 0, size)
+        if np.any(stop <= start):  # box outside this image (e.g. a mask): keep one voxel
+            start = np.minimum(start, size - 1)
+            stop = start + 1
+        if np.all(start == 0) and np.all(stop == size):
+            return image
+        return image[int(start[0]) : int(stop[0]), int(start[1]) : int(stop[1]), int(start[2]) : int(stop[2])]
+
+    def __repr__(self) -> str:
+        return f"CropToBox(margin={self.margin})"
+
+
+class RandomAugment:
+    """Record a random shift, sagittal flip and rotation, to be applied by ResampleToGrid.
+
+    No voxel is touched here: the transform is folded into :class:`ResampleToGrid`'s single
+    resampling, identically for CT, PET and mask. Each call draws new parameters from the
+    generator, so a seeded pipeline is reproducible.
+
+    Args:
+        max_shift: int. Largest shift per axis, grid voxels. Defaults to 30.
+        mirror: bool. Flip left-right (x) with probability 1/2. Defaults to True.
+        max_rotation: float. Largest rotation angle, degrees. Defaults to 5.0.
+        seed: int, numpy Generator or None. Source of randomness. Defaults to None.
+    """
+
+    def __init__(
+        self,
+        max_shift: int = 30,
+        mirror: bool = True,
+        max_rotation: float = 5.0,
+        seed: int | np.random.Generator | None = None,
+    ):
+        self.max_shift = int(max_shift)
+        self.mirror = bool(mirror)
+        self.max_rotation = float(max_rotation)
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, case: Case) -> Case:
+        if case.grid is not None:
+            raise case.error("RandomAugment must come before ResampleToGrid in the pipeline")
+        augmentation = Augmentation.sample(
+            self.rng, max_shift=self.max_shift, mirror=self.mirror, max_rotation=self.max_rotation
+        )
+        return case.replace(augmentation=augmentation)
+
+    def __repr__(self) -> str:
+        return (
+            f"RandomAugment(max_shift={self.max_shift}, mirror={self.mirror}, "
+            f"max_rotation={self.max_rotation})"
+        )
+
+
+class ResampleToGrid:
+    """Resample every image once onto the cubic grid centred on the box.
+
+    Images use trilinear interpolation, the mask nearest neighbour. A pending
+    :class:`Augmentation` is composed into the same resampling. Voxels outside an image get
+    ``ct_outside`` (CT), ``pet_outside`` (PET) or 0 (mask).
+
+    Args:
+        spacing: float. Grid voxel size, mm. Defaults to 1.0.
+        size: int. Grid edge, voxels. Defaults to 144.
+        ct_outside: float. HU outside the CT. Defaults to -1024.
+        pet_outside: float. SUV outside the PET. Defaults to 0.
+    """
+
+    def __init__(
+        self,
+        spacing: float = 1.0,
+        size: int = 144,
+        ct_outside: float = -1024.0,
+        pet_outside: float = 0.0,
+    ):
+        self.spacing = float(spacing)
+        self.size = int(size)
+        self.outside = {CT: float(ct_outside), PET: float(pet_outside), MASK: 0.0}
+
+    def __call__(self, case: Case) -> Case:
+        if case.box is None:
+            raise case.error("ResampleToGrid needs a bounding box in the case")
+        grid = Grid.from_box(case.box, self.spacing, self.size)
+        augmentation = case.augmentation or Augmentation()
+        transform = augmentation.transform(grid.center, grid.spacing)
+        resampled = {}
+        for key, image in case.images.items():
+            resample = sitk.ResampleImageFilter()
+            resample.SetSize(grid.size)
+            resample.SetOutputOrigin(grid.origin)
+            resample.SetOutputSpacing(grid.spacing)
+            resample.SetOutputDirection((1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0))
+            resample.SetTransform(transform)
+            resample.SetDefaultPixelValue(self.outside.get(key, 0.0))
+            if key == MASK:
+                resample.SetInterpolator(sitk.sitkNearestNeighbor)
+                resample.SetOutputPixelType(sitk.sitkUInt8)
+            else:
+                resample.SetInterpolator(sitk.sitkLinear)
+                resample.SetOutputPixelType(sitk.sitkFloat32)
+            resampled[key] = resample.Execute(image)
+        return case.replace(images=resampled, grid=grid, augmentation=None)
+
+    def __repr__(self) -> str:
+        return f"ResampleToGrid(spacing={self.spacing}, size={self.size})"
+
+
+def _like(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
+    image = sitk.GetImageFromArray(array)
+    image.CopyInformation(reference)
+    return image
+
+
+class NormaliseCT:
+    """Clip CT to a window (HU) and map it linearly to [-1, 1].
+
+    Args:
+        clip: tuple of two floats. The window ``(low, high)`` in HU. Defaults to
+            ``(-1024, 1024)``.
+    """
+
+    def __init__(self, clip: tuple[float, float] = (-1024.0, 1024.0)):
+        self.clip = (float(clip[0]), float(clip[1]))
+
+    def __call__(self, case: Case) -> Case:
+        low, high = self.clip
+        values = sitk.GetArrayFromImage(case.images[CT]).astype(np.float32)
+        values = (np.clip(values, low, high) - low) * np.float32(2.0 / (high - low)) - 1.0
+        return case.with_images({CT: _like(values.astype(np.float32), case.images[CT])})
+
+    def __repr__(self) -> str:
+        return f"NormaliseCT(clip={self.clip})"
+
+
+class NormalisePET:
+    """Z-score the PET over all voxels of its current image (zero mean, unit variance).
+
+    Applied after :class:`ResampleToGrid`, the statistics are those of the network grid,
+    including grid voxels outside the PET scan (which hold ``pet_outside`` SUV). A constant
+    PET becomes all zeros.
+    """
+
+    def __call__(self, case: Case) -> Case:
+        values = sitk.GetArrayFromImage(case.images[PET]).astype(np.float64)
+        std = values.std()
+        values = (values - values.mean()) / (std if std > 1e-6 else 1.0)
+        return case.with_images({PET: _like(values.astype(np.float32), case.images[PET])})
+
+    def __repr__(self) -> str:
+        return "NormalisePET()"
+
+
+def invert_to_reference(
+    volume: np.ndarray,
+    grid: Grid,
+    reference: sitk.Image,
+    *,
+    interpolation: str = "linear",
+) -> sitk.Image:
+    """Put a network-grid volume back onto a patient's original image grid.
+
+    Args:
+        volume: numpy.ndarray ``(D, H, W)`` on ``grid``: a probability map (use linear) or a
+            label mask (use nearest).
+        grid: Grid. The network grid of the volume (``PreprocessedCase.grid``).
+        reference: SimpleITK.Image. The original CT (or PET); its origin, spacing, direction
+            and size define the output.
+        interpolation: str. ``"linear"`` (float32 output) or ``"nearest"`` (uint8 output).
+            Defaults to ``"linear"``.
+
+    Returns:
+        SimpleITK.Image on the reference grid; 0 outside the network grid.
+
+    Raises:
+        InputError: on a shape that does not match the grid or an unknown interpolation.
+
+    Example:
+        >>> prob = invert_to_reference(p, case.grid, ct_image)  # doctest: +SKIP
+    """
+    if interpolation not in ("linear", "nearest"):
+        raise InputError(
+            f"interpolation must be 'linear' or 'nearest'. Received: interpolation={interpolation!r}"
+        )
+    nearest = interpolation == "nearest"
+    source = grid.image(np.asarray(volume, dtype=np.uint8 if nearest else np.float32))
+    return sitk.Resample(
+        source,
+        reference,
+        sitk.Transform(),
+        sitk.sitkNearestNeighbor if nearest else sitk.sitkLinear,
+        0.0,
+        sitk.sitkUInt8 if nearest else sitk.sitkFloat32,
+    )
+
+
+@dataclass
+class InvertToReference:
+    """Transform that moves a case's grid images back onto a reference image's grid.
+
+    Args:
+        reference: SimpleITK.Image. The original CT or PET.
+        keys: tuple of str. Images to move. Defaults to ``("mask",)``.
+        interpolation: dict of str to str. Per-key interpolation; ``"mask"`` defaults to
+            ``"nearest"``, others to ``"linear"``.
+    """
+
+    reference: sitk.Image
+    keys: tuple[str, ...] = (MASK,)
+    interpolation: dict[str, str] = field(default_factory=dict)
+
+    def __call__(self, case: Case) -> Case:
+        if case.grid is None:
+            raise case.error("InvertToReference needs a case on a grid (after ResampleToGrid)")
+        moved = {}
+        for key in self.keys:
+            method = self.interpolation.get(key, "nearest" if key == MASK else "linear")
+            array = sitk.GetArrayFromImage(case.images[key])
+            moved[key] = invert_to_reference(array, case.grid, self.reference, interpolation=method)
+        return case.replace(images={**case.images, **moved}, grid=None)
+
+
+# ---------------------------------------------------------------------------------------------
+# the preprocessing pipeline
+# ---------------------------------------------------------------------------------------------
+def crop_margin(box: BoundingBox, config: PreprocessConfig, input_spacing: float = 4.0) -> float:
+    """The margin (mm) around the box that :class:`CropToBox` must keep so that the grid,
+    moved by any augmentation the config allows, only samples kept voxels.
+
+    Args:
+        box: BoundingBox. The patient's box (mm).
+        config: PreprocessConfig. Grid size, spacing, shift and rotation limits.
+        input_spacing: float. The coarsest input voxel size, mm (room for interpolation).
+            Defaults to 4.0.
+
+    Returns:
+        float. Margin in mm, >= 0.
+    """
+    half_grid = config.crop_size * config.spacing / 2
+    rotation = 2 * math.sqrt(3) * math.sin(math.radians(config.max_rotation) / 2)
+    needed = half_grid * (1 + rotation) + config.max_shift * config.spacing + 2 * input_spacing
+    return max(0.0, needed - min(box.size) / 2)
+
+
+def preprocess_case(
+    case: Case,
+    config: PreprocessConfig | None = None,
+    *,
+    rng: np.random.Generator | int | None = None,
+) -> PreprocessedCase:
+    """Preprocess one case for the network: crop, (augment), resample once, normalise.
+
+    The same function serves training (``rng`` given: random shift, flip and rotation) and
+    prediction (``rng=None``: no augmentation).
+
+    Args:
+        case: Case. ``"ct"``, ``"pet"`` and optional ``"mask"`` images with the box.
+        config: PreprocessConfig, optional. Defaults to ``PreprocessConfig()`` (1 mm, 144^3).
+        rng: numpy Generator, int or None. Augmentation randomness; None disables
+            augmentation. Defaults to None.
+
+    Returns:
+        PreprocessedCase with the image ``(D, H, W, 2)`` float32, mask ``(D, H, W)`` uint8 or
+        None, and the grid.
+
+    Raises:
+        PatientError: if the PET and CT do not overlap or the box lies outside them.
+
+    Example:
+        >>> out = preprocess_case(case, PreprocessConfig.cpu())  # doctest: +SKIP
+        >>> out.image.shape
+        (64, 64, 64, 2)
+    """
+    config = config or PreprocessConfig()
+    if case.box is None:
+        raise case.error("preprocess_case needs a bounding box in the case")
+    coarsest = max(max(image.GetSpacing()) for image in case.images.values())
+    case = CropToBox(crop_margin(case.box, config, coarsest))(case)
+    if rng is not None:
+        case = RandomAugment(config.max_shift, config.mirror, config.max_rotation, seed=rng)(case)
+    augmentation = case.augmentation
+    case = Compose(
+        [
+            ResampleToGrid(config.spacing, config.crop_size, config.ct_outside, config.pet_outside),
+            NormaliseCT(config.ct_clip),
+            NormalisePET(),
+        ]
+    )(case)
+    image, mask = case.arrays()
+    return PreprocessedCase(image, mask, case.grid, augmentation)  # type: ignore[arg-type]
