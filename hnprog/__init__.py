@@ -29,6 +29,15 @@ _PUBLIC_API: dict[str, str] = {
     # == core: models, losses, metrics ==
     # == data ==
     # == radiomics ==
+    "RadiomicsCoxPipeline": "hnprog.radiomics.baseline",
+    "extract_features": "hnprog.radiomics.extract",
+    "extract_cohort_features": "hnprog.radiomics.extract",
+    "read_features": "hnprog.radiomics.extract",
+    "run_radiomics_cv": "hnprog.radiomics.cv",
+    "FoldSplit": "hnprog.splits",
+    "cross_validation_splits": "hnprog.splits",
+    "write_cv_report": "hnprog.reporting",
+    "plot_kaplan_meier": "hnprog.reporting",
     # == training ==
     # == hub ==
     # == prediction ==
