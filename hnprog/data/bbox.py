@@ -8,16 +8,20 @@ box sampled at the chosen spacing, so the box, not the image, defines what the m
 from __future__ import annotations
 
 import csv
+import itertools
 import math
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import astuple, dataclass
 from pathlib import Path
 
-from hnprog.errors import InputError
+import numpy as np
+import SimpleITK as sitk
+
+from hnprog.errors import InputError, PatientError
 from hnprog.io import atomic_write
 
-__all__ = ["BoundingBox", "read_bboxes", "write_bboxes"]
+__all__ = ["BoundingBox", "auto_bbox", "physical_extent", "read_bboxes", "write_bboxes"]
 
 BBOX_COLUMNS = ("PatientID", "x1", "x2", "y1", "y2", "z1", "z2")
 
@@ -95,6 +99,29 @@ class BoundingBox:
         x, y, z = point
         return self.x1 <= x <= self.x2 and self.y1 <= y <= self.y2 and self.z1 <= z <= self.z2
 
+    def shifted_inside(self, extent: BoundingBox) -> BoundingBox:
+        """Move the box, without resizing it, so that it lies inside ``extent``.
+
+        Along an axis where the box is longer than ``extent``, the box is centred on
+        ``extent`` instead (it then sticks out on both sides).
+
+        Args:
+            extent: BoundingBox. The region to stay in, typically
+                :func:`physical_extent` of an image.
+
+        Returns:
+            BoundingBox. A box of the same size.
+        """
+        bounds = []
+        for lo, hi, e_lo, e_hi in zip(self.lower, self.upper, extent.lower, extent.upper):
+            if hi - lo > e_hi - e_lo:
+                shift = (e_lo + e_hi) / 2 - (lo + hi) / 2
+            else:
+                shift = max(e_lo - lo, 0.0) + min(e_hi - hi, 0.0)
+            bounds.append((lo + shift, hi + shift))
+        (x1, x2), (y1, y2), (z1, z2) = bounds
+        return BoundingBox(x1, x2, y1, y2, z1, z2)
+
     def to_dict(self) -> dict[str, float]:
         """The bounds as ``{"x1": ..., ..., "z2": ...}``, floats in mm."""
         return dict(zip(BBOX_COLUMNS[1:], map(float, astuple(self))))
@@ -149,3 +176,127 @@ def write_bboxes(boxes: Mapping[str, BoundingBox], path: str | os.PathLike) -> N
         writer.writerow(BBOX_COLUMNS)
         for pid, box in boxes.items():
             writer.writerow([pid, *(f"{v:.3f}" for v in astuple(box))])
+
+
+def physical_extent(image: sitk.Image) -> BoundingBox:
+    """The axis-aligned physical region (mm, LPS) that an image's voxels cover.
+
+    The box spans the outer faces of the corner voxels (half a voxel beyond their centres),
+    after applying the image's direction cosines, so flipped or rotated images get the
+    region they really cover.
+
+    Args:
+        image: SimpleITK.Image. A 3D image.
+
+    Returns:
+        BoundingBox. The smallest axis-aligned box containing the whole image.
+    """
+    size = image.GetSize()
+    corners = np.array(
+        [
+            image.TransformContinuousIndexToPhysicalPoint(
+                [-0.5 if upper == 0 else n - 0.5 for upper, n in zip(choice, size)]
+            )
+            for choice in itertools.product((0, 1), repeat=3)
+        ]
+    )
+    low, high = corners.min(axis=0), corners.max(axis=0)
+    return BoundingBox(low[0], high[0], low[1], high[1], low[2], high[2])
+
+
+def _voxel_centres(image: sitk.Image, index_zyx: tuple[np.ndarray, ...]) -> np.ndarray:
+    """Physical points (mm, ``(n, 3)`` x-y-z) of voxels given as NumPy ``(z, y, x)`` indices.
+
+    The vectorised form of ``image.TransformIndexToPhysicalPoint``:
+    ``origin + direction @ (spacing * index)``.
+    """
+    index_xyz = np.stack(index_zyx[::-1], axis=1).astype(np.float64)
+    direction = np.asarray(image.GetDirection(), dtype=np.float64).reshape(3, 3)
+    scaled = index_xyz * np.asarray(image.GetSpacing(), dtype=np.float64)
+    return np.asarray(image.GetOrigin(), dtype=np.float64) + scaled @ direction.T
+
+
+def auto_bbox(
+    pet: sitk.Image,
+    size: float = 144.0,
+    *,
+    threshold: float = 3.0,
+    sigma_voxels: float = 3.0,
+    below_brain: float = 114.0,
+    anterior_shift: float = 30.0,
+    patient_id: str | None = None,
+) -> BoundingBox:
+    """Find the oropharynx box from the PET alone (the HECKTOR baseline algorithm).
+
+    The PET is smoothed with a Gaussian of ``sigma_voxels`` voxels and thresholded at
+    ``threshold`` SUV. Of the connected components, the one with the most voxels in the top
+    third of the scan (highest physical z) is the brain. The cube of edge ``size`` then spans
+    from ``below_brain`` mm below the brain's lowest voxel centre upwards (30 mm above it for
+    the default 144 mm), is centred on the brain's extent in x, and centred on it in y then
+    moved ``anterior_shift`` mm anterior (towards -y in LPS). Finally it is moved, not
+    resized, to lie inside the PET (:meth:`BoundingBox.shifted_inside`). All coordinates are
+    physical, so origin, spacing and direction cosines are respected.
+
+    On synthetic cohorts (:func:`hnprog.data.synthetic.generate_cohort`) the box contains the
+    whole GTVt for at least 95% of patients; the original algorithm did for 96.5% of HECKTOR
+    2020 cases.
+
+    Args:
+        pet: SimpleITK.Image. The PET in SUV, 3D, any orientation.
+        size: float. Edge of the cube, mm. Defaults to 144.0.
+        threshold: float. SUV threshold on the smoothed PET. Defaults to 3.0.
+        sigma_voxels: float. Gaussian smoothing sigma, in voxels of each axis. Defaults to
+            3.0.
+        below_brain: float. How far the cube's lower face lies below the brain's lowest
+            point, mm. Defaults to 114.0.
+        anterior_shift: float. Anterior shift of the cube from the brain's y centre, mm.
+            Defaults to 30.0.
+        patient_id: str, optional. Named in the error message. Defaults to None.
+
+    Returns:
+        BoundingBox. A cube of edge ``size`` mm in physical LPS coordinates.
+
+    Raises:
+        PatientError: (InputError when no ``patient_id`` is given) if no voxel of the
+            smoothed PET above ``threshold`` lies in the top third of the scan, so no brain
+            is found.
+
+    Example:
+        >>> import SimpleITK as sitk
+        >>> from hnprog.data.bbox import auto_bbox
+        >>> box = auto_bbox(sitk.ReadImage("SYNA001_pt.nii.gz"))  # doctest: +SKIP
+    """
+    if not size > 0:
+        raise InputError(f"auto_bbox: size must be positive. Received: size={size!r}")
+    pet = sitk.Cast(pet, sitk.sitkFloat32)
+    sigma_mm = [sigma_voxels * spacing for spacing in pet.GetSpacing()]
+    smoothed = sitk.SmoothingRecursiveGaussian(pet, sigma_mm)
+    hot = sitk.GetArrayViewFromImage(smoothed) > threshold
+    components = sitk.GetArrayFromImage(
+        sitk.ConnectedComponent(sitk.GetImageFromArray(hot.astype(np.uint8)))
+    )
+    index = np.nonzero(components)
+    labels = components[index]
+    points = _voxel_centres(pet, index)
+    extent = physical_extent(pet)
+    top_third = points[:, 2] > extent.z1 + 2.0 * (extent.z2 - extent.z1) / 3.0
+    if not top_third.any():
+        message = (
+            f"no PET uptake above SUV {threshold} (after smoothing) in the top third of the "
+            f"scan (z > {extent.z1 + 2.0 * (extent.z2 - extent.z1) / 3.0:.1f} mm), so the "
+            "brain cannot be found; is the image a PET in SUV that includes the head? "
+            "Give a box in bboxes.csv instead"
+        )
+        raise PatientError(patient_id, message) if patient_id else InputError(message)
+    brain_label = np.bincount(labels[top_third]).argmax()
+    brain = points[labels == brain_label]
+    low, high = brain.min(axis=0), brain.max(axis=0)
+    centre_x = (low[0] + high[0]) / 2
+    centre_y = (low[1] + high[1]) / 2 - anterior_shift
+    z1 = low[2] - below_brain
+    box = BoundingBox(
+        centre_x - size / 2, centre_x + size / 2,
+        centre_y - size / 2, centre_y + size / 2,
+        z1, z1 + size,
+    )  # fmt: skip
+    return box.shifted_inside(extent)
