@@ -7,23 +7,32 @@
 - :mod:`hnprog.radiomics.cv`: cross-validation with the paper's splits and a Table-1 report.
 """
 
-from hnprog.radiomics.baseline import RadiomicsCoxPipeline
-from hnprog.radiomics.cv import RadiomicsCVResult, run_radiomics_cv
-from hnprog.radiomics.extract import (
-    DEFAULT_PARAMS,
-    extract_cohort_features,
-    extract_features,
-    feature_names,
-    read_features,
-)
+from __future__ import annotations
 
-__all__ = [
-    "DEFAULT_PARAMS",
-    "RadiomicsCVResult",
-    "RadiomicsCoxPipeline",
-    "extract_cohort_features",
-    "extract_features",
-    "feature_names",
-    "read_features",
-    "run_radiomics_cv",
-]
+import importlib
+from typing import Any
+
+# Imported lazily: extraction workers only need ``extract``, not scikit-learn.
+_NAMES = {
+    "RadiomicsCoxPipeline": "hnprog.radiomics.baseline",
+    "RadiomicsCVResult": "hnprog.radiomics.cv",
+    "run_radiomics_cv": "hnprog.radiomics.cv",
+    "DEFAULT_PARAMS": "hnprog.radiomics.extract",
+    "extract_cohort_features": "hnprog.radiomics.extract",
+    "extract_features": "hnprog.radiomics.extract",
+    "feature_names": "hnprog.radiomics.extract",
+    "read_features": "hnprog.radiomics.extract",
+}
+
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _NAMES.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'hnprog.radiomics' has no attribute {name!r}")
+    return getattr(importlib.import_module(module_name), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

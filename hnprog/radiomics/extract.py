@@ -596,8 +596,12 @@ def extract_cohort_features(
 
 def _process_context() -> multiprocessing.context.BaseContext:
     """Start workers without fork: the parent may hold threads (TensorFlow, tqdm)."""
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    # Import the heavy modules once in the fork server; each worker then starts ready.
+    context.set_forkserver_preload([__name__, "radiomics.featureextractor"])
+    return context
 
 
 def _safe_name(patient_id: str) -> str:
