@@ -42,9 +42,10 @@ def make_pet(point_value: float | None = 50.0, shift_mm: float = 0.0) -> sitk.Im
     image = sitk.GetImageFromArray(pet)
     image.SetSpacing((4.0, 4.0, 3.0))
     image.SetDirection(PET_DIRECTION)
-    image.SetOrigin((21.0 + shift_mm, -23.0, -27.0))
+    image.SetOrigin((21.0, -23.0, -27.0))
     if point_value is not None:
         image[image.TransformPhysicalPointToIndex(POINT)] = point_value
+    image.SetOrigin((21.0 + shift_mm, -23.0, -27.0))
     return image
 
 
