@@ -28,6 +28,7 @@ import math
 import multiprocessing
 import os
 import re
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -162,9 +163,11 @@ def feature_names(params: str | os.PathLike | Mapping[str, Any] | None = None) -
         >>> len(feature_names())
         274
     """
-    from radiomics import getFeatureClasses
+    with warnings.catch_warnings():  # PyRadiomics loads its classes with a deprecated API
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from radiomics import getFeatureClasses
 
-    classes = getFeatureClasses()
+        classes = getFeatureClasses()
     names = []
     for run in load_params(params)["runs"]:
         for class_name, enabled in run["featureClass"].items():
@@ -321,28 +324,35 @@ def _extractors(params: dict[str, Any]) -> list[tuple[dict[str, Any], Any]]:
     """One configured PyRadiomics extractor per run, cached per process."""
     key = _params_hash(params)
     if key not in _EXTRACTORS:
-        import radiomics
-        from radiomics.featureextractor import RadiomicsFeatureExtractor
-
-        radiomics.setVerbosity(logging.ERROR)
-        logging.getLogger("radiomics").setLevel(logging.ERROR)
-        extractors = []
-        for run in params["runs"]:
-            settings = {**params["setting"], **run["setting"]}
-            settings.pop("resampledPixelSpacing", None)  # hnprog resamples; never PyRadiomics
-            try:
-                extractor = RadiomicsFeatureExtractor(
-                    {
-                        "imageType": {"Original": {}},
-                        "setting": settings,
-                        "featureClass": run["featureClass"],
-                    }
-                )
-            except Exception as exc:  # PyRadiomics validates with its own exceptions
-                raise InputError(f"radiomics params, run {run['prefix']!r}: {exc}") from None
-            extractors.append((run, extractor))
-        _EXTRACTORS[key] = extractors
+        # PyRadiomics and its schema validator (pykwalify) import modules with a deprecated API
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            _EXTRACTORS[key] = _build_extractors(params)
     return _EXTRACTORS[key]
+
+
+def _build_extractors(params: dict[str, Any]) -> list[tuple[dict[str, Any], Any]]:
+    import radiomics
+    from radiomics.featureextractor import RadiomicsFeatureExtractor
+
+    radiomics.setVerbosity(logging.ERROR)
+    logging.getLogger("radiomics").setLevel(logging.ERROR)
+    extractors = []
+    for run in params["runs"]:
+        settings = {**params["setting"], **run["setting"]}
+        settings.pop("resampledPixelSpacing", None)  # hnprog resamples; never PyRadiomics
+        try:
+            extractor = RadiomicsFeatureExtractor(
+                {
+                    "imageType": {"Original": {}},
+                    "setting": settings,
+                    "featureClass": run["featureClass"],
+                }
+            )
+        except Exception as exc:  # PyRadiomics validates with its own exceptions
+            raise InputError(f"radiomics params, run {run['prefix']!r}: {exc}") from None
+        extractors.append((run, extractor))
+    return extractors
 
 
 def _params_hash(params: Mapping[str, Any]) -> str:
