@@ -28,6 +28,19 @@ _PUBLIC_API: dict[str, str] = {
     "write_image": "hnprog.io",
     # == core: models, losses, metrics ==
     # == data ==
+    "Patient": "hnprog.data.cohort",
+    "Cohort": "hnprog.data.cohort",
+    "read_cohort": "hnprog.data.cohort",
+    "read_endpoints": "hnprog.data.cohort",
+    "PreprocessConfig": "hnprog.transforms",
+    "preprocess_case": "hnprog.transforms",
+    "invert_to_reference": "hnprog.transforms",
+    "preprocess_patient": "hnprog.data.preprocess",
+    "preprocess_cohort": "hnprog.data.preprocess",
+    "load_preprocessed": "hnprog.data.preprocess",
+    "CohortDataset": "hnprog.data.dataset",
+    "CaseCache": "hnprog.data.dataset",
+    "censoring_balanced_indices": "hnprog.data.dataset",
     # == radiomics ==
     "RadiomicsCoxPipeline": "hnprog.radiomics.baseline",
     "extract_features": "hnprog.radiomics.extract",

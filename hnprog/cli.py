@@ -70,6 +70,78 @@ def echo_done(message: str) -> None:
 
 # == data commands (synth, preprocess) ==
 
+
+@main.command("preprocess")
+@click.argument("data", type=click.Path(exists=True))
+@click.option(
+    "--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder."
+)
+@click.option(
+    "--spacing", type=float, help="Grid voxel size in mm.  [default: 1.0; 2.0 with --cpu]"
+)
+@click.option("--crop-size", type=int, help="Grid edge in voxels.  [default: 144; 64 with --cpu]")
+@click.option("--cpu", "cpu_preset", is_flag=True, help="Fast CPU setting: 2 mm voxels, 64^3 grid.")
+@click.option(
+    "--bboxes",
+    type=click.Path(exists=True, dir_okay=False),
+    help="HECKTOR box CSV (PatientID,x1,x2,y1,y2,z1,z2 in mm).  "
+    "[default: bboxes.csv in DATA; else the automatic PET box]",
+)
+@click.option(
+    "--endpoints",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Endpoint CSV.  [default: endpoints.csv in DATA]",
+)
+@click.option(
+    "--layout",
+    type=click.Choice(["auto", "hecktor2020", "hecktor2021", "hecktor2022", "manifest"]),
+    default="auto",
+    show_default=True,
+    help="Cohort layout.",
+)
+@click.option("--nifti", is_flag=True, help="Also write the grid volumes as NIfTI for a viewer.")
+def preprocess_command(
+    data: str,
+    out_dir: str,
+    spacing: float | None,
+    crop_size: int | None,
+    cpu_preset: bool,
+    bboxes: str | None,
+    endpoints: str | None,
+    layout: str,
+    nifti: bool,
+) -> None:
+    """Crop, resample and normalise every patient of a cohort onto the box grid.
+
+    DATA is a HECKTOR 2020/2021/2022 folder or a CSV manifest (patient_id,ct,pet[,mask]).
+    Writes <ID>.npz per case, cases.csv, bboxes.csv, preprocess.json and failures.csv
+    (every patient that could not be preprocessed, with the reason).
+
+    \b
+    Example:
+      hnprog preprocess data/ --out prep/ --cpu
+    """
+    from hnprog.data.cohort import read_cohort
+    from hnprog.data.preprocess import preprocess_cohort
+    from hnprog.transforms import PreprocessConfig
+
+    overrides = {k: v for k, v in (("spacing", spacing), ("crop_size", crop_size)) if v is not None}
+    config = PreprocessConfig.cpu(**overrides) if cpu_preset else PreprocessConfig(**overrides)
+    cohort = read_cohort(data, endpoints=endpoints, bboxes=bboxes, layout=layout)
+    failures = preprocess_cohort(cohort, out_dir, config, write_nifti=nifti, progress=True)
+    n_done = len(cohort) - len(failures)
+    if len(failures):
+        click.secho(
+            f"{len(failures)} of {len(cohort)} patients failed; reasons in {out_dir}/failures.csv",
+            fg="yellow",
+            err=True,
+        )
+    if n_done == 0:
+        raise click.ClickException(f"no patient could be preprocessed; see {out_dir}/failures.csv")
+    echo_done(
+        f"{n_done} cases preprocessed into {out_dir} ({config.crop_size}^3 at {config.spacing} mm)"
+    )
+
 # == radiomics commands ==
 
 

@@ -134,3 +134,30 @@ def test_same_function_for_files_and_in_memory_cases(tmp_path):
     )
     np.testing.assert_array_equal(from_files.image, in_memory.image)
     np.testing.assert_array_equal(from_files.mask, in_memory.mask)
+
+
+def test_cli_preprocess_reports_failures_and_succeeds(broken_cohort, tmp_path):
+    from click.testing import CliRunner
+
+    from hnprog.cli import main
+
+    out = tmp_path / "prep"
+    args = ["preprocess", str(broken_cohort), "--out", str(out), "--spacing", "2", "--crop-size", "16"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "6 of 8 patients failed" in result.output
+    assert "2 cases preprocessed" in result.output and "16^3 at 2.0 mm" in result.output
+    assert (out / "CHGJ001.npz").is_file() and len(pd.read_csv(out / "failures.csv")) == 6
+
+
+def test_cli_preprocess_with_bad_endpoints_is_one_line_error(broken_cohort, tmp_path):
+    from click.testing import CliRunner
+
+    from hnprog.cli import main
+
+    bad = tmp_path / "e.csv"
+    bad.write_text("PatientID,Progression,Progression free survival (days)\nCHGJ001,3,10\n")
+    args = ["preprocess", str(broken_cohort), "--out", str(tmp_path / "o"), "--endpoints", str(bad)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    assert "Error: endpoint file" in result.output and "event must be 0 or 1" in result.output
