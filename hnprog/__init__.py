@@ -28,6 +28,10 @@ _PUBLIC_API: dict[str, str] = {
     "write_image": "hnprog.io",
     # == core: models, losses, metrics ==
     # == data ==
+    "BoundingBox": "hnprog.data.bbox",
+    "auto_bbox": "hnprog.data.bbox",
+    "generate_cohort": "hnprog.data.synthetic",
+    "oracle_cindex": "hnprog.data.synthetic",
     "Patient": "hnprog.data.cohort",
     "Cohort": "hnprog.data.cohort",
     "read_cohort": "hnprog.data.cohort",
@@ -53,6 +57,13 @@ _PUBLIC_API: dict[str, str] = {
     "plot_kaplan_meier": "hnprog.reporting",
     # == training ==
     # == hub ==
+    "from_preset": "hnprog.presets",
+    "save_to_preset": "hnprog.presets",
+    "list_presets": "hnprog.presets",
+    "download_preset": "hnprog.presets",
+    "Preset": "hnprog.presets",
+    "upload_preset": "hnprog.hub",
+    "FoldEnsemble": "hnprog.models.ensemble",
     # == prediction ==
 }
 

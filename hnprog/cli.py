@@ -71,6 +71,60 @@ def echo_done(message: str) -> None:
 # == data commands (synth, preprocess) ==
 
 
+@main.command("synth")
+@click.argument("out_dir", metavar="OUT", type=click.Path(file_okay=False))
+@click.option("--patients", "-n", default=20, show_default=True, type=click.IntRange(min=1),
+              help="Number of patients.")
+@click.option("--seed", "-s", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Random seed; the same seed writes identical files.")
+@click.option("--centres", default=4, show_default=True, type=click.IntRange(1, 26),
+              help="Number of centres (SYNA, SYNB, ...), differing in noise and resolution.")
+@click.option("--censoring", default=0.8, show_default=True,
+              type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Expected share of censored patients.")
+@click.option("--scale", "image_scale", default=1.0, show_default=True,
+              type=click.FloatRange(0.25, 2.0),
+              help="Voxels per axis times SCALE (0.5: 8x smaller images, for quick tries).")
+@click.option("--jobs", "-j", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Worker processes.")
+def synth_command(
+    out_dir: str,
+    patients: int,
+    seed: int,
+    centres: int,
+    censoring: float,
+    image_scale: float,
+    jobs: int,
+) -> None:
+    """Write a synthetic HECKTOR 2021-layout PET/CT cohort with a known survival model.
+
+    Writes <ID>_ct.nii.gz, <ID>_pt.nii.gz and <ID>_gtvt.nii.gz per patient, endpoints.csv,
+    bboxes.csv and truth.csv (the true log-hazard and tumour properties) into OUT.
+
+    \b
+    Example:
+      hnprog synth data/ -n 20 --seed 0
+    """
+    from hnprog.data.synthetic import generate_cohort, oracle_cindex, read_truth
+
+    root = generate_cohort(
+        out_dir,
+        n_patients=patients,
+        seed=seed,
+        n_centres=centres,
+        censoring=censoring,
+        image_scale=image_scale,
+        n_jobs=jobs,
+    )
+    truth = read_truth(root)
+    n_events = int(truth["event"].sum())
+    oracle = f"{oracle_cindex(truth):.3f}" if n_events else "undefined (no event)"
+    echo_done(
+        f"{patients} synthetic patients in {root} ({n_events} events, "
+        f"{100 * (1 - n_events / patients):.0f}% censored, oracle C-index {oracle})"
+    )
+
+
 @main.command("preprocess")
 @click.argument("data", type=click.Path(exists=True))
 @click.option(
@@ -292,7 +346,260 @@ def radiomics_cv(
 
 # == model-zoo commands (presets, download, upload, card) ==
 
+_hub_options = option_group(
+    click.option(
+        "--cache-dir", type=click.Path(file_okay=False), default=None,
+        help="Hugging Face cache folder. [default: HF_HUB_CACHE or ~/.cache/huggingface/hub]",
+    ),
+    click.option(
+        "--endpoint", default=None, metavar="URL",
+        help="Hub URL. [default: HF_ENDPOINT or https://huggingface.co]",
+    ),
+)
+
+
+@main.group()
+def presets() -> None:
+    """Registered pretrained presets (pinned Hub commits with sha256 checksums)."""
+
+
+@presets.command("list")
+def presets_list() -> None:
+    """List the registered presets: name, description and where the weights live.
+
+    \b
+    Example:
+      hnprog presets list
+    """
+    from hnprog.presets import list_presets
+
+    registry = list_presets()
+    if not registry:
+        click.echo(
+            "No presets are registered in this version of hnprog. Load a preset folder or an "
+            "hf://org/repo[@revision] URI with hnprog.from_preset."
+        )
+        return
+    for name, entry in sorted(registry.items()):
+        click.echo(f"{name}\n  {entry['description']}\n  {entry.get('uri') or entry.get('path')}")
+
+
+@main.command("download")
+@click.argument("name")
+@_hub_options
+@click.option("--offline", is_flag=True, help="Use the local cache only, never the network.")
+def download(name: str, cache_dir: str | None, endpoint: str | None, offline: bool) -> None:
+    """Download a preset into the Hugging Face cache and verify every file's sha256.
+
+    NAME is a registered preset, a family (all its folds), hf://org/repo[@revision] or a local
+    preset folder. Prints the verified folder(s); loading them later works offline.
+
+    \b
+    Example:
+      hnprog download hf://my-lab/unet3d_hecktor_petct_fold0@v1
+    """
+    from hnprog.presets import download_preset
+
+    folders = download_preset(name, cache_dir=cache_dir, endpoint=endpoint,
+                              local_files_only=offline)
+    for folder in folders:
+        echo_done(f"verified preset -> {folder}")
+
+
+@main.command("upload")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.argument("uri")
+@click.option("--tag", default=None, help="Release tag to create on the new commit, e.g. v1.")
+@click.option("--private", is_flag=True, help="Create the repository as private.")
+@click.option(
+    "--endpoint", default=None, metavar="URL",
+    help="Hub URL. [default: HF_ENDPOINT or https://huggingface.co]",
+)
+def upload(folder: str, uri: str, tag: str | None, private: bool, endpoint: str | None) -> None:
+    """Validate a preset FOLDER and upload it to the Hub repository URI (hf://org/repo).
+
+    The checksums are verified first; the repository is created if needed and the new commit
+    tagged with --tag. The token is the one huggingface_hub finds (HF_TOKEN or
+    `hf auth login`). Prints the commit id to pin.
+
+    \b
+    Example:
+      hnprog upload runs/cv/fold0/preset hf://my-lab/unet3d_hecktor_petct_fold0 --tag v1
+    """
+    from hnprog.hub import upload_preset
+
+    commit = upload_preset(folder, uri, tag=tag, private=private, endpoint=endpoint)
+    echo_done(f"uploaded {folder} -> commit {commit}; pin it as {uri}@{commit}")
+
+
+@main.command("card")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option(
+    "--cards-dir", type=click.Path(file_okay=False), default="weights_cards", show_default=True,
+    help="Where copies of the cards go, as <preset name>.md.",
+)
+def card(run_dir: str, cards_dir: str) -> None:
+    """Write the model card of every preset in RUN_DIR from the run's own metrics.
+
+    RUN_DIR is a preset folder or a run folder with presets below it (one per fold). Each
+    card is written as the preset's README.md (its checksum in hnprog.json is updated) and
+    copied into --cards-dir.
+
+    \b
+    Example:
+      hnprog card runs/cv_multitask --cards-dir weights_cards
+    """
+    from hnprog.cards import card_run
+
+    written = card_run(run_dir, cards_dir=cards_dir)
+    echo_done(f"{len(written)} card(s) written; copies in {cards_dir}")
+
+
 # == prediction commands (predict, demo, info) ==
+
+
+def _parse_bbox(value: str | None) -> Any:
+    if value is None:
+        return None
+    from hnprog.data.bbox import BoundingBox
+
+    parts = value.replace(" ", "").split(",")
+    try:
+        numbers = [float(p) for p in parts]
+    except ValueError:
+        numbers = []
+    if len(numbers) != 6:
+        raise click.BadParameter(f"expected six numbers x1,x2,y1,y2,z1,z2 in mm, got {value!r}",
+                                 param_hint="--bbox")
+    return BoundingBox(*numbers)
+
+
+@main.command("predict")
+@click.argument("data", required=False, type=click.Path(exists=True))
+@click.option("--ct", type=click.Path(exists=True, dir_okay=False),
+              help="CT of one patient (NIfTI, HU).")
+@click.option("--pet", type=click.Path(exists=True, dir_okay=False),
+              help="PET of one patient (NIfTI, SUV).")
+@click.option("--model", "-m", "models", multiple=True, required=True,
+              help="Preset name, hf://org/repo[@revision] or preset folder; repeat it (or give "
+                   "a folder of fold presets) to average several folds.")
+@click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Output folder.")
+@click.option("--patient-id", default="patient", show_default=True,
+              help="Name of the patient in the outputs (with --ct/--pet).")
+@click.option("--mask", "reference_mask", type=click.Path(exists=True, dir_okay=False),
+              help="Reference GTVt mask of the patient, for a Dice and the overlay (with --ct/--pet).")
+@click.option("--bbox", help="Box x1,x2,y1,y2,z1,z2 in mm (with --ct/--pet).  "
+                             "[default: the automatic box from the PET]")
+@click.option("--bboxes", type=click.Path(exists=True, dir_okay=False),
+              help="HECKTOR box CSV for a cohort.  [default: bboxes.csv in DATA, else automatic]")
+@click.option("--endpoints", type=click.Path(exists=True, dir_okay=False),
+              help="Endpoint CSV, to report the C-index.  [default: endpoints.csv in DATA]")
+@click.option("--no-overlay", is_flag=True, help="Skip the PNG overlays (faster).")
+@click.option("--restart", is_flag=True, help="Predict every patient again instead of resuming.")
+def predict_command(data: str | None, ct: str | None, pet: str | None, models: tuple[str, ...],
+                    out_dir: str, patient_id: str, reference_mask: str | None, bbox: str | None,
+                    bboxes: str | None, endpoints: str | None, no_overlay: bool,
+                    restart: bool) -> None:
+    """Predict the risk and the tumour contour of one patient or of a cohort.
+
+    One patient: give --ct and --pet. A cohort: give DATA, a HECKTOR 2020/2021/2022 folder or
+    a CSV manifest; each patient gets a folder, failed patients are listed with the reason in
+    failures.csv, and a second run resumes where the first stopped.
+
+    Each patient folder holds risk.csv (Cox log-hazard: higher is worse), gtvt_probability.nii.gz
+    and gtvt_mask.nii.gz on the patient's original CT grid (open them over the CT in 3D Slicer
+    or ITK-SNAP), overlay.png and report.json (box, tumour volume in mL, preprocessing,
+    versions). A cohort also gets predictions.csv and metrics.json (C-index with endpoints,
+    Dice with masks).
+
+    \b
+    Examples:
+      hnprog predict --ct P1_ct.nii.gz --pet P1_pt.nii.gz -m hnprog-demo/preset -o out/P1
+      hnprog predict data/ -m folds/fold0 -m folds/fold1 -o predictions/
+    """
+    from hnprog.errors import InputError
+    from hnprog.predict import load_predictor, predict_cohort, predict_patient
+
+    single = ct is not None or pet is not None
+    if single and data is not None:
+        raise InputError("give either DATA (a cohort) or --ct and --pet (one patient), not both")
+    if single and (ct is None or pet is None):
+        raise InputError("one patient needs both --ct and --pet")
+    if not single and data is None:
+        raise InputError("nothing to predict: give DATA (a cohort) or --ct and --pet")
+    box = _parse_bbox(bbox)
+    predictor = load_predictor(list(models))
+    if single:
+        result = predict_patient(ct, pet, predictor, out_dir, patient_id=patient_id, box=box,
+                                 reference_mask=reference_mask, overlay=not no_overlay)
+        group = f" ({result.risk_group} risk)" if result.risk_group else ""
+        volume = ("" if result.tumour_volume_ml is None
+                  else f", predicted GTVt {result.tumour_volume_ml:.1f} mL")
+        echo_done(f"{patient_id}: risk (log-hazard) {result.risk:+.3f}{group}{volume}; "
+                  f"outputs in {out_dir}")
+        return
+    from hnprog.data.cohort import read_cohort
+
+    cohort = read_cohort(data, endpoints=endpoints, bboxes=bboxes)
+    predictions, failures, metrics = predict_cohort(cohort, predictor, out_dir,
+                                                    overlay=not no_overlay, resume=not restart)
+    if len(failures):
+        click.secho(f"{len(failures)} of {len(cohort)} patients failed; reasons in "
+                    f"{out_dir}/failures.csv", fg="yellow", err=True)
+    scores = []
+    if "c_index" in metrics:
+        scores.append(f"C-index {metrics['c_index']:.3f}")
+    if "dice_mean" in metrics:
+        scores.append(f"mean Dice {metrics['dice_mean']:.3f}")
+    echo_done(f"{len(predictions)} patients predicted into {out_dir}"
+              + (f" ({', '.join(scores)})" if scores else ""))
+    if len(predictions) == 0:
+        raise click.ClickException(f"no patient could be predicted; see {out_dir}/failures.csv")
+
+
+@main.command("info")
+def info_command() -> None:
+    """Show the Keras backend, the devices it sees and the versions of the key libraries.
+
+    \b
+    Example:
+      KERAS_BACKEND=jax hnprog info
+    """
+    from importlib import metadata
+
+    import keras
+
+    click.echo(f"hnprog {__version__}")
+    click.echo(f"Keras backend: {keras.backend.backend()} (set KERAS_BACKEND to change it)")
+    click.echo(f"devices: {', '.join(_devices(keras.backend.backend()))}")
+    for package in ("keras", "tensorflow", "jax", "torch", "numpy", "SimpleITK",
+                    "pyradiomics-bhklab", "scikit-survival", "huggingface-hub", "click"):
+        try:
+            version = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            version = "not installed"
+        click.echo(f"  {package:<20} {version}")
+
+
+def _devices(backend: str) -> list[str]:
+    try:
+        if backend == "jax":
+            import jax
+
+            return [str(d) for d in jax.devices()]
+        if backend == "torch":
+            import torch
+
+            gpus = [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+            return ["cpu", *gpus]
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            return [d.name for d in tf.config.list_logical_devices()]
+    except Exception as exc:  # noqa: BLE001 - a diagnostic command reports, never fails
+        return [f"unknown ({exc})"]
+    return ["cpu"]
 
 
 if __name__ == "__main__":  # pragma: no cover
