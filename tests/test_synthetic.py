@@ -246,3 +246,25 @@ def test_missing_or_incomplete_truth(tmp_path):
     censored = pd.DataFrame({"event": [0, 0], "time": [10, 20], "log_hazard": [0.1, 0.2]})
     with pytest.raises(InputError, match="no event"):
         oracle_cindex(censored)
+
+
+def test_outcomes_do_not_depend_on_image_scale(tmp_path):
+    coarse = read_truth(generate_cohort(tmp_path / "a", n_patients=3, seed=2, image_scale=0.25))
+    fine = read_truth(generate_cohort(tmp_path / "b", n_patients=3, seed=2, image_scale=0.3))
+    columns = ["centre", "log_hazard", "event", "time", "suv_peak", "heterogeneity", "necrosis"]
+    pd.testing.assert_frame_equal(coarse[columns], fine[columns])
+
+
+def test_cli_synth(tmp_path):
+    from click.testing import CliRunner
+
+    from hnprog.cli import main
+
+    result = CliRunner().invoke(main, ["synth", str(tmp_path), "-n", "2", "--seed", "4",
+                                       "--scale", "0.3"])
+    assert result.exit_code == 0, result.output
+    assert f"2 synthetic patients in {tmp_path}" in result.output
+    assert len(read_truth(tmp_path)) == 2
+    result = CliRunner().invoke(main, ["synth", str(tmp_path), "--patients", "0"])
+    assert result.exit_code == 2
+    assert "0 is not in the range x>=1" in result.output
