@@ -13,7 +13,6 @@ from hnprog.models.layers import NORMALIZATIONS, residual_block
 __all__ = ["TASKS", "build_multitask_unet"]
 
 TASKS = ("multitask", "radiomics", "segmentation")
-_SIDE_OUTPUT_CHANNELS = 8
 
 
 def build_multitask_unet(
@@ -36,9 +35,9 @@ def build_multitask_unet(
     - **Decoder** (``tasks`` ``"multitask"`` and ``"segmentation"``), one level per encoder
       level but the deepest: a stride-2 3^3 transposed convolution (ReLU), concatenation of
       the encoder skip, one 3^3 convolution (ReLU). All decoder levels but the last emit a side
-      output (1x1 convolution to 8 channels, upsampled to full size: x8, x4, x2 by default),
-      summed into the last decoder feature map. Head: 3^3 convolution (8, ReLU), then a 1x1
-      convolution with a sigmoid.
+      output (1x1 convolution to ``filters[0]`` = 8 channels, upsampled to full size: x8, x4,
+      x2 by default), summed into the last decoder feature map. Head: 3^3 convolution
+      (``filters[0]`` channels, ReLU), then a 1x1 convolution with a sigmoid.
     - **Risk branch** (``tasks`` ``"multitask"`` and ``"radiomics"``): global average pooling
       of the output of every encoder level, concatenated (8+16+32+64+128 = 248 features),
       dropout, dense ``dense_units`` ReLU, dropout, dense 1 linear.
@@ -119,14 +118,14 @@ def build_multitask_unet(
                 level_filters, 3, padding="same", activation="relu", name=f"dec{step}_conv"
             )(x)
             if step < n_decoder_levels:
-                side = layers.Conv3D(_SIDE_OUTPUT_CHANNELS, 1, name=f"dec{step}_side_conv")(x)
+                side = layers.Conv3D(filters[0], 1, name=f"dec{step}_side_conv")(x)
                 factor = 2 ** (n_decoder_levels - step)
                 side = layers.UpSampling3D(factor, name=f"dec{step}_side_up")(side)
                 side_outputs.append(side)
         if side_outputs:
             x = layers.Add(name="side_outputs_add")([x, *side_outputs])
         x = layers.Conv3D(
-            _SIDE_OUTPUT_CHANNELS, 3, padding="same", activation="relu", name="head_conv"
+            filters[0], 3, padding="same", activation="relu", name="head_conv"
         )(x)
         outputs["segmentation"] = layers.Conv3D(
             1, 1, activation="sigmoid", dtype="float32", name="segmentation"

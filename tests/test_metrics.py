@@ -1,0 +1,153 @@
+"""Tests of hnprog.metrics against hand-computed values, scikit-survival and lifelines."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from sksurv import datasets
+from sksurv.metrics import concordance_index_censored
+
+from hnprog.errors import InputError
+from hnprog.metrics import concordance_index, dice_score
+
+pytestmark = pytest.mark.backend_independent
+
+SKSURV_DATASETS = [
+    "load_whas500",
+    "load_veterans_lung_cancer",
+    "load_gbsg2",
+    "load_aids",
+    "load_breast_cancer",
+    "load_flchain",
+]
+
+
+def sksurv_cindex(time, event, risk) -> float:
+    return concordance_index_censored(np.asarray(event, bool), np.asarray(time, float), risk)[0]
+
+
+# ------------------------------------------------------------------------ concordance_index
+
+
+@pytest.mark.parametrize(
+    "time, event, risk, expected",
+    [
+        ([1, 2, 3], [1, 1, 0], [3, 2, 1], 1.0),  # perfect ranking
+        ([1, 2, 3], [1, 1, 0], [1, 2, 3], 0.0),  # reversed
+        ([1, 2, 3], [1, 1, 0], [5, 5, 5], 0.5),  # all risks tied
+        ([2, 2], [1, 0], [1, 0], 1.0),  # censored at the event's time is still at risk
+        ([2, 2], [1, 1], [1, 0], float("nan")),  # tied events are not comparable
+        ([1, 2, 3, 4], [1, 0, 1, 0], [4, 1, 3, 2], (3 + 1) / 4),  # pairs (0,1..3) and (2,3)
+    ],
+)
+def test_concordance_index_hand_computed(time, event, risk, expected):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        value = concordance_index(time, event, risk)
+    np.testing.assert_equal(value, expected)
+
+
+@pytest.mark.parametrize("loader", SKSURV_DATASETS)
+def test_concordance_index_equals_sksurv_on_its_datasets(loader):
+    features, y = getattr(datasets, loader)()
+    event_field, time_field = y.dtype.names
+    event, time = y[event_field], y[time_field].astype(float)
+    numeric = features.select_dtypes("number").dropna(axis=1)
+    assert numeric.shape[1] >= 2
+    standardised = ((numeric - numeric.mean()) / numeric.std().replace(0, 1)).to_numpy()
+    coef = np.random.default_rng(0).normal(size=standardised.shape[1])
+    risks = {
+        "one column (tied risks)": numeric.iloc[:, 0].to_numpy(float),
+        "linear predictor": standardised @ coef,
+        "rounded linear predictor (tied risks)": np.round(standardised @ coef, 1),
+    }
+    for name, risk in risks.items():
+        expected = sksurv_cindex(time, event, risk)
+        assert concordance_index(time, event, risk) == pytest.approx(expected, abs=1e-12), name
+
+
+def test_concordance_index_equals_sksurv_on_random_ties():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n = int(rng.integers(2, 30))
+        time = rng.integers(0, 5, n).astype(float)  # many tied times, including 0
+        event = rng.random(n) < 0.5
+        risk = rng.integers(0, 3, n) + rng.choice([0.0, 5e-9], n)  # ties within tied_tol
+        if not event.any() or (time[event].min() == time.max() and event.all()):
+            continue
+        try:
+            expected = sksurv_cindex(time, event, risk)
+        except Exception:  # sksurv raises when no pair is comparable
+            continue
+        assert concordance_index(time, event, risk) == pytest.approx(expected, abs=1e-12)
+
+
+def test_concordance_index_equals_lifelines_with_negated_risk():
+    from lifelines.utils import concordance_index as lifelines_cindex
+
+    rng = np.random.default_rng(1)
+    time = rng.exponential(500.0, 300).round()
+    event = rng.random(300) < 0.3
+    risk = rng.normal(size=300)
+    expected = lifelines_cindex(time, -risk, event)
+    assert concordance_index(time, event, risk) == pytest.approx(expected, abs=1e-12)
+
+
+def test_concordance_index_without_comparable_pair_warns_and_returns_nan():
+    with pytest.warns(RuntimeWarning, match="no comparable pair"):
+        value = concordance_index([1.0, 2.0], [0, 0], [0.3, 0.1])
+    assert np.isnan(value)
+
+
+@pytest.mark.parametrize(
+    "time, event, risk, match",
+    [
+        ([1, 2, 3], [1, 0], [1, 2, 3], r"same length\. Received: len\(time\)=3, len\(event\)=2"),
+        ([1, np.nan], [1, 0], [1, 2], r"time holds NaN .* index 1"),
+        ([1, 2], [1, 0], [np.nan, 2], r"risk holds NaN"),
+        ([1, -2], [1, 0], [1, 2], r"time must not be negative .* time\[1\]=-2"),
+        ([1, 2], [1, 2], [1, 2], r"event must be 0/1"),
+        ([[1, 2]], [[1, 0]], [[1, 2]], r"time must be 1D"),
+        (["a", "b"], [1, 0], [1, 2], r"must be numeric"),
+    ],
+)
+def test_concordance_index_rejects_bad_inputs(time, event, risk, match):
+    with pytest.raises(InputError, match=match):
+        concordance_index(time, event, risk)
+
+
+# ------------------------------------------------------------------------------ dice_score
+
+
+@pytest.mark.parametrize(
+    "pred, truth, expected",
+    [
+        ([1, 1, 0, 0], [1, 1, 0, 0], 1.0),
+        ([1, 1, 0, 0], [1, 0, 0, 0], 2 / 3),
+        ([0, 0, 1, 1], [1, 1, 0, 0], 0.0),
+        ([0, 0, 0, 0], [1, 1, 0, 0], 0.0),  # empty prediction: 0, as in HECKTOR
+        ([1, 0, 0, 0], [0, 0, 0, 0], 0.0),  # empty truth, false positive
+        ([0, 0, 0, 0], [0, 0, 0, 0], 1.0),  # both empty: perfect agreement
+        ([True, False], [1.0, 0.0], 1.0),  # bool and 0/1 floats mix
+    ],
+)
+def test_dice_score_hand_computed(pred, truth, expected):
+    assert dice_score(np.asarray(pred), np.asarray(truth)) == pytest.approx(expected)
+
+
+def test_dice_score_on_3d_masks_and_empty_score_option():
+    truth = np.zeros((8, 8, 8), bool)
+    truth[2:6, 2:6, 2:6] = True  # 64 voxels
+    pred = np.zeros_like(truth)
+    pred[3:7, 2:6, 2:6] = True  # 64 voxels, 48 shared
+    assert dice_score(pred, truth) == pytest.approx(2 * 48 / 128)
+    assert np.isnan(dice_score(np.zeros(3), np.zeros(3), empty_score=float("nan")))
+
+
+def test_dice_score_rejects_probabilities_and_shape_mismatch():
+    with pytest.raises(InputError, match=r"pred holds values other than 0 and 1.*prob >= 0\.5"):
+        dice_score(np.array([0.2, 0.9]), np.array([0, 1]))
+    with pytest.raises(InputError, match=r"same shape\. Received: pred\.shape=\(2,\)"):
+        dice_score(np.array([0, 1]), np.array([0, 1, 1]))
