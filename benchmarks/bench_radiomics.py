@@ -127,8 +127,8 @@ def main() -> None:
         )
         from sksurv.linear_model import CoxPHSurvivalAnalysis
 
-        z = (X.iloc[train][model.selected_features_] - X.iloc[train][model.selected_features_].mean())
-        z = z / X.iloc[train][model.selected_features_].std(ddof=0)
+        selected = X.iloc[train][model.selected_features_]
+        z = (selected - selected.mean()) / selected.std(ddof=0)
         cox_wall, _, _ = timed(CoxPHSurvivalAnalysis(ties="efron").fit, z.to_numpy(), y[train])
 
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())

@@ -85,10 +85,11 @@ def test_feature_names_are_the_papers_274():
     names = feature_names()
     assert len(names) == 274 and len(set(names)) == 274
     expected = [f"shape_{f}" for f in sorted(SHAPE)]
+    texture = {"glcm": GLCM, "glrlm": GLRLM, "glszm": GLSZM}
     for modality, fixed_size, fixed_number in (("CT", "bw50", "bc64"), ("PET", "bw1", "bc8")):
         for prefix, classes in (
-            (f"{modality}_{fixed_size}", {"firstorder": FIRSTORDER, "glcm": GLCM, "glrlm": GLRLM, "glszm": GLSZM}),
-            (f"{modality}_{fixed_number}", {"glcm": GLCM, "glrlm": GLRLM, "glszm": GLSZM}),
+            (f"{modality}_{fixed_size}", {"firstorder": FIRSTORDER, **texture}),
+            (f"{modality}_{fixed_number}", texture),
         ):
             for class_name, features in classes.items():
                 expected += [f"{prefix}_{class_name}_{f}" for f in sorted(features)]
@@ -231,7 +232,9 @@ def test_extract_cohort_features_failures_cache_and_resume(tmp_path, monkeypatch
 
 def test_extract_cohort_features_in_parallel_matches_serial(tmp_path):
     records = [write_case(tmp_path, f"P{i}", radius_mm=7.0 + i, seed=i) for i in range(3)]
-    serial = extract_cohort_features(records, tmp_path / "a.csv", cache_dir=tmp_path / "c1", progress=False)
+    serial = extract_cohort_features(
+        records, tmp_path / "a.csv", cache_dir=tmp_path / "c1", progress=False
+    )
     parallel = extract_cohort_features(
         records, tmp_path / "b.csv", jobs=2, cache_dir=tmp_path / "c2", progress=False
     )
@@ -252,7 +255,8 @@ def test_extract_cohort_features_all_failed(tmp_path):
 def test_read_features_bad_tables(tmp_path):
     path = tmp_path / "features.csv"
     path.write_text("patient_id,a,b\nP1,1.0,\nP2,2.0,3.0\n")
-    with pytest.raises(InputError, match=r"missing or infinite values in 1 features \(e.g. \['b'\]\) .*\['P1'\]"):
+    expected = r"missing or infinite values in 1 features \(e.g. \['b'\]\) .*\['P1'\]"
+    with pytest.raises(InputError, match=expected):
         read_features(path)
     path.write_text("patient_id,a\nP1,1.0\nP2,high\n")
     with pytest.raises(InputError, match="must be numbers.*'a' for patient P2"):
@@ -405,10 +409,13 @@ def test_run_radiomics_cv_writes_table_1(tmp_path):
     assert result.c_index_se == pytest.approx(result.per_fold["c_index"].std(ddof=1) / np.sqrt(5))
     assert result.c_index_mean > 0.65
     fold0 = result.predictions[result.predictions["fold"] == 0]
-    reference = concordance_index_censored(fold0["event"].to_numpy(), fold0["time"].to_numpy(), fold0["risk"].to_numpy())[0]
+    reference = concordance_index_censored(
+        fold0["event"].to_numpy(), fold0["time"].to_numpy(), fold0["risk"].to_numpy()
+    )[0]
     assert result.per_fold.loc[0, "c_index"] == pytest.approx(reference)
     markdown = (tmp_path / "results.md").read_text()
-    assert f"| standard radiomics | {result.c_index_mean:.3f} ± {result.c_index_se:.3f} |" in markdown
+    row = f"| standard radiomics | {result.c_index_mean:.3f} ± {result.c_index_se:.3f} |"
+    assert row in markdown
     report = json.loads((tmp_path / "results.json").read_text())
     assert len(report["selected_features"]) == 5 and report["n_patients"] == len(X)
     predictions = pd.read_csv(tmp_path / "predictions.csv", index_col="patient_id")
@@ -437,11 +444,11 @@ def test_cli_radiomics_cv_and_its_errors(tmp_path):
     X, y = survival_table(n=100)
     X.index.name = "patient_id"
     X.to_csv(tmp_path / "features.csv")
-    pd.DataFrame({"patient_id": X.index, "event": y["event"].astype(int), "time": y["time"]}).to_csv(
-        tmp_path / "endpoints.csv", index=False
-    )
+    endpoints = {"patient_id": X.index, "event": y["event"].astype(int), "time": y["time"]}
+    pd.DataFrame(endpoints).to_csv(tmp_path / "endpoints.csv", index=False)
     runner = CliRunner()
-    args = ["radiomics", "cv", str(tmp_path / "features.csv"), "--endpoints", str(tmp_path / "endpoints.csv")]
+    args = ["radiomics", "cv", str(tmp_path / "features.csv")]
+    args += ["--endpoints", str(tmp_path / "endpoints.csv")]
     result = runner.invoke(main, [*args, "--out", str(tmp_path / "cv")])
     assert result.exit_code == 0, result.output
     assert "test C-index" in result.output and (tmp_path / "cv" / "results.md").is_file()

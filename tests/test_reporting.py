@@ -28,7 +28,8 @@ def test_mean_and_standard_error_matches_scipy_sem():
 
 
 def test_mean_and_standard_error_edge_cases():
-    assert mean_and_standard_error([0.7])[0] == 0.7 and math.isnan(mean_and_standard_error([0.7])[1])
+    mean, se = mean_and_standard_error([0.7])
+    assert mean == 0.7 and math.isnan(se)
     mean, se = mean_and_standard_error([0.6, float("nan"), 0.8])
     assert mean == pytest.approx(0.7) and se == pytest.approx(stats.sem([0.6, 0.8]))
     assert all(math.isnan(v) for v in mean_and_standard_error([]))

@@ -17,6 +17,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 
 from hnprog.errors import InputError
+from hnprog.metrics import concordance_index
 from hnprog.radiomics.extract import check_finite_features
 from hnprog.splits import holdout_split
 from hnprog.survival import check_survival_y
@@ -27,17 +28,6 @@ PAPER_THRESHOLDS = (0.6, 0.65, 0.7, 0.75, 0.8)
 # A coefficient above this (per standard deviation of a feature, so a hazard ratio of e^10) means
 # the partial likelihood has no finite maximum (separation), not an estimate.
 _DIVERGED_COEF = 10.0
-
-
-def concordance_index(event: np.ndarray, time: np.ndarray, risk: np.ndarray) -> float:
-    """Harrell's C-index of ``risk`` (higher = earlier event); ties in risk count 1/2."""
-    try:
-        from hnprog.metrics import concordance_index as hnprog_concordance_index
-    except ImportError:  # hnprog.metrics not available: scikit-survival gives the same value
-        from sksurv.metrics import concordance_index_censored
-
-        return float(concordance_index_censored(event, time, risk)[0])
-    return float(hnprog_concordance_index(time, event, risk))
 
 
 class RadiomicsCoxPipeline(BaseEstimator):
@@ -94,7 +84,8 @@ class RadiomicsCoxPipeline(BaseEstimator):
         validation_cindex_: float. Validation C-index of the final model.
 
     Example:
-        >>> model = RadiomicsCoxPipeline().fit(X_train, y_train, X_val=X_val, y_val=y_val)  # doctest: +SKIP
+        >>> model = RadiomicsCoxPipeline(n_features=20)
+        >>> model.fit(X_train, y_train, X_val=X_val, y_val=y_val)  # doctest: +SKIP
         >>> risk = model.predict(X_test)  # log-hazard, higher = worse  # doctest: +SKIP
     """
 
@@ -191,10 +182,15 @@ class RadiomicsCoxPipeline(BaseEstimator):
 
         # 2. univariate ranking on validation data
         cindex = {
-            name: concordance_index(event_val, time_val, z_val[name].to_numpy())
+            name: concordance_index(time_val, event_val, z_val[name].to_numpy())
             for name in usable
         }
         univariate = pd.Series(cindex, name="c_index")
+        if univariate.isna().all():
+            raise InputError(
+                "the validation data has no comparable pair (no event before another "
+                "patient's follow-up ends); no C-index can rank the features"
+            )
         order = (univariate - 0.5).abs().sort_values(ascending=False, kind="stable").index
         self.univariate_cindex_ = univariate[order]
         top = list(order[: self.n_features])
@@ -210,12 +206,13 @@ class RadiomicsCoxPipeline(BaseEstimator):
             if names not in fits:
                 cox, alpha = self._fit_cox(z_train[list(names)], event_train, time_train)
                 risk_val = cox.predict(z_val[list(names)].to_numpy())
-                fits[names] = (cox, alpha, concordance_index(event_val, time_val, risk_val))
+                fits[names] = (cox, alpha, concordance_index(time_val, event_val, risk_val))
             kept_by_threshold[threshold] = names
             self.validation_scores_[threshold] = fits[names][2]
 
         # 4. best threshold on validation (the lowest t on ties)
-        self.threshold_ = max(self.validation_scores_, key=lambda t: (self.validation_scores_[t], -t))
+        scores = self.validation_scores_
+        self.threshold_ = max(scores, key=lambda t: (scores[t], -t))
         self.selected_features_ = list(kept_by_threshold[self.threshold_])
         self.cox_, self.alpha_, self.validation_cindex_ = fits[kept_by_threshold[self.threshold_]]
         self.coef_ = np.asarray(self.cox_.coef_, dtype=float)
@@ -242,13 +239,15 @@ class RadiomicsCoxPipeline(BaseEstimator):
     def score(self, X: pd.DataFrame | np.ndarray, y: np.ndarray) -> float:
         """Harrell's C-index of the predicted risk on ``(X, y)``."""
         event, time = check_survival_y(y)
-        return concordance_index(event, time, self.predict(X))
+        return concordance_index(time, event, self.predict(X))
 
     # -----------------------------------------------------------------------------------------
 
     def _check_hyperparameters(self) -> None:
         if not isinstance(self.n_features, (int, np.integer)) or self.n_features < 1:
-            raise InputError(f"n_features must be a positive integer. Received: {self.n_features!r}")
+            raise InputError(
+                f"n_features must be a positive integer. Received: n_features={self.n_features!r}"
+            )
         if not len(self.thresholds) or not all(0 < t <= 1 for t in self.thresholds):
             raise InputError(
                 f"thresholds must be values in (0, 1]. Received: thresholds={self.thresholds!r}"
@@ -267,7 +266,9 @@ class RadiomicsCoxPipeline(BaseEstimator):
         else:
             array = np.asarray(X)
             if array.ndim != 2:
-                raise InputError(f"{name} must be 2D (patients x features). Received: shape={array.shape}")
+                raise InputError(
+                    f"{name} must be 2D (patients x features). Received: shape={array.shape}"
+                )
             columns = (
                 [f"x{i}" for i in range(array.shape[1])]
                 if fitting or not hasattr(self, "feature_names_in_")

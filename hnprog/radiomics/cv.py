@@ -19,7 +19,8 @@ import pandas as pd
 
 from hnprog.errors import InputError
 from hnprog.io import atomic_write
-from hnprog.radiomics.baseline import RadiomicsCoxPipeline, concordance_index
+from hnprog.metrics import concordance_index
+from hnprog.radiomics.baseline import RadiomicsCoxPipeline
 from hnprog.radiomics.extract import ID_COLUMN, check_finite_features
 from hnprog.reporting import mean_and_standard_error, plot_kaplan_meier, write_cv_report
 from hnprog.splits import cross_validation_splits
@@ -158,7 +159,7 @@ def run_radiomics_cv(
             {
                 "model": MODEL_NAME,
                 "fold": split.fold,
-                "c_index": concordance_index(test_y["event"], test_y["time"], risk),
+                "c_index": concordance_index(test_y["time"], test_y["event"], risk),
                 "val_c_index": model.validation_cindex_,
                 "threshold": model.threshold_,
                 "alpha": model.alpha_,

@@ -62,7 +62,7 @@ _CACHE_VERSION = 1
 
 
 class PatientRecord(Protocol):
-    """What :func:`extract_cohort_features` needs from a patient (``hnprog.data.cohort.Patient``)."""
+    """What :func:`extract_cohort_features` needs of a patient (``hnprog.data.cohort.Patient``)."""
 
     patient_id: str
     ct: Path
@@ -124,7 +124,8 @@ def load_params(params: str | os.PathLike | Mapping[str, Any] | None = None) -> 
     margin = resampling.get("margin", 3)
     if not isinstance(margin, int) or margin < 0:
         raise InputError(
-            f"{where}: resampling.margin must be a non-negative integer. Received: margin={margin!r}"
+            f"{where}: resampling.margin must be a non-negative integer. "
+            f"Received: margin={margin!r}"
         )
     loaded["resampling"] = {"spacing": [float(s) for s in spacing], "margin": margin}
     loaded["label"] = int(loaded.get("label", 1))
@@ -385,7 +386,9 @@ def extract_features(
             or outside the CT or PET field of view, or PyRadiomics fails on the region.
 
     Example:
-        >>> features = extract_features("P1_ct.nii.gz", "P1_pt.nii.gz", "P1_gtvt.nii.gz")  # doctest: +SKIP
+        >>> features = extract_features(  # doctest: +SKIP
+        ...     "P1_ct.nii.gz", "P1_pt.nii.gz", "P1_gtvt.nii.gz", patient_id="P1"
+        ... )
         >>> features["PET_bw1_firstorder_Maximum"]  # SUVmax  # doctest: +SKIP
         12.3
     """
@@ -416,7 +419,8 @@ def extract_features(
             result = extractor.execute(images[run["image"]], roi, label=1)
         except Exception as exc:  # PyRadiomics raises ValueError/AssertionError on bad regions
             raise PatientError(
-                patient_id, f"PyRadiomics failed on {run['image']} ({run['prefix'] or 'shape'}): {exc}"
+                patient_id,
+                f"PyRadiomics failed on {run['image']} ({run['prefix'] or 'shape'}): {exc}",
             ) from None
         for key, value in result.items():
             image_type, _, name = key.partition("_")
@@ -626,8 +630,8 @@ def read_features(path: str | os.PathLike) -> pd.DataFrame:
     """Read a features CSV written by :func:`extract_cohort_features` (or by hand).
 
     Args:
-        path: str or PathLike. CSV whose first column (or a column named ``patient_id`` or ``PatientID``) holds
-            patient ids and whose other columns are numeric features.
+        path: str or PathLike. CSV whose column ``patient_id`` (else ``PatientID``, else the
+            first column) holds patient ids and whose other columns are numeric features.
 
     Returns:
         pandas.DataFrame indexed by patient id (str), float columns.
