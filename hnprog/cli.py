@@ -8,6 +8,8 @@ imported inside the commands, so ``hnprog --help`` answers at once.
 
 from __future__ import annotations
 
+import functools
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +18,9 @@ import click
 
 from hnprog import __version__
 from hnprog.errors import HnprogError
+
+# TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notes) is noise on a command line.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -61,6 +66,42 @@ def option_group(*decorators: Callable) -> Callable:
         return func
 
     return apply
+
+
+def quiet_keras_start() -> None:
+    """Import Keras and start its backend with TensorFlow's C++ start-up logs hidden.
+
+    TensorFlow writes CUDA-probing and oneDNN notes to file descriptor 2 before any logging
+    setting applies; on a command line they bury the one line that matters. ``--debug`` (or
+    ``HNPROG_VERBOSE_BACKEND=1``) keeps them.
+    """
+    ctx = click.get_current_context(silent=True)
+    debug = bool(ctx and ctx.find_root().params.get("debug"))
+    if debug or os.environ.get("HNPROG_VERBOSE_BACKEND") or "keras" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import keras
+
+            keras.ops.convert_to_numpy(keras.ops.zeros((1,)))  # initialise the devices now
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def needs_keras(func: Callable) -> Callable:
+    """Decorate a command that builds or runs models: start Keras quietly first."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        quiet_keras_start()
+        return func(*args, **kwargs)
+
+    return wrapper
 
 
 def echo_done(message: str) -> None:
@@ -497,6 +538,7 @@ def _parse_bbox(value: str | None) -> Any:
               help="Endpoint CSV, to report the C-index.  [default: endpoints.csv in DATA]")
 @click.option("--no-overlay", is_flag=True, help="Skip the PNG overlays (faster).")
 @click.option("--restart", is_flag=True, help="Predict every patient again instead of resuming.")
+@needs_keras
 def predict_command(data: str | None, ct: str | None, pet: str | None, models: tuple[str, ...],
                     out_dir: str, patient_id: str, reference_mask: str | None, bbox: str | None,
                     bboxes: str | None, endpoints: str | None, no_overlay: bool,
@@ -519,8 +561,8 @@ def predict_command(data: str | None, ct: str | None, pet: str | None, models: t
       hnprog predict data/ -m folds/fold0 -m folds/fold1 -o predictions/
     """
     from hnprog.errors import InputError
-    from hnprog.predict import load_predictor, predict_cohort, predict_patient
 
+    box = _parse_bbox(bbox)
     single = ct is not None or pet is not None
     if single and data is not None:
         raise InputError("give either DATA (a cohort) or --ct and --pet (one patient), not both")
@@ -528,7 +570,8 @@ def predict_command(data: str | None, ct: str | None, pet: str | None, models: t
         raise InputError("one patient needs both --ct and --pet")
     if not single and data is None:
         raise InputError("nothing to predict: give DATA (a cohort) or --ct and --pet")
-    box = _parse_bbox(bbox)
+    from hnprog.predict import load_predictor, predict_cohort, predict_patient
+
     predictor = load_predictor(list(models))
     if single:
         result = predict_patient(ct, pet, predictor, out_dir, patient_id=patient_id, box=box,
@@ -559,6 +602,7 @@ def predict_command(data: str | None, ct: str | None, pet: str | None, models: t
 
 
 @main.command("info")
+@needs_keras
 def info_command() -> None:
     """Show the Keras backend, the devices it sees and the versions of the key libraries.
 

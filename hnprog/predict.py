@@ -1,0 +1,360 @@
+"""Prediction on NIfTI PET/CT pairs: a risk score, a GTVt contour on the patient's own CT grid,
+an overlay picture and a report, for one patient or a whole cohort.
+
+The same preprocessing as training (:func:`hnprog.transforms.preprocess_case`, with the
+parameters recorded in the preset) puts CT and PET on the network grid; the predicted
+probability map is put back onto the original CT grid
+(:func:`hnprog.transforms.invert_to_reference`), so the contour opens over the patient's scan
+in 3D Slicer or ITK-SNAP.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import SimpleITK as sitk
+
+from hnprog import __version__
+from hnprog.data.bbox import BoundingBox, auto_bbox
+from hnprog.data.cohort import Cohort, Patient
+from hnprog.data.preprocess import read_mask
+from hnprog.errors import HnprogError, InputError
+from hnprog.io import atomic_write, read_image, write_image, write_json
+from hnprog.transforms import Case, PreprocessConfig, invert_to_reference, preprocess_case
+
+__all__ = [
+    "PatientPrediction",
+    "load_predictor",
+    "predict_cohort",
+    "predict_patient",
+    "preprocess_config_from_spec",
+]
+
+PROBABILITY_FILE = "gtvt_probability.nii.gz"
+MASK_FILE = "gtvt_mask.nii.gz"
+OVERLAY_FILE = "overlay.png"
+RISK_FILE = "risk.csv"
+REPORT_FILE = "report.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class PatientPrediction:
+    """What :func:`predict_patient` found for one patient.
+
+    Args:
+        patient_id: str. The patient.
+        risk: float. Cox log-hazard (higher is worse), the mean over the models; NaN when the
+            models have no risk output.
+        risk_group: str or None. ``"high"`` or ``"low"`` against the model's recorded
+            threshold, None when the model records none.
+        box: BoundingBox. The box used (mm).
+        box_source: str. ``"given"`` or ``"automatic"``.
+        tumour_volume_ml: float or None. Volume of the predicted GTVt mask, mL; None without a
+            segmentation output.
+        dice: float or None. Dice of the predicted mask with a reference mask, when one was
+            given.
+        out_dir: pathlib.Path. The folder holding the files.
+    """
+
+    patient_id: str
+    risk: float
+    risk_group: str | None
+    box: BoundingBox
+    box_source: str
+    tumour_volume_ml: float | None
+    dice: float | None
+    out_dir: Path
+
+
+def load_predictor(models: str | os.PathLike | Sequence[str | os.PathLike], **hub: Any) -> Any:
+    """Load one model or an ensemble of folds for prediction.
+
+    Args:
+        models: a preset name, ``hf://`` URI or folder, or a list of them (averaged as a
+            :class:`~hnprog.models.ensemble.FoldEnsemble`).
+        **hub: passed to :func:`hnprog.from_preset` (``cache_dir``, ``endpoint``,
+            ``local_files_only``).
+
+    Returns:
+        Preset or FoldEnsemble, with ``.predict`` and ``.preprocessing``.
+    """
+    from hnprog.presets import from_preset
+
+    if not isinstance(models, (str, os.PathLike)) and len(models) == 1:
+        models = models[0]
+    return from_preset(models if isinstance(models, (str, os.PathLike)) else list(models), **hub)
+
+
+def preprocess_config_from_spec(spec: dict[str, Any] | None) -> PreprocessConfig:
+    """The :class:`~hnprog.transforms.PreprocessConfig` recorded with a model.
+
+    Keys that describe rather than parameterise the preprocessing (such as
+    ``channel_order``) are checked and dropped.
+
+    Raises:
+        InputError: if the model records no preprocessing or another channel order.
+    """
+    if spec is None:
+        raise InputError(
+            "the model records no preprocessing (hnprog.json 'preprocessing'), so its input "
+            "cannot be prepared; load it with hnprog.from_preset from a preset folder"
+        )
+    spec = dict(spec)
+    channels = spec.pop("channel_order", ["CT", "PET"])
+    if [str(c).upper() for c in channels] != ["CT", "PET"]:
+        raise InputError(f"the model expects channels {channels}; hnprog prepares [CT, PET]")
+    known = {f.name for f in dataclasses.fields(PreprocessConfig)}
+    return PreprocessConfig.from_dict({k: v for k, v in spec.items() if k in known})
+
+
+def _models_used(predictor: Any) -> list[str]:
+    members = getattr(predictor, "members", None) or [predictor]
+    return [str(getattr(m, "source", "") or getattr(m, "name", "model")) for m in members]
+
+
+def _risk_threshold(predictor: Any) -> float | None:
+    metadata = getattr(predictor, "metadata", None)
+    records = metadata if isinstance(metadata, list) else [metadata or {}]
+    values = [r.get("outputs", {}).get("risk", {}).get("threshold") for r in records]
+    values = [float(v) for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+def predict_patient(
+    ct: str | os.PathLike,
+    pet: str | os.PathLike,
+    predictor: Any,
+    out_dir: str | os.PathLike,
+    *,
+    patient_id: str = "patient",
+    box: BoundingBox | None = None,
+    reference_mask: str | os.PathLike | None = None,
+    reference_labels: Sequence[int] = (0, 1),
+    overlay: bool = True,
+    threshold: float = 0.5,
+) -> PatientPrediction:
+    """Predict one patient's risk and GTVt from a CT and a PET file.
+
+    Writes into ``out_dir``: ``risk.csv`` (log-hazard, risk group, models), the GTVt
+    probability map ``gtvt_probability.nii.gz`` (float32) and mask ``gtvt_mask.nii.gz``
+    (uint8, probability >= ``threshold``) on the original CT grid, ``overlay.png`` (axial,
+    coronal and sagittal views through the tumour) and ``report.json`` (box and its source,
+    tumour volume in mL, preprocessing, models and versions), each atomically;
+    ``report.json`` last, so its presence means the patient is done.
+
+    Args:
+        ct: path. CT in HU (NIfTI or any format SimpleITK reads).
+        pet: path. PET in SUV, on its own grid.
+        predictor: Preset or FoldEnsemble, from :func:`load_predictor`.
+        out_dir: path. Output folder, created if needed.
+        patient_id: str. Named in outputs and errors. Defaults to ``"patient"``.
+        box: BoundingBox, optional. The oropharynx box (mm); None computes it from the PET
+            (:func:`hnprog.data.bbox.auto_bbox`). Defaults to None.
+        reference_mask: path, optional. A reference GTVt mask (on the CT grid) to report a
+            Dice and draw in the overlay. Defaults to None.
+        reference_labels: sequence of int. Labels the reference mask may hold; 1 is the
+            GTVt. Defaults to ``(0, 1)`` (HECKTOR 2022 masks: ``(0, 1, 2)``).
+        overlay: bool. Write ``overlay.png``. Defaults to True.
+        threshold: float. Probability threshold of the mask. Defaults to 0.5.
+
+    Returns:
+        PatientPrediction.
+
+    Raises:
+        PatientError: naming the patient and file, on unreadable inputs, PET and CT that do
+            not overlap, or a box outside the images.
+    """
+    start = time.perf_counter()
+    out_dir = Path(out_dir)
+    config = preprocess_config_from_spec(predictor.preprocessing)
+    ct_image = read_image(ct, patient_id=patient_id, role="CT")
+    pet_image = read_image(pet, patient_id=patient_id, role="PET")
+    box_source = "given" if box is not None else "automatic"
+    if box is None:
+        box = auto_bbox(pet_image, patient_id=patient_id)
+    case = preprocess_case(Case({"ct": ct_image, "pet": pet_image}, box=box, patient_id=patient_id),
+                           config)
+    outputs = predictor.predict(case.image[None])
+    risk = float(outputs["risk"][0, 0]) if "risk" in outputs else float("nan")
+    threshold_value = _risk_threshold(predictor)
+    risk_group = None
+    if threshold_value is not None and np.isfinite(risk):
+        risk_group = "high" if risk > threshold_value else "low"
+
+    files: dict[str, str] = {}
+    volume_ml = dice = None
+    mask_image = reference = None
+    if "segmentation" in outputs:
+        probability = invert_to_reference(outputs["segmentation"][0, ..., 0], case.grid, ct_image)
+        mask_image = sitk.Cast(probability >= threshold, sitk.sitkUInt8)
+        write_image(probability, out_dir / PROBABILITY_FILE)
+        write_image(mask_image, out_dir / MASK_FILE)
+        files.update(probability=PROBABILITY_FILE, mask=MASK_FILE)
+        voxels = int(np.count_nonzero(sitk.GetArrayViewFromImage(mask_image)))
+        volume_ml = voxels * float(np.prod(ct_image.GetSpacing())) / 1000.0
+        if reference_mask is not None:
+            from hnprog.metrics import dice_score
+
+            reference = read_mask(Path(reference_mask), patient_id, tuple(reference_labels))
+            if reference.GetSize() != ct_image.GetSize():
+                reference = sitk.Resample(reference, ct_image, sitk.Transform(),
+                                          sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+            dice = dice_score(sitk.GetArrayViewFromImage(mask_image),
+                              sitk.GetArrayViewFromImage(reference))
+    if overlay:
+        from hnprog.plotting import plot_overlay
+
+        title = f"{patient_id}   risk (log-hazard) {risk:+.3f}" + (
+            f"   {risk_group} risk" if risk_group else "")
+        plot_overlay(ct_image, pet_image, mask_image, out_dir / OVERLAY_FILE, title=title,
+                     reference_mask=reference)
+        files["overlay"] = OVERLAY_FILE
+
+    models = _models_used(predictor)
+    with atomic_write(out_dir / RISK_FILE, newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["patient_id", "risk", "risk_group", "risk_threshold", "models"])
+        writer.writerow([patient_id, f"{risk:.6f}", risk_group or "",
+                         "" if threshold_value is None else f"{threshold_value:.6f}",
+                         ";".join(models)])
+    files["risk"] = RISK_FILE
+    write_json(
+        {
+            "patient_id": patient_id,
+            "inputs": {"ct": str(ct), "pet": str(pet),
+                       "reference_mask": None if reference_mask is None else str(reference_mask)},
+            "risk": {"log_hazard": risk, "group": risk_group, "threshold": threshold_value,
+                     "meaning": "Cox log-hazard; higher means an earlier event is more likely"},
+            "box": {"source": box_source, "mm": box.to_dict()},
+            "tumour_volume_ml": volume_ml,
+            "dice_with_reference": dice,
+            "mask_threshold": threshold,
+            "preprocessing": config.to_dict(),
+            "models": models,
+            "files": files,
+            "versions": _versions(),
+            "seconds": round(time.perf_counter() - start, 3),
+        },
+        out_dir / REPORT_FILE,
+    )
+    return PatientPrediction(patient_id, risk, risk_group, box, box_source, volume_ml, dice,
+                             out_dir)
+
+
+def _versions() -> dict[str, str]:
+    import keras
+
+    return {"hnprog": __version__, "keras": keras.__version__, "backend": keras.backend.backend(),
+            "simpleitk": sitk.Version_VersionString()}
+
+
+def predict_cohort(
+    cohort: Cohort,
+    predictor: Any,
+    out_dir: str | os.PathLike,
+    *,
+    overlay: bool = True,
+    resume: bool = True,
+    progress: bool = True,
+    ids: Sequence[str] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Predict every patient of a cohort; resume where a previous run stopped.
+
+    Each patient gets a folder ``out_dir/<ID>/`` as :func:`predict_patient` writes it. A
+    patient whose ``report.json`` names the same models is skipped when ``resume`` is True. A
+    patient that fails is recorded in ``failures.csv`` with the reason and the others go on.
+    At the end ``predictions.csv`` (one row per patient) and ``metrics.json`` are written;
+    with endpoints the metrics hold the C-index, with reference masks the mean Dice.
+
+    Args:
+        cohort: Cohort. From :func:`hnprog.data.cohort.read_cohort`.
+        predictor: Preset or FoldEnsemble, from :func:`load_predictor`.
+        out_dir: path. Output folder.
+        overlay: bool. Write each patient's overlay picture. Defaults to True.
+        resume: bool. Skip patients already done with the same models. Defaults to True.
+        progress: bool. Show a progress bar. Defaults to True.
+        ids: sequence of str, optional. Patients to predict. Defaults to all.
+
+    Returns:
+        tuple of (predictions DataFrame, failures DataFrame, metrics dict).
+    """
+    import json
+
+    from tqdm.auto import tqdm
+
+    from hnprog.metrics import concordance_index
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    models = _models_used(predictor)
+    patients: list[Patient] = cohort.patients if ids is None else [cohort[i] for i in ids]
+    rows, failures = [], []
+    bar = tqdm(patients, desc="predict", unit="patient", disable=not progress)
+    for patient in bar:
+        pid = patient.patient_id
+        bar.set_postfix_str(pid)
+        report_path = out_dir / pid / REPORT_FILE
+        if resume and report_path.is_file():
+            try:
+                report = json.loads(report_path.read_text())
+            except (OSError, ValueError):
+                report = {}
+            if report.get("models") == models:
+                rows.append(_row_from_report(report))
+                continue
+        try:
+            predict_patient(
+                patient.ct, patient.pet, predictor, out_dir / pid, patient_id=pid,
+                box=cohort.bboxes.get(pid), reference_mask=patient.mask,
+                reference_labels=patient.mask_labels, overlay=overlay,
+            )
+        except HnprogError as exc:
+            failures.append({"patient_id": pid, "error": getattr(exc, "reason", str(exc))})
+            continue
+        rows.append(_row_from_report(json.loads(report_path.read_text())))
+    predictions = pd.DataFrame(
+        rows, columns=["patient_id", "risk", "risk_group", "tumour_volume_ml", "dice",
+                       "box_source"])
+    failure_table = pd.DataFrame(failures, columns=["patient_id", "error"])
+    metrics: dict[str, Any] = {"n_patients": len(patients), "n_predicted": len(predictions),
+                               "n_failed": len(failure_table), "models": models}
+    if cohort.endpoints is not None and len(predictions):
+        known = predictions[predictions["patient_id"].isin(cohort.endpoints.index)]
+        if len(known) and known["risk"].notna().all():
+            ends = cohort.endpoints.loc[known["patient_id"]]
+            predictions = predictions.merge(
+                ends.rename_axis("patient_id").reset_index()[["patient_id", "event", "time"]],
+                on="patient_id", how="left")
+            with np.errstate(all="ignore"):
+                metrics["c_index"] = concordance_index(
+                    ends["time"].to_numpy(), ends["event"].to_numpy(), known["risk"].to_numpy())
+            metrics["n_events"] = int(ends["event"].sum())
+    dices = predictions["dice"].dropna() if len(predictions) else pd.Series(dtype=float)
+    if len(dices):
+        metrics["dice_mean"] = float(dices.mean())
+        metrics["dice_per_patient_n"] = int(len(dices))
+    with atomic_write(out_dir / "predictions.csv", newline="") as f:
+        predictions.to_csv(f, index=False)
+    with atomic_write(out_dir / "failures.csv", newline="") as f:
+        failure_table.to_csv(f, index=False)
+    write_json(metrics, out_dir / "metrics.json")
+    return predictions, failure_table, metrics
+
+
+def _row_from_report(report: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "patient_id": report["patient_id"],
+        "risk": report["risk"]["log_hazard"],
+        "risk_group": report["risk"]["group"],
+        "tumour_volume_ml": report["tumour_volume_ml"],
+        "dice": report["dice_with_reference"],
+        "box_source": report["box"]["source"],
+    }

@@ -1,0 +1,109 @@
+"""Tests of prediction on NIfTI pairs and cohorts (tiny model, small synthetic cohort)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+from click.testing import CliRunner
+
+from hnprog.cli import main
+from hnprog.data.cohort import read_cohort
+from hnprog.data.synthetic import generate_cohort
+from hnprog.errors import InputError
+from hnprog.metrics import concordance_index
+from hnprog.models import build_multitask_unet
+from hnprog.predict import load_predictor, predict_cohort, predict_patient, preprocess_config_from_spec
+from hnprog.presets import save_to_preset
+from hnprog.transforms import PreprocessConfig
+
+
+@pytest.fixture(scope="module")
+def cohort_dir(tmp_path_factory):
+    return generate_cohort(tmp_path_factory.mktemp("cohort"), n_patients=3, seed=3, image_scale=0.5)
+
+
+@pytest.fixture(scope="module")
+def preset_dir(tmp_path_factory):
+    model = build_multitask_unet(input_shape=(32, 32, 32, 2), filters=(2, 4, 4, 8, 8), dense_units=8)
+    folder = tmp_path_factory.mktemp("preset") / "tiny"
+    save_to_preset(model, folder, preprocessing=PreprocessConfig(spacing=4.5, crop_size=32),
+                   dataset={"name": "none", "synthetic": True})
+    return folder
+
+
+def test_predict_patient_writes_outputs_on_the_original_ct_grid(cohort_dir, preset_dir, tmp_path):
+    predictor = load_predictor(preset_dir)
+    patient = read_cohort(cohort_dir).patients[0]
+    ct = patient.ct
+    result = predict_patient(ct, patient.pet, predictor, tmp_path,
+                             patient_id=patient.patient_id, reference_mask=patient.mask)
+    ct_image = sitk.ReadImage(str(ct))
+    for name, pixel in (("gtvt_probability.nii.gz", "32-bit float"), ("gtvt_mask.nii.gz", "8-bit unsigned integer")):
+        out = sitk.ReadImage(str(tmp_path / name))
+        assert out.GetSize() == ct_image.GetSize()
+        np.testing.assert_allclose(out.GetOrigin(), ct_image.GetOrigin(), atol=1e-4)
+        np.testing.assert_allclose(out.GetDirection(), ct_image.GetDirection(), atol=1e-6)
+        assert out.GetPixelIDTypeAsString() == pixel
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["box"]["source"] == "automatic" and result.box_source == "automatic"
+    mask = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "gtvt_mask.nii.gz")))
+    expected_ml = mask.sum() * np.prod(ct_image.GetSpacing()) / 1000
+    assert report["tumour_volume_ml"] == pytest.approx(expected_ml)
+    assert 0.0 <= report["dice_with_reference"] <= 1.0
+    risk = pd.read_csv(tmp_path / "risk.csv")
+    assert risk.loc[0, "risk"] == pytest.approx(result.risk, abs=1e-6)
+    assert (tmp_path / "overlay.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_predict_cohort_resumes_and_reports_failures(cohort_dir, preset_dir, tmp_path):
+    predictor = load_predictor(preset_dir)
+    first, second = read_cohort(cohort_dir).ids[:2]
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for path in cohort_dir.iterdir():
+        (broken / path.name).symlink_to(path)
+    (broken / f"{second}_pt.nii.gz").unlink()
+    (broken / f"{second}_pt.nii.gz").write_bytes(b"\x1f\x8b garbage")
+    cohort = read_cohort(broken)
+    out = tmp_path / "out"
+    predictions, failures, metrics = predict_cohort(cohort, predictor, out, overlay=False,
+                                                    progress=False)
+    assert failures["patient_id"].tolist() == [second]
+    assert "PET file" in failures.loc[0, "error"]
+    assert len(predictions) == 2 and metrics["n_failed"] == 1
+    ends = cohort.endpoints.loc[predictions["patient_id"]]
+    if ends["event"].any():
+        expected = concordance_index(ends["time"].to_numpy(), ends["event"].to_numpy(),
+                                     predictions["risk"].to_numpy())
+        assert metrics["c_index"] == pytest.approx(expected)
+    stamp = (out / first / "report.json").stat().st_mtime_ns
+    predict_cohort(cohort, predictor, out, overlay=False, progress=False)
+    assert (out / first / "report.json").stat().st_mtime_ns == stamp  # resumed, not redone
+
+
+def test_preprocess_config_from_spec_checks_channels():
+    assert preprocess_config_from_spec({"spacing": 2.0, "crop_size": 64,
+                                        "channel_order": ["CT", "PET"]}).spacing == 2.0
+    with pytest.raises(InputError, match="channels"):
+        preprocess_config_from_spec({"channel_order": ["PET", "CT"]})
+    with pytest.raises(InputError, match="records no preprocessing"):
+        preprocess_config_from_spec(None)
+
+
+def test_cli_predict_one_patient_and_bad_arguments(cohort_dir, preset_dir, tmp_path):
+    runner = CliRunner()
+    patient = read_cohort(cohort_dir).patients[-1]
+    args = ["predict", "--ct", str(patient.ct), "--pet", str(patient.pet), "-m", str(preset_dir), "-o", str(tmp_path),
+            "--no-overlay", "--bbox", "-72,72,-100,44,-60,84"]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "risk (log-hazard)" in result.output
+    assert json.loads((tmp_path / "report.json").read_text())["box"]["source"] == "given"
+    result = runner.invoke(main, ["predict", "-m", str(preset_dir), "-o", str(tmp_path)])
+    assert result.exit_code == 1 and "nothing to predict" in result.output
+    result = runner.invoke(main, [*args[:-1], "1,2,3"])
+    assert result.exit_code == 2 and "six numbers" in result.output
