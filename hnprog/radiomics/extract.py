@@ -543,7 +543,7 @@ def extract_cohort_features(
         missing = [
             role
             for role, path in (("CT", patient.ct), ("PET", patient.pet), ("mask", patient.mask))
-            if not Path(path).is_file()
+            if path is None or not Path(path).is_file()
         ]
         if missing:
             failed[pid] = f"file not found: {', '.join(missing)}"
