@@ -30,6 +30,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import SimpleITK as sitk
@@ -38,6 +39,9 @@ from scipy import ndimage
 from hnprog.data.bbox import BoundingBox, physical_extent, write_bboxes
 from hnprog.errors import InputError
 from hnprog.io import atomic_write, write_image
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "ENDPOINT_COLUMNS",
@@ -309,7 +313,8 @@ def _paint_labels(grid: _Grid, anatomy: _Anatomy) -> np.ndarray:
         found = grid.window(np.asarray(lower, float), np.asarray(upper, float))
         if found is not None:
             slices, (x, y, z) = found
-            labels[slices][inside(x, y, z)] = value
+            region = labels[slices]
+            region[np.broadcast_to(inside(x, y, z), region.shape)] = value
 
     def ellipsoid(centre, semi, value, margin=0.0):
         c, r = np.asarray(centre), np.asarray(semi) - margin
@@ -327,7 +332,7 @@ def _paint_labels(grid: _Grid, anatomy: _Anatomy) -> np.ndarray:
         paint(
             (cx - rx, cy - ry, z_range[0]),
             (cx + rx, cy + ry, z_range[1]),
-            lambda x, y, z: ((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2 <= 1.0 + 0 * z,
+            lambda x, y, z: ((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2 <= 1.0,
             value,
         )
 
@@ -372,7 +377,7 @@ def _paint_labels(grid: _Grid, anatomy: _Anatomy) -> np.ndarray:
 
     def mandible(x, y, z):
         radial = np.sqrt(((x - jaw_cx) / jaw_rx) ** 2 + ((y - jaw_cy) / jaw_ry) ** 2)
-        return (np.abs(radial - 1.0) * 45 * s <= 5.0) & (y <= jaw_cy + 8 * s) & (z == z)
+        return (np.abs(radial - 1.0) * 45 * s <= 5.0) & (y <= jaw_cy + 8 * s)
 
     paint(
         (jaw_cx - jaw_rx - 6, jaw_cy - jaw_ry - 6, jaw_z[0]),
@@ -424,8 +429,9 @@ class _SurvivalDraws:
 
     @classmethod
     def draw(cls, rng: np.random.Generator, n: int | None = None) -> _SurvivalDraws:
-        return cls(rng.standard_normal(n), rng.uniform(size=n), rng.uniform(size=n),
-                   rng.uniform(size=n))
+        return cls(
+            rng.standard_normal(n), rng.uniform(size=n), rng.uniform(size=n), rng.uniform(size=n)
+        )
 
     def outcome(self, log_hazard: np.ndarray, baseline_rate: float) -> tuple[np.ndarray, ...]:
         """Event times (Weibull), censoring times (administrative or drop-out), in days."""
@@ -586,14 +592,9 @@ def _generate_patient(
     slack = np.clip((144.0 - (upper - lower)) / 2 - 8.0, 0.0, 20.0)
     box_centre = (lower + upper) / 2 + rng.uniform(-1, 1, 3) * slack
     ct_extent, pet_extent = physical_extent(ct_image), physical_extent(pet_image)
-    common = BoundingBox(
-        *(
-            f(a, b)
-            for a, b, f in zip(
-                ct_extent.to_dict().values(), pet_extent.to_dict().values(), [max, min] * 3
-            )
-        )
-    )
+    common_lower = np.maximum(ct_extent.lower, pet_extent.lower)
+    common_upper = np.minimum(ct_extent.upper, pet_extent.upper)
+    common = BoundingBox(*np.stack([common_lower, common_upper], axis=1).ravel())
     box = BoundingBox.from_center(box_centre, 144.0).shifted_inside(common)
 
     write_image(ct_image, out_dir / f"{patient_id}_ct.nii.gz")
@@ -701,7 +702,9 @@ def generate_cohort(
     ]
     for name, value, ok, expected in checks:
         if not ok:
-            raise InputError(f"generate_cohort: {name} must be {expected}. Received: {name}={value!r}")
+            raise InputError(
+                f"generate_cohort: {name} must be {expected}. Received: {name}={value!r}"
+            )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     baseline_rate = _baseline_rate(censoring)
@@ -738,7 +741,7 @@ def generate_cohort(
     return out_dir
 
 
-def read_truth(path: str | os.PathLike):
+def read_truth(path: str | os.PathLike) -> pd.DataFrame:
     """Read a synthetic cohort's ``truth.csv``.
 
     Args:
@@ -764,7 +767,7 @@ def read_truth(path: str | os.PathLike):
     return truth.set_index("PatientID")
 
 
-def oracle_cindex(path_or_truth) -> float:
+def oracle_cindex(path_or_truth: str | os.PathLike | pd.DataFrame) -> float:
     """The C-index of the true log-hazard: the best any model can expect on this cohort.
 
     Harrell's C-index of ``log_hazard`` against the observed ``(event, time)``, computed with
