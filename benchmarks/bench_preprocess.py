@@ -42,21 +42,32 @@ def realistic_case(seed: int = 0) -> tuple[sitk.Image, sitk.Image]:
     ct_image.SetOrigin((-250.0, -250.0, -150.0))
     pz, py, px = np.ogrid[:90, :128, :128]
     pet = 1.0 + 8.0 * np.exp(-(((px - 64) ** 2 + (py - 60) ** 2) / 20.0 + (pz - 45) ** 2 / 10.0))
-    pet_image = sitk.GetImageFromArray((pet + rng.gamma(2.0, 0.2, (90, 128, 128))).astype(np.float32))
+    pet_image = sitk.GetImageFromArray(
+        (pet + rng.gamma(2.0, 0.2, (90, 128, 128))).astype(np.float32)
+    )
     pet_image.SetSpacing((4.0, 4.0, 3.27))
     pet_image.SetOrigin((-254.0, -250.0, -147.0))
     return ct_image, pet_image
 
 
-def whole_scan_then_crop(ct: sitk.Image, pet: sitk.Image, box: BoundingBox, config: PreprocessConfig) -> np.ndarray:
+def whole_scan_then_crop(
+    ct: sitk.Image, pet: sitk.Image, box: BoundingBox, config: PreprocessConfig
+) -> np.ndarray:
     """The naive peer: resample the whole scans to ``spacing`` mm over the CT's FOV, then crop."""
     spacing = (config.spacing,) * 3
     size = [int(round(n * s / config.spacing)) for n, s in zip(ct.GetSize(), ct.GetSpacing())]
     channels = []
     for image, outside in ((ct, config.ct_outside), (pet, config.pet_outside)):
         whole = sitk.Resample(
-            image, size, sitk.Transform(), sitk.sitkLinear, ct.GetOrigin(), spacing,
-            ct.GetDirection(), outside, sitk.sitkFloat32,
+            image,
+            size,
+            sitk.Transform(),
+            sitk.sitkLinear,
+            ct.GetOrigin(),
+            spacing,
+            ct.GetDirection(),
+            outside,
+            sitk.sitkFloat32,
         )
         start = whole.TransformPhysicalPointToIndex(
             [c - config.crop_size * config.spacing / 2 for c in box.center]
@@ -97,7 +108,9 @@ def main() -> None:
             return read_image(root / "CHGJ000_ct.nii.gz"), read_image(root / "CHGJ000_pt.nii.gz")
 
         ct32, pet32 = read_pair()
-        ours_mem = best_of(args.repeats, lambda: preprocess_case(Case({"ct": ct32, "pet": pet32}, box=box), config))
+        ours_mem = best_of(
+            args.repeats, lambda: preprocess_case(Case({"ct": ct32, "pet": pet32}, box=box), config)
+        )
         whole_mem = best_of(args.repeats, lambda: whole_scan_then_crop(ct32, pet32, box, config))
         read = best_of(args.repeats, read_pair)
         ours = read + ours_mem
@@ -106,8 +119,14 @@ def main() -> None:
         print(f"\n## one case: CT 512x512x100, PET 128x128x90 -> {grid} (best of {args.repeats})\n")
         print("| step | ours: crop, then resample (s) | whole scan, then crop (s) | ratio |")
         print("| --- | --- | --- | --- |")
-        print(f"| resample + normalise (in memory) | {ours_mem:.3f} | {whole_mem:.3f} | {whole_mem / ours_mem:.1f}x |")
-        print(f"| from NIfTI (read {read:.3f} s + above) | {ours:.3f} | {whole:.3f} | {whole / ours:.1f}x |")
+        print(
+            f"| resample + normalise (in memory) | {ours_mem:.3f} | {whole_mem:.3f} "
+            f"| {whole_mem / ours_mem:.1f}x |"
+        )
+        print(
+            f"| from NIfTI (read {read:.3f} s + above) | {ours:.3f} | {whole:.3f} "
+            f"| {whole / ours:.1f}x |"
+        )
 
         # ---- PyDataset throughput at the CPU setting -------------------------------------
         from hnprog.data.dataset import CohortDataset
@@ -118,11 +137,15 @@ def main() -> None:
         write_image(mask, root / "CHGJ000_gtvt.nii.gz")
         for i in range(1, n):
             for suffix in ("ct", "pt", "gtvt"):
-                (root / f"CHGJ{i:03d}_{suffix}.nii.gz").hardlink_to(root / f"CHGJ000_{suffix}.nii.gz")
+                (root / f"CHGJ{i:03d}_{suffix}.nii.gz").hardlink_to(
+                    root / f"CHGJ000_{suffix}.nii.gz"
+                )
         write_bboxes({f"CHGJ{i:03d}": box for i in range(n)}, root / "bboxes.csv")
         cohort = read_cohort(root)
         cpu = PreprocessConfig.cpu()
-        kwargs = dict(config=cpu, batch_size=2, augment=True, outputs=("segmentation",), shuffle=True)
+        kwargs = dict(
+            config=cpu, batch_size=2, augment=True, outputs=("segmentation",), shuffle=True
+        )
 
         def throughput(dataset) -> float:
             batches = max(1, args.samples // 2)
@@ -137,7 +160,10 @@ def main() -> None:
             cached[b]
         per_s_nifti = throughput(uncached)
         per_s_cache = throughput(cached)
-        print(f"\n## CohortDataset, augmented, {cpu.crop_size}^3 at {cpu.spacing:g} mm, batch 2, 1 worker\n")
+        print(
+            f"\n## CohortDataset, augmented, {cpu.crop_size}^3 at {cpu.spacing:g} mm, "
+            "batch 2, 1 worker\n"
+        )
         print("| source | samples/s | ratio |")
         print("| --- | --- | --- |")
         print(f"| NIfTI for every sample | {per_s_nifti:.2f} | 1.0x |")
@@ -158,9 +184,11 @@ def main() -> None:
         y = {**y, "risk": np.array([[100.0, 1.0], [200.0, 0.0]], dtype=np.float32)}
         model.train_on_batch(x, y)  # compile
         step = best_of(args.repeats, lambda: model.train_on_batch(x, y))
-        print(f"\nmulti-task UNet train step ({keras.backend.backend()}), batch 2: {step:.2f} s "
-              f"= {2 / step:.2f} samples/s; cached pipeline / train step = "
-              f"{per_s_cache / (2 / step):.1f}x")
+        print(
+            f"\nmulti-task UNet train step ({keras.backend.backend()}), batch 2: {step:.2f} s "
+            f"= {2 / step:.2f} samples/s; cached pipeline / train step = "
+            f"{per_s_cache / (2 / step):.1f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -105,15 +105,26 @@ class PreprocessConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "ct_clip", tuple(float(v) for v in self.ct_clip))
         if not (math.isfinite(self.spacing) and self.spacing > 0):
-            raise InputError(f"spacing must be a positive number of mm. Received: spacing={self.spacing}")
+            raise InputError(
+                f"spacing must be a positive number of mm. Received: spacing={self.spacing}"
+            )
         if int(self.crop_size) != self.crop_size or self.crop_size < 1:
-            raise InputError(f"crop_size must be a positive integer. Received: crop_size={self.crop_size}")
+            raise InputError(
+                f"crop_size must be a positive integer. Received: crop_size={self.crop_size}"
+            )
         if len(self.ct_clip) != 2 or not self.ct_clip[0] < self.ct_clip[1]:
-            raise InputError(f"ct_clip must be (low, high) with low < high. Received: ct_clip={self.ct_clip}")
+            raise InputError(
+                f"ct_clip must be (low, high) with low < high. Received: ct_clip={self.ct_clip}"
+            )
         if int(self.max_shift) != self.max_shift or self.max_shift < 0:
-            raise InputError(f"max_shift must be an integer >= 0. Received: max_shift={self.max_shift}")
+            raise InputError(
+                f"max_shift must be an integer >= 0. Received: max_shift={self.max_shift}"
+            )
         if not 0 <= self.max_rotation < 90:
-            raise InputError(f"max_rotation must be in [0, 90) degrees. Received: max_rotation={self.max_rotation}")
+            raise InputError(
+                "max_rotation must be in [0, 90) degrees. "
+                f"Received: max_rotation={self.max_rotation}"
+            )
         object.__setattr__(self, "crop_size", int(self.crop_size))
         object.__setattr__(self, "max_shift", int(self.max_shift))
 
@@ -370,7 +381,7 @@ def _intersects(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarra
 
 def _describe(bounds: tuple[np.ndarray, np.ndarray]) -> str:
     lo, hi = bounds
-    return ", ".join(f"{a}=[{l:.1f}, {h:.1f}]" for a, l, h in zip("xyz", lo, hi)) + " mm"
+    return ", ".join(f"{a}=[{low:.1f}, {high:.1f}]" for a, low, high in zip("xyz", lo, hi)) + " mm"
 
 
 class CropToBox:
@@ -431,7 +442,9 @@ class CropToBox:
             stop = start + 1
         if np.all(start == 0) and np.all(stop == size):
             return image
-        return image[int(start[0]) : int(stop[0]), int(start[1]) : int(stop[1]), int(start[2]) : int(stop[2])]
+        return image[
+            int(start[0]) : int(stop[0]), int(start[1]) : int(stop[1]), int(start[2]) : int(stop[2])
+        ]
 
     def __repr__(self) -> str:
         return f"CropToBox(margin={self.margin})"
@@ -605,7 +618,8 @@ def invert_to_reference(
     """
     if interpolation not in ("linear", "nearest"):
         raise InputError(
-            f"interpolation must be 'linear' or 'nearest'. Received: interpolation={interpolation!r}"
+            "interpolation must be 'linear' or 'nearest'. "
+            f"Received: interpolation={interpolation!r}"
         )
     nearest = interpolation == "nearest"
     source = grid.image(np.asarray(volume, dtype=np.uint8 if nearest else np.float32))

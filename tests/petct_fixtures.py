@@ -25,8 +25,10 @@ PET_DIRECTION = (0.0, -1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0)
 
 
 def make_ct(point_value: float | None = 1000.0) -> sitk.Image:
-    """A CT in HU: air, a soft-tissue ball of radius 15 mm, and an optional bright voxel at POINT."""
-    z, y, x = np.meshgrid(-30 + 3 * np.arange(20), np.arange(-20, 20), np.arange(-20, 20), indexing="ij")
+    """A CT in HU: air, a soft-tissue ball of radius 15 mm, an optional bright voxel at POINT."""
+    z, y, x = np.meshgrid(
+        -30 + 3 * np.arange(20), np.arange(-20, 20), np.arange(-20, 20), indexing="ij"
+    )
     ct = np.where(x**2 + y**2 + z**2 < 15**2, 40.0, -1000.0).astype(np.float32)
     image = sitk.GetImageFromArray(ct)
     image.SetSpacing((1.0, 1.0, 3.0))
@@ -51,8 +53,12 @@ def make_pet(point_value: float | None = 50.0, shift_mm: float = 0.0) -> sitk.Im
 
 def make_mask(ct: sitk.Image, radius: float = 8.0, label: int = 1) -> sitk.Image:
     """An ellipsoidal GTVt on the CT grid around (2, 1, 0) mm."""
-    z, y, x = np.meshgrid(-30 + 3 * np.arange(20), np.arange(-20, 20), np.arange(-20, 20), indexing="ij")
-    inside = ((x - 2) / radius) ** 2 + ((y - 1) / (radius * 0.8)) ** 2 + (z / (radius * 1.5)) ** 2 < 1
+    z, y, x = np.meshgrid(
+        -30 + 3 * np.arange(20), np.arange(-20, 20), np.arange(-20, 20), indexing="ij"
+    )
+    inside = ((x - 2) / radius) ** 2 + ((y - 1) / (radius * 0.8)) ** 2 + (
+        z / (radius * 1.5)
+    ) ** 2 < 1
     mask = sitk.GetImageFromArray((inside * label).astype(np.uint8))
     mask.CopyInformation(ct)
     return mask

@@ -34,7 +34,9 @@ def cohort_2021(tmp_path: Path) -> Path:
         touch(tmp_path / f"{pid}_ct.nii.gz")
         touch(tmp_path / f"{pid}_pt.nii.gz")
         touch(tmp_path / f"{pid}_gtvt.nii.gz")
-    write_endpoints_2021(tmp_path / "endpoints.csv", [(IDS[0], 1, 400), (IDS[1], 0, 1500.5), (IDS[2], 0, 900)])
+    write_endpoints_2021(
+        tmp_path / "endpoints.csv", [(IDS[0], 1, 400), (IDS[1], 0, 1500.5), (IDS[2], 0, 900)]
+    )
     write_bboxes({IDS[0]: BoundingBox.from_center((0, 0, 0), 144.0)}, tmp_path / "bboxes.csv")
     return tmp_path
 
@@ -111,7 +113,12 @@ def test_explicit_endpoints_and_boxes_override_discovery(cohort_2021, tmp_path_f
     other = tmp_path_factory.mktemp("other") / "ep.csv"
     other.write_text("id,status,days\nCHGJ007,0,10\nCHUM013,1,20\nCHUS004,1,30\n")
     cohort = read_cohort(
-        cohort_2021, endpoints=other, bboxes={}, id_column="id", event_column="status", time_column="days"
+        cohort_2021,
+        endpoints=other,
+        bboxes={},
+        id_column="id",
+        event_column="status",
+        time_column="days",
     )
     assert cohort.survival_y(["CHUS004", "CHGJ007"])["time"].tolist() == [30.0, 10.0]
     assert cohort.bboxes == {}
@@ -119,7 +126,14 @@ def test_explicit_endpoints_and_boxes_override_discovery(cohort_2021, tmp_path_f
 
 @pytest.mark.parametrize(
     "pid, expected",
-    [("CHGJ007", "CHGJ"), ("chum013", "CHUM"), ("MDA-012", "MDA"), ("HGJ_1", "HGJ"), ("patient", None), ("007", None)],
+    [
+        ("CHGJ007", "CHGJ"),
+        ("chum013", "CHUM"),
+        ("MDA-012", "MDA"),
+        ("HGJ_1", "HGJ"),
+        ("patient", None),
+        ("007", None),
+    ],
 )
 def test_centre_from_id(pid, expected):
     assert centre_from_id(pid) == expected
@@ -176,7 +190,9 @@ def test_survival_y_matches_sksurv_structure(cohort_2021):
 
     cohort = read_cohort(cohort_2021)
     table = pd.read_csv(cohort_2021 / "endpoints.csv")
-    expected = Surv.from_arrays(table["Progression"].astype(bool), table["Progression free survival (days)"])
+    expected = Surv.from_arrays(
+        table["Progression"].astype(bool), table["Progression free survival (days)"]
+    )
     y = cohort.survival_y()
     np.testing.assert_array_equal(y["event"], expected["event"])
     np.testing.assert_array_equal(y["time"], expected["time"])

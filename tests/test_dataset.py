@@ -26,7 +26,9 @@ def cohort_dir(tmp_path_factory) -> Path:
     return write_cohort(tmp_path_factory.mktemp("cohort"), IDS, events=EVENTS)
 
 
-@pytest.mark.parametrize("n_events, n_censored, fraction", [(28, 125, 0.5), (3, 7, 0.5), (5, 5, 0.3), (9, 2, 0.5)])
+@pytest.mark.parametrize(
+    "n_events, n_censored, fraction", [(28, 125, 0.5), (3, 7, 0.5), (5, 5, 0.3), (9, 2, 0.5)]
+)
 def test_balanced_sampler_reaches_fraction_with_even_repeats(n_events, n_censored, fraction):
     event = np.array([True] * n_events + [False] * n_censored)
     order = censoring_balanced_indices(event, fraction, seed=1, epoch=0)
@@ -50,7 +52,9 @@ def test_balanced_sampler_is_seeded_per_epoch():
 def test_balanced_sampler_rejects_impossible_requests():
     with pytest.raises(InputError, match="both must be > 0"):
         censoring_balanced_indices([False, False])
-    with pytest.raises(InputError, match=r"event_fraction must be in \(0, 1\). Received: event_fraction=1.0"):
+    with pytest.raises(
+        InputError, match=r"event_fraction must be in \(0, 1\). Received: event_fraction=1.0"
+    ):
         censoring_balanced_indices([True, False], 1.0)
 
 
@@ -60,7 +64,9 @@ def test_cache_hit_skips_nifti_and_changed_inputs_invalidate(cohort_dir, tmp_pat
     cache = CaseCache(tmp_path, CONFIG)
     calls = []
     real_load = dataset_module.load_case
-    monkeypatch.setattr(dataset_module, "load_case", lambda *a, **k: calls.append(1) or real_load(*a, **k))
+    monkeypatch.setattr(
+        dataset_module, "load_case", lambda *a, **k: calls.append(1) or real_load(*a, **k)
+    )
     first = cache.load(patient, BOX)
     second = cache.load(patient, BOX)
     assert len(calls) == 1 and len(list(tmp_path.glob(f"{IDS[0]}-*.npz"))) == 1
@@ -68,7 +74,9 @@ def test_cache_hit_skips_nifti_and_changed_inputs_invalidate(cohort_dir, tmp_pat
         assert second.images[key].GetOrigin() == first.images[key].GetOrigin()
         assert second.images[key].GetDirection() == first.images[key].GetDirection()
     # another parameter -> another key
-    assert CaseCache(tmp_path, CONFIG.__class__(spacing=1.0, crop_size=16)).key(patient, BOX) != cache.key(patient, BOX)
+    assert CaseCache(tmp_path, CONFIG.__class__(spacing=1.0, crop_size=16)).key(
+        patient, BOX
+    ) != cache.key(patient, BOX)
     assert cache.key(patient, None) != cache.key(patient, BOX)
     # a changed input file -> a new key; the stale file is removed
     old = cache.path(patient, BOX)
@@ -111,7 +119,9 @@ def test_dataset_batches_have_contract_shapes(cohort_dir, tmp_path):
     assert x["image"].shape == (2, 16, 16, 16, 2) and x["image"].dtype == np.float32
     assert y["segmentation"].shape == (2, 16, 16, 16, 1) and y["segmentation"].dtype == np.float32
     assert set(np.unique(y["segmentation"])) <= {0.0, 1.0}
-    np.testing.assert_array_equal(y["risk"], np.array([[100.0, 1.0], [200.0, 0.0]], dtype=np.float32))
+    np.testing.assert_array_equal(
+        y["risk"], np.array([[100.0, 1.0], [200.0, 0.0]], dtype=np.float32)
+    )
     assert data[2][0]["image"].shape[0] == 1  # last, partial batch
     with pytest.raises(IndexError):
         data[3]
@@ -119,7 +129,9 @@ def test_dataset_batches_have_contract_shapes(cohort_dir, tmp_path):
 
 def test_dataset_balanced_augmented_epochs_are_reproducible(cohort_dir, tmp_path):
     cohort = read_cohort(cohort_dir)
-    kwargs = dict(config=CONFIG, batch_size=4, augment=True, event_fraction=0.5, cache_dir=tmp_path, seed=3)
+    kwargs = dict(
+        config=CONFIG, batch_size=4, augment=True, event_fraction=0.5, cache_dir=tmp_path, seed=3
+    )
     a, b = CohortDataset(cohort, **kwargs), CohortDataset(cohort, **kwargs)
     assert len(a.order) == 8 and a.targets[a.order, 1].mean() == 0.5
     np.testing.assert_array_equal(a[1][0]["image"], b[1][0]["image"])
@@ -141,7 +153,9 @@ def test_dataset_rejects_missing_targets(cohort_dir):
 
 def tiny_model() -> keras.Model:
     image = keras.Input((16, 16, 16, 2), name="image")
-    segmentation = keras.layers.Conv3D(1, 3, padding="same", activation="sigmoid", name="segmentation")(image)
+    segmentation = keras.layers.Conv3D(
+        1, 3, padding="same", activation="sigmoid", name="segmentation"
+    )(image)
     pooled = keras.layers.GlobalAveragePooling3D()(image)
     risk = keras.layers.Dense(1, name="risk")(pooled)
     return keras.Model({"image": image}, {"segmentation": segmentation, "risk": risk})
@@ -156,10 +170,33 @@ def risk_plumbing_loss(y_true, y_pred):
 def test_model_fit_on_dataset_with_workers(cohort_dir, tmp_path):
     cohort = read_cohort(cohort_dir)
     data = CohortDataset(
-        cohort, config=CONFIG, batch_size=3, augment=True, event_fraction=0.5, cache_dir=tmp_path, workers=2
+        cohort,
+        config=CONFIG,
+        batch_size=3,
+        augment=True,
+        event_fraction=0.5,
+        cache_dir=tmp_path,
+        workers=2,
     )
     model = tiny_model()
-    model.compile(optimizer="adam", loss={"segmentation": "binary_crossentropy", "risk": risk_plumbing_loss})
+    model.compile(
+        optimizer="adam", loss={"segmentation": "binary_crossentropy", "risk": risk_plumbing_loss}
+    )
     history = model.fit(data, epochs=2, verbose=0)
     assert len(history.history["loss"]) == 2 and np.isfinite(history.history["loss"]).all()
     assert data.epoch >= 1
+
+
+def test_synthetic_cohort_end_to_end_with_automatic_boxes(tmp_path):
+    from hnprog.data.synthetic import generate_cohort
+
+    root = generate_cohort(tmp_path / "syn", n_patients=3, seed=1, image_scale=0.5)
+    cohort = read_cohort(root)
+    assert cohort.layout == "hecktor2021" and len(cohort) == 3
+    cohort.bboxes = {cohort.ids[0]: cohort.bboxes[cohort.ids[0]]}  # others: automatic PET box
+    config = CONFIG.__class__.cpu(crop_size=32)
+    data = CohortDataset(cohort, config=config, batch_size=3, cache_dir=tmp_path / "cache")
+    x, y = data[0]
+    assert x["image"].shape == (3, 32, 32, 32, 2) and np.isfinite(x["image"]).all()
+    assert (y["segmentation"].reshape(3, -1).sum(axis=1) > 0).all()  # every tumour is in view
+    np.testing.assert_array_equal(y["risk"], data.targets)

@@ -130,7 +130,9 @@ def test_same_function_for_files_and_in_memory_cases(tmp_path):
     from_files = preprocess_patient(patient, BOX, CONFIG, rng=np.random.default_rng(1))
     ct = make_ct()
     in_memory = preprocess_case(
-        Case({"ct": ct, "pet": make_pet(), "mask": make_mask(ct)}, box=BOX), CONFIG, rng=np.random.default_rng(1)
+        Case({"ct": ct, "pet": make_pet(), "mask": make_mask(ct)}, box=BOX),
+        CONFIG,
+        rng=np.random.default_rng(1),
     )
     np.testing.assert_array_equal(from_files.image, in_memory.image)
     np.testing.assert_array_equal(from_files.mask, in_memory.mask)
@@ -142,7 +144,16 @@ def test_cli_preprocess_reports_failures_and_succeeds(broken_cohort, tmp_path):
     from hnprog.cli import main
 
     out = tmp_path / "prep"
-    args = ["preprocess", str(broken_cohort), "--out", str(out), "--spacing", "2", "--crop-size", "16"]
+    args = [
+        "preprocess",
+        str(broken_cohort),
+        "--out",
+        str(out),
+        "--spacing",
+        "2",
+        "--crop-size",
+        "16",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "6 of 8 patients failed" in result.output

@@ -112,7 +112,10 @@ def test_crop_keeps_physical_positions_and_is_smaller():
     assert np.prod(ct.GetSize()) < np.prod(ct_full.GetSize())
     # the same physical point has the same value in the full and the cropped image
     probe = (1.0, 2.0, 0.0)
-    assert ct[ct.TransformPhysicalPointToIndex(probe)] == ct_full[ct_full.TransformPhysicalPointToIndex(probe)]
+    assert (
+        ct[ct.TransformPhysicalPointToIndex(probe)]
+        == ct_full[ct_full.TransformPhysicalPointToIndex(probe)]
+    )
     lower, upper = physical_extent(ct)
     assert np.all(lower <= -5.0) and np.all(upper >= 5.0)
 
@@ -162,7 +165,9 @@ def test_random_augment_is_seeded_and_bounded():
     again = RandomAugment(30, True, 5.0, seed=3)
     assert first[0] == again(make_case()).augmentation
     rng = np.random.default_rng(0)
-    draws = [Augmentation.sample(rng, max_shift=30, mirror=True, max_rotation=5.0) for _ in range(400)]
+    draws = [
+        Augmentation.sample(rng, max_shift=30, mirror=True, max_rotation=5.0) for _ in range(400)
+    ]
     shifts = np.array([d.shift for d in draws])
     assert shifts.min() == -30 and shifts.max() == 30
     assert 0.4 < np.mean([d.mirror for d in draws]) < 0.6

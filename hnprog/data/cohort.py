@@ -242,9 +242,7 @@ def read_endpoints(
         if event is None:
             event = {"false": False, "true": True}.get(event_text.lower())
         if event is None:
-            raise InputError(
-                f"{where}: event must be 0 or 1. Received: {event_col}={event_text!r}"
-            )
+            raise InputError(f"{where}: event must be 0 or 1. Received: {event_col}={event_text!r}")
         ids.append(pid)
         events.append(event)
         times.append(time)
@@ -324,7 +322,8 @@ def _detect_layout(root: Path) -> str:
     if (root / "manifest.csv").is_file():
         return "manifest"
     raise InputError(
-        f"cohort folder {root}: no known layout found. Expected HECKTOR 2020 (<ID>/<ID>_ct.nii.gz), "
+        f"cohort folder {root}: no known layout found. Expected HECKTOR 2020 "
+        "(<ID>/<ID>_ct.nii.gz), "
         "2021 (<ID>_ct.nii.gz, <ID>_pt.nii.gz), 2022 (imagesTr/<ID>__CT.nii.gz) or a manifest CSV "
         "(patient_id,ct,pet[,mask][,centre])"
     )
@@ -338,7 +337,9 @@ def _patients_hecktor2020(root: Path) -> list[Patient]:
         if not (ct.is_file() or pet.is_file()):
             continue
         mask = _find(sub, f"{pid}_ct_gtvt")
-        patients.append(Patient(pid, ct, pet, mask if mask.is_file() else None, centre_from_id(pid)))
+        patients.append(
+            Patient(pid, ct, pet, mask if mask.is_file() else None, centre_from_id(pid))
+        )
     return patients
 
 

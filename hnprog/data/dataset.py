@@ -77,7 +77,9 @@ def censoring_balanced_indices(
     """
     event = np.asarray(event, dtype=bool)
     if not 0 < event_fraction < 1:
-        raise InputError(f"event_fraction must be in (0, 1). Received: event_fraction={event_fraction}")
+        raise InputError(
+            f"event_fraction must be in (0, 1). Received: event_fraction={event_fraction}"
+        )
     events, censored = np.flatnonzero(event), np.flatnonzero(~event)
     if events.size == 0 or censored.size == 0:
         raise InputError(
@@ -259,7 +261,8 @@ class CohortDataset(keras.utils.PyDataset):
             missing masks for ``"segmentation"``.
 
     Example:
-        >>> train = CohortDataset(cohort, train_ids, config=PreprocessConfig.cpu(),  # doctest: +SKIP
+        >>> config = PreprocessConfig.cpu()  # doctest: +SKIP
+        >>> train = CohortDataset(cohort, train_ids, config=config,  # doctest: +SKIP
         ...                       augment=True, event_fraction=0.5, cache_dir="cache/")
         >>> model.fit(train, epochs=60)  # doctest: +SKIP
     """
@@ -345,7 +348,9 @@ class CohortDataset(keras.utils.PyDataset):
         images, masks = [], []
         positions = order[start : start + self.batch_size]
         for offset, position in enumerate(positions):
-            rng = np.random.default_rng([self.seed, epoch, start + offset]) if self.augment else None
+            rng = (
+                np.random.default_rng([self.seed, epoch, start + offset]) if self.augment else None
+            )
             result = preprocess_case(self.load_case(int(position)), self.config, rng=rng)
             images.append(result.image)
             masks.append(result.mask)

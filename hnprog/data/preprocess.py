@@ -58,7 +58,9 @@ def read_mask(path: Path, patient_id: str, labels: Sequence[int] = (0, 1)) -> si
         allowed |= values == label
     if not allowed.all():
         unexpected = np.unique(values[~allowed])
-        shown = ", ".join(f"{v:g}" for v in unexpected[:5]) + (", ..." if unexpected.size > 5 else "")
+        shown = ", ".join(f"{v:g}" for v in unexpected[:5]) + (
+            ", ..." if unexpected.size > 5 else ""
+        )
         raise PatientError(
             patient_id,
             f"mask file {path}: unexpected labels {{{shown}}}; expected only {set(labels)} "
@@ -139,7 +141,7 @@ def preprocess_patient(
 
 
 def save_preprocessed(case: PreprocessedCase, path: str | os.PathLike) -> None:
-    """Write a preprocessed case as an uncompressed ``.npz`` (``image``, ``mask``, grid), atomically."""
+    """Write a preprocessed case as an uncompressed ``.npz`` (image, mask, grid), atomically."""
     arrays = {"image": case.image, **Grid.to_dict(case.grid)}
     if case.mask is not None:
         arrays["mask"] = case.mask
@@ -218,17 +220,25 @@ def preprocess_cohort(
         save_preprocessed(result, out_dir / f"{pid}.npz")
         if write_nifti:
             for channel, suffix in ((0, "ct"), (1, "pt")):
-                write_image(result.grid.image(result.image[..., channel]), out_dir / f"{pid}_{suffix}.nii.gz")
+                write_image(
+                    result.grid.image(result.image[..., channel]),
+                    out_dir / f"{pid}_{suffix}.nii.gz",
+                )
             if result.mask is not None:
                 write_image(result.grid.image(result.mask), out_dir / f"{pid}_gtvt.nii.gz")
         row = {"patient_id": pid, "file": f"{pid}.npz", "centre": patient.centre or ""}
         if cohort.endpoints is not None and pid in cohort.endpoints.index:
-            row.update(event=int(cohort.endpoints.loc[pid, "event"]), time=float(cohort.endpoints.loc[pid, "time"]))
+            row.update(
+                event=int(cohort.endpoints.loc[pid, "event"]),
+                time=float(cohort.endpoints.loc[pid, "time"]),
+            )
         rows.append(row)
     seconds = time.perf_counter() - start
 
     with atomic_write(out_dir / "cases.csv", newline="") as f:
-        pd.DataFrame(rows, columns=["patient_id", "file", "centre", "event", "time"]).to_csv(f, index=False)
+        pd.DataFrame(rows, columns=["patient_id", "file", "centre", "event", "time"]).to_csv(
+            f, index=False
+        )
     failure_table = pd.DataFrame(failures, columns=["patient_id", "error"])
     with atomic_write(out_dir / "failures.csv", newline="") as f:
         failure_table.to_csv(f, index=False, quoting=csv.QUOTE_MINIMAL)
