@@ -707,7 +707,7 @@ def preprocess_case(
 
     Example:
         >>> out = preprocess_case(case, PreprocessConfig.cpu())  # doctest: +SKIP
-        >>> out.image.shape
+        >>> out.image.shape  # doctest: +SKIP
         (64, 64, 64, 2)
     """
     config = config or PreprocessConfig()
