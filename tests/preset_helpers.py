@@ -11,20 +11,24 @@ PREPROCESSING = {"spacing": [1.0, 1.0, 1.0], "crop_size": 16, "ct_clip": [-1024.
 SHAPE = (16, 16, 16, 2)
 
 
-def tiny_model(seed: int = 0, *, outputs: tuple[str, ...] = ("risk", "segmentation")):
+def tiny_model(seed: int = 0, *, outputs: tuple[str, ...] = ("risk", "segmentation"),
+               unet: str | None = None):
     """A small functional model with the preset contract: input "image", dict outputs.
 
-    Uses ``hnprog.models.build_multitask_unet`` when it exists, else an equivalent toy.
+    With ``unet="batch"`` or ``"se"``, a tiny ``hnprog.models.build_multitask_unet`` with that
+    normalisation (``"se"`` uses hnprog's registered ``SENormalization`` layer); otherwise a
+    toy model with the same input and outputs, which is much faster to build and run.
     """
     import keras
 
     keras.utils.set_random_seed(seed)
-    try:
+    if unet is not None:
         from hnprog.models import build_multitask_unet
-    except ImportError:
-        build_multitask_unet = None
-    if build_multitask_unet is not None and set(outputs) == {"risk", "segmentation"}:
-        return build_multitask_unet(input_shape=SHAPE, filters=(2, 4, 4, 8, 8), dense_units=4)
+
+        tasks = {("risk", "segmentation"): "multitask", ("risk",): "radiomics",
+                 ("segmentation",): "segmentation"}[tuple(sorted(outputs))]
+        return build_multitask_unet(input_shape=SHAPE, tasks=tasks, filters=(2, 4, 4, 8, 8),
+                                    dense_units=4, normalization=unet)
     image = keras.Input(SHAPE, name="image")
     features = keras.layers.Conv3D(2, 3, padding="same", activation="relu")(image)
     heads = {}

@@ -33,8 +33,9 @@ def _rewrite_hashes(folder: Path) -> None:
 
 
 @pytest.mark.backend_independent
-def test_round_trip_predicts_the_same(tmp_path):
-    model = tiny_model(1)
+@pytest.mark.parametrize("unet", [pytest.param("batch", marks=pytest.mark.large), "se"])
+def test_round_trip_of_the_unet_predicts_the_same(tmp_path, unet):
+    model = tiny_model(1, unet=unet)
     folder = make_preset(tmp_path / "p", seed=1, model=model)
     preset = from_preset(folder)
     assert isinstance(preset, Preset)
