@@ -76,9 +76,9 @@ def patient_box(patient: Patient, pet: sitk.Image, bboxes: dict[str, BoundingBox
     box = bboxes.get(patient.patient_id)
     if box is not None:
         return box
-    from hnprog.data.bbox import auto_bbox  # written by the synthetic-data work; PET-only
+    from hnprog.data.bbox import auto_bbox
 
-    return auto_bbox(pet)
+    return auto_bbox(pet, patient_id=patient.patient_id)
 
 
 def load_case(
