@@ -147,10 +147,12 @@ def _body(metadata: Mapping[str, Any]) -> str:
     versions = metadata.get("versions", {})
     lines += ["", "## Use", "", "```python", "import hnprog", "",
               f'preset = hnprog.from_preset("<hf://org/repo@commit or folder>")',
-              "out = preset.predict(x)  # x: (N, D, H, W, 2) float32, [CT, PET], preprocessed as above",
+              "# x: (N, D, H, W, 2) float32, channels [CT, PET], preprocessed as above",
+              "out = preset.predict(x)",
               "```", "",
               "## Files", "", "| file | sha256 |", "| --- | --- |"]
-    lines += [f"| `{f}` | `{d}` |" for f, d in metadata.get("files", {}).items() if f != "README.md"]
+    lines += [f"| `{f}` | `{d}` |" for f, d in metadata.get("files", {}).items()
+              if f != "README.md"]
     lines += ["", f"Written by hnprog {versions.get('hnprog')} with Keras {versions.get('keras')} "
               f"({versions.get('backend')} backend) on {metadata.get('created')}.", "",
               "## Citation", "", PAPER, ""]

@@ -1,4 +1,4 @@
-"""Hugging Face Hub access for presets: ``hf://`` URIs, validated downloads into the Hub cache, uploads.
+"""Hugging Face Hub access for presets: ``hf://`` URIs, downloads into the Hub cache, uploads.
 
 A preset on the Hub is a model repository holding the same files as a local preset folder
 (see :mod:`hnprog.presets`). hnprog addresses it as ``hf://org/repo`` or

@@ -137,7 +137,8 @@ def check_config_classes(config: Any, source: str = "config.json") -> None:
             continue
         problem = None
         if not isinstance(class_name, str) or class_name.startswith("__"):
-            problem = f"class_name={class_name!r} is not allowed (lambdas and type specs are refused)"
+            problem = (f"class_name={class_name!r} is not allowed (lambdas and type specs are "
+                       "refused)")
         elif module is not None and (not isinstance(module, str) or not _allowed_module(module)):
             problem = f"module={module!r} is outside keras and hnprog"
         elif registered is not None and (
@@ -799,7 +800,8 @@ def from_preset(
 
     Example:
         >>> import hnprog
-        >>> preset = hnprog.from_preset("hf://my-lab/unet3d_hecktor_petct_fold0@v1")  # doctest: +SKIP
+        >>> uri = "hf://my-lab/unet3d_hecktor_petct_fold0@v1"
+        >>> preset = hnprog.from_preset(uri)  # doctest: +SKIP
         >>> preset.preprocessing["spacing"]  # doctest: +SKIP
         >>> out = preset.predict(x)  # x: (N, 144, 144, 144, 2)  # doctest: +SKIP
     """
