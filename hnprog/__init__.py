@@ -27,6 +27,11 @@ _PUBLIC_API: dict[str, str] = {
     "read_image": "hnprog.io",
     "write_image": "hnprog.io",
     # == core: models, losses, metrics ==
+    "build_multitask_unet": "hnprog.models",
+    "CoxLoss": "hnprog.losses",
+    "DiceLoss": "hnprog.losses",
+    "concordance_index": "hnprog.metrics",
+    "dice_score": "hnprog.metrics",
     # == data ==
     "BoundingBox": "hnprog.data.bbox",
     "auto_bbox": "hnprog.data.bbox",
