@@ -15,6 +15,7 @@ import dataclasses
 import os
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -175,8 +176,10 @@ def predict_patient(
     start = time.perf_counter()
     out_dir = Path(out_dir)
     config = preprocess_config_from_spec(predictor.preprocessing)
-    ct_image = read_image(ct, patient_id=patient_id, role="CT")
-    pet_image = read_image(pet, patient_id=patient_id, role="PET")
+    with ThreadPoolExecutor(max_workers=2) as pool:  # SimpleITK reads without holding the GIL
+        ct_future = pool.submit(read_image, ct, patient_id=patient_id, role="CT")
+        pet_future = pool.submit(read_image, pet, patient_id=patient_id, role="PET")
+        ct_image, pet_image = ct_future.result(), pet_future.result()
     box_source = "given" if box is not None else "automatic"
     if box is None:
         box = auto_bbox(pet_image, patient_id=patient_id)

@@ -563,9 +563,11 @@ class NormaliseCT:
 
     def __call__(self, case: Case) -> Case:
         low, high = self.clip
-        values = sitk.GetArrayFromImage(case.images[CT]).astype(np.float32)
-        values = (np.clip(values, low, high) - low) * np.float32(2.0 / (high - low)) - 1.0
-        return case.with_images({CT: _like(values.astype(np.float32), case.images[CT])})
+        values = np.clip(sitk.GetArrayViewFromImage(case.images[CT]), low, high, dtype=np.float32)
+        values -= np.float32(low)
+        values *= np.float32(2.0 / (high - low))
+        values -= np.float32(1.0)
+        return case.with_images({CT: _like(values, case.images[CT])})
 
     def __repr__(self) -> str:
         return f"NormaliseCT(clip={self.clip})"
@@ -580,10 +582,12 @@ class NormalisePET:
     """
 
     def __call__(self, case: Case) -> Case:
-        values = sitk.GetArrayFromImage(case.images[PET]).astype(np.float64)
-        std = values.std()
-        values = (values - values.mean()) / (std if std > 1e-6 else 1.0)
-        return case.with_images({PET: _like(values.astype(np.float32), case.images[PET])})
+        values = sitk.GetArrayFromImage(case.images[PET]).astype(np.float32, copy=False)
+        mean = values.mean(dtype=np.float64)  # float64 accumulators, float32 voxels
+        std = float(np.sqrt(np.mean(np.square(values - np.float32(mean)), dtype=np.float64)))
+        values -= np.float32(mean)
+        values /= np.float32(std if std > 1e-6 else 1.0)
+        return case.with_images({PET: _like(values, case.images[PET])})
 
     def __repr__(self) -> str:
         return "NormalisePET()"
