@@ -28,12 +28,19 @@ import numpy as np
 from hnprog.errors import InputError
 from hnprog.io import atomic_path, atomic_write, write_json
 
-__all__ = ["DatasetEpoch", "RunCheckpoint", "ValidationMetrics", "read_run_state"]
+__all__ = [
+    "DatasetEpoch",
+    "RunCheckpoint",
+    "ValidationMetrics",
+    "collect_predictions",
+    "read_run_state",
+]
 
 STATE_FILE = "state.json"
 
 
-def _output_names(model: keras.Model) -> list[str]:
+def output_names(model: keras.Model) -> list[str]:
+    """The names of a model's outputs (the keys of a dict-output model)."""
     outputs = model.output
     if isinstance(outputs, dict):
         return list(outputs)
@@ -81,35 +88,13 @@ class ValidationMetrics(keras.callbacks.Callback):
 
     def evaluate(self) -> dict[str, float]:
         """Predict the validation set and return the metrics (see the class docstring)."""
-        from hnprog.metrics import concordance_index, dice_score
+        from hnprog.metrics import concordance_index
 
-        names = _output_names(self.model)
-        risks, survival, dices = [], [], []
-        dice_loss_sum, n_seen = 0.0, 0
-        for index in range(len(self.val_data)):
-            x, y = self.val_data[index][:2]
-            pred = self.model.predict_on_batch(x)
-            if not isinstance(pred, dict):
-                pred = dict(zip(names, pred if isinstance(pred, (list, tuple)) else [pred]))
-            batch = int(np.shape(y["risk"] if "risk" in y else y["segmentation"])[0])
-            n_seen += batch
-            if "risk" in pred:
-                risks.append(np.asarray(pred["risk"], dtype="float64").reshape(-1))
-                survival.append(np.asarray(y["risk"], dtype="float64").reshape(-1, 2))
-            if "segmentation" in pred:
-                prob = np.asarray(pred["segmentation"], dtype="float32")
-                truth = np.asarray(y["segmentation"]).reshape(prob.shape)
-                if self.dice_loss is not None:
-                    value = self.dice_loss(truth.astype("float32"), prob)
-                    dice_loss_sum += float(keras.ops.convert_to_numpy(value)) * batch
-                dices.extend(
-                    dice_score(prob[i] > 0.5, truth[i] > 0.5) for i in range(prob.shape[0])
-                )
+        collected = collect_predictions(self.model, self.val_data, dice_loss=self.dice_loss)
+        risk, time_event, dices = collected["risk"], collected["time_event"], collected["dice"]
         logs: dict[str, float] = {}
         total = 0.0
-        if risks:
-            risk = np.concatenate(risks)
-            time_event = np.concatenate(survival)
+        if risk is not None:
             time, event = time_event[:, 0], time_event[:, 1] > 0.5
             try:
                 logs["val_cindex"] = float(concordance_index(time, event, risk))
@@ -119,10 +104,10 @@ class ValidationMetrics(keras.callbacks.Callback):
                 cox = self.cox_loss(time_event.astype("float32"), risk[:, None].astype("float32"))
                 logs["val_risk_loss"] = float(keras.ops.convert_to_numpy(cox))
                 total += self.w_rad * logs["val_risk_loss"]
-        if dices:
+        if dices is not None:
             logs["val_dice"] = float(np.mean(dices))
             if self.dice_loss is not None:
-                logs["val_segmentation_loss"] = dice_loss_sum / max(n_seen, 1)
+                logs["val_segmentation_loss"] = collected["dice_loss"]
                 total += self.w_seg * logs["val_segmentation_loss"]
         logs["val_loss"] = total
         return logs
@@ -130,6 +115,50 @@ class ValidationMetrics(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if logs is not None:
             logs.update(self.evaluate())
+
+
+def collect_predictions(
+    model: keras.Model, dataset: keras.utils.PyDataset, *, dice_loss: Any = None
+) -> dict[str, Any]:
+    """Predict every batch of ``dataset`` and gather what the metrics need.
+
+    Args:
+        model: keras.Model. Outputs ``"risk"`` and/or ``"segmentation"``.
+        dataset: keras.utils.PyDataset. Yields ``(x, y)`` as in :class:`ValidationMetrics`.
+        dice_loss: keras.losses.Loss, optional. Averaged over batches (weighted by size).
+
+    Returns:
+        dict with ``risk`` (float64 (N,) log-hazards or None), ``time_event`` ((N, 2) or
+        None), ``dice`` (per-patient Dice of the 0.5-thresholded probability, list or None)
+        and ``dice_loss`` (float or None).
+    """
+    from hnprog.metrics import dice_score
+
+    names = output_names(model)
+    risks, survival, dices = [], [], []
+    dice_loss_sum, n_seen = 0.0, 0
+    for index in range(len(dataset)):
+        x, y = dataset[index][:2]
+        pred = model.predict_on_batch(x)
+        if not isinstance(pred, dict):
+            pred = dict(zip(names, pred if isinstance(pred, (list, tuple)) else [pred]))
+        if "risk" in pred and "risk" in y:
+            risks.append(np.asarray(pred["risk"], dtype="float64").reshape(-1))
+            survival.append(np.asarray(y["risk"], dtype="float64").reshape(-1, 2))
+        if "segmentation" in pred and "segmentation" in y:
+            prob = np.asarray(pred["segmentation"], dtype="float32")
+            truth = np.asarray(y["segmentation"]).reshape(prob.shape)
+            if dice_loss is not None:
+                value = dice_loss(truth.astype("float32"), prob)
+                dice_loss_sum += float(keras.ops.convert_to_numpy(value)) * prob.shape[0]
+                n_seen += prob.shape[0]
+            dices.extend(dice_score(prob[i] > 0.5, truth[i] > 0.5) for i in range(len(prob)))
+    return {
+        "risk": np.concatenate(risks) if risks else None,
+        "time_event": np.concatenate(survival) if survival else None,
+        "dice": dices if dices else None,
+        "dice_loss": dice_loss_sum / n_seen if n_seen else None,
+    }
 
 
 class DatasetEpoch(keras.callbacks.Callback):

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 
 from hnprog.errors import InputError
 from hnprog.io import atomic_path, write_json
@@ -30,17 +31,22 @@ from hnprog.training.callbacks import (
     DatasetEpoch,
     RunCheckpoint,
     ValidationMetrics,
-    read_run_state,
+    collect_predictions,
+    output_names,
 )
 from hnprog.training.config import TrainingConfig
 
 __all__ = [
     "TrainingResult",
     "build_model",
+    "check_training_set",
+    "cohort_datasets",
     "compile_model",
     "distribution_scope",
     "prepare_run_folder",
+    "predict_dataset",
     "train_model",
+    "train_on_cohort",
 ]
 
 CONFIG_FILE = "config.json"
@@ -111,10 +117,6 @@ def build_model(config: TrainingConfig, *, name: str | None = None) -> keras.Mod
         )
 
 
-def _output_names(model: keras.Model) -> list[str]:
-    return list(model.output) if isinstance(model.output, dict) else list(model.output_names)
-
-
 def compile_model(
     model: keras.Model,
     config: TrainingConfig,
@@ -137,7 +139,7 @@ def compile_model(
     """
     from hnprog.losses import CoxLoss, DiceLoss
 
-    names = _output_names(model)
+    names = output_names(model)
     losses: dict[str, keras.losses.Loss] = {}
     weights: dict[str, float] = {}
     if "risk" in names:
@@ -400,11 +402,152 @@ def save_model(
         write_json(preprocessing, path.parent / PREPROCESSING_FILE)
 
 
-def run_is_complete(out_dir: str | Path, epochs: int) -> bool:
-    """Whether the run folder's checkpoint has ``epochs`` completed epochs and a saved model."""
-    state = read_run_state(Path(out_dir) / CHECKPOINT_DIR)
-    return (
-        state is not None
-        and state["epochs_completed"] >= epochs
-        and (Path(out_dir) / MODEL_FILE).is_file()
+def preprocess_config(config: TrainingConfig) -> Any:
+    """The :class:`hnprog.transforms.PreprocessConfig` of a training config.
+
+    ``config.extra["preprocessing"]`` (a recorded preprocessing dict, set when fine-tuning)
+    gives the other settings; ``spacing`` (mm) and ``crop_size`` (voxels) come from ``config``.
+    """
+    from hnprog.transforms import PreprocessConfig
+
+    recorded = dict(config.extra.get("preprocessing") or {})
+    recorded.update(spacing=config.spacing, crop_size=config.crop_size)
+    return PreprocessConfig.from_dict(recorded)
+
+
+def check_training_set(n_train: int, n_events: int, batch_size: int, *, where: str = "") -> None:
+    """Refuse, before training, a training set the Cox loss or the batch size cannot use.
+
+    Args:
+        n_train: int. Patients in the training set.
+        n_events: int. Observed events among them.
+        batch_size: int. Patients per batch.
+        where: str. Named in the message (e.g. ``"fold 2"``). Defaults to ``""``.
+
+    Raises:
+        InputError: if the set holds no event or fewer patients than ``batch_size``.
+    """
+    prefix = f"{where}: " if where else ""
+    if n_events == 0:
+        raise InputError(
+            f"{prefix}the training set ({n_train} patients) holds no event; the Cox loss needs "
+            "events. Use fewer folds or check the endpoint file"
+        )
+    if batch_size > n_train:
+        raise InputError(
+            f"{prefix}batch_size is larger than the training set ({n_train} patients). "
+            f"Received: batch_size={batch_size}"
+        )
+
+
+def cohort_datasets(
+    cohort: Any,
+    train_ids: Sequence[str],
+    val_ids: Sequence[str],
+    config: TrainingConfig,
+    *,
+    cache_dir: str | Path | None = None,
+    train: bool = True,
+) -> tuple[keras.utils.PyDataset, keras.utils.PyDataset]:
+    """Training and validation datasets of a cohort (:class:`hnprog.data.dataset.CohortDataset`).
+
+    The training set is augmented and censoring-balanced (half events per epoch) as configured,
+    seeded by ``config.seed``; the validation set is neither.
+
+    Args:
+        cohort: Cohort. Patients with masks and endpoints.
+        train_ids: sequence of str. Training patients.
+        val_ids: sequence of str. Validation (or test) patients.
+        config: TrainingConfig.
+        cache_dir: str or Path, optional. Case cache folder. Defaults to None.
+        train: bool. Build the training dataset too (False returns ``(None, val)``).
+            Defaults to True.
+
+    Returns:
+        tuple ``(train_dataset, val_dataset)``.
+    """
+    from hnprog.data.dataset import CohortDataset
+
+    preprocessing = preprocess_config(config)
+    common = {"config": preprocessing, "batch_size": config.batch_size, "cache_dir": cache_dir,
+              "seed": config.seed, "workers": config.workers}
+    train_ds = None
+    if train:
+        train_ds = CohortDataset(
+            cohort, list(train_ids), augment=config.augment, shuffle=True,
+            event_fraction=0.5 if config.balance_events else None, **common,
+        )
+    val_ds = CohortDataset(cohort, list(val_ids), **common)
+    return train_ds, val_ds
+
+
+def predict_dataset(
+    model: keras.Model, dataset: keras.utils.PyDataset
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Risks and per-patient Dice of a dataset's patients, in dataset order.
+
+    Returns:
+        tuple ``(risk, dice)``: float arrays of shape ``(N,)`` (log-hazard, higher is worse;
+        Dice of the 0.5-thresholded probability), each None when the model lacks that output.
+    """
+    collected = collect_predictions(model, dataset)
+    dice = None if collected["dice"] is None else np.asarray(collected["dice"], dtype=float)
+    return collected["risk"], dice
+
+
+def train_on_cohort(
+    data: str | Path | Any,
+    out_dir: str | Path,
+    *,
+    config: TrainingConfig | None = None,
+    model: keras.Model | None = None,
+    cache_dir: str | Path | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    verbose: int | str = "auto",
+) -> TrainingResult:
+    """Train on a whole cohort: a seeded, event-stratified 80/20 training/validation split.
+
+    Args:
+        data: str, Path or Cohort. A cohort folder or manifest, or a read ``Cohort``.
+        out_dir: str or Path. The run folder; ``split.json`` records the patients of each part.
+        config: TrainingConfig, optional. Defaults to ``TrainingConfig()``.
+        model: keras.Model, optional. Start from this model (fine-tuning). Defaults to a new
+            one.
+        cache_dir: str or Path, optional. Case cache. Defaults to ``out_dir/cache``.
+        resume: bool. Continue the run in ``out_dir``. Defaults to False.
+        overwrite: bool. Replace the run in ``out_dir``. Defaults to False.
+        verbose: int or str. Keras verbosity. Defaults to ``"auto"``.
+
+    Returns:
+        TrainingResult.
+
+    Raises:
+        InputError: before training, if the cohort has no endpoints, a part of the split holds
+            no event, or the batch size is larger than the training set.
+    """
+    from hnprog.data.cohort import read_cohort
+    from hnprog.splits import holdout_split
+
+    config = config or TrainingConfig()
+    cohort = data if hasattr(data, "patients") else read_cohort(data)
+    if cohort.endpoints is None:
+        raise InputError(f"cohort {cohort.root} has no endpoints (endpoints.csv)")
+    y = cohort.survival_y()
+    ids = np.asarray(cohort.ids)
+    train_idx, val_idx = holdout_split(y["event"], val_fraction=config.val_fraction,
+                                       seed=config.seed)
+    check_training_set(len(train_idx), int(y["event"][train_idx].sum()), config.batch_size)
+    out_dir = Path(out_dir)
+    train_ds, val_ds = cohort_datasets(
+        cohort, ids[train_idx], ids[val_idx], config,
+        cache_dir=cache_dir if cache_dir is not None else out_dir / "cache",
     )
+    result = train_model(
+        train_ds, val_ds, out_dir, config=config, model=model,
+        preprocessing=preprocess_config(config).to_dict(), resume=resume, overwrite=overwrite,
+        verbose=verbose,
+    )
+    write_json({"train": ids[train_idx].tolist(), "val": ids[val_idx].tolist()},
+               out_dir / "split.json")
+    return result
