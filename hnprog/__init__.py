@@ -61,6 +61,11 @@ _PUBLIC_API: dict[str, str] = {
     "write_cv_report": "hnprog.reporting",
     "plot_kaplan_meier": "hnprog.reporting",
     # == training ==
+    "TrainingConfig": "hnprog.training",
+    "train_model": "hnprog.training",
+    "train_on_cohort": "hnprog.training",
+    "cross_validate": "hnprog.training",
+    "finetune": "hnprog.training",
     # == hub ==
     "from_preset": "hnprog.presets",
     "save_to_preset": "hnprog.presets",

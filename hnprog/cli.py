@@ -385,6 +385,117 @@ def radiomics_cv(
 
 # == training commands (train, cv, finetune) ==
 
+_training_options = option_group(
+    click.argument("data", type=click.Path(exists=True)),
+    click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False),
+                 help="Output folder."),
+    click.option("--epochs", type=int, help="Epochs.  [default: 60]"),
+    click.option("--batch-size", type=int, help="Patients per batch.  [default: 10]"),
+    click.option("--learning-rate", "--lr", "learning_rate", type=float,
+                 help="Initial Adam learning rate (cosine decay to 0).  [default: 1e-3]"),
+    click.option("--w-rad", type=float, help="Weight of the Cox loss.  [default: 1]"),
+    click.option("--w-seg", type=float, help="Weight of the Dice loss.  [default: 1]"),
+    click.option("--spacing", type=float, help="Voxel size, mm.  [default: 1.0; 2.0 with --cpu]"),
+    click.option("--crop-size", type=int,
+                 help="Input edge, voxels, divisible by 16.  [default: 144; 64 with --cpu]"),
+    click.option("--cpu", "cpu_preset", is_flag=True,
+                 help="Fast CPU preset: 2 mm voxels, 64^3 crop."),
+    click.option("--seed", type=int, help="Seed of splits, sampling, init.  [default: 0]"),
+    click.option("--workers", type=int, help="Data-loading threads.  [default: 1]"),
+    click.option("--mixed-precision", type=click.Choice(["mixed_float16", "mixed_bfloat16"]),
+                 help="Mixed-precision policy.  [default: float32]"),
+    click.option("--resume", is_flag=True, help="Continue the run in --out (same settings)."),
+    click.option("--overwrite", is_flag=True, help="Replace a run already in --out."),
+    click.option("--distribute", is_flag=True,
+                 help="Data-parallel over all local GPUs (JAX or TensorFlow backend)."),
+)
+
+_TRAINING_KEYS = ("epochs", "batch_size", "learning_rate", "w_rad", "w_seg", "spacing",
+                  "crop_size", "seed", "workers", "mixed_precision", "distribute")
+
+
+def _training_config(options: dict[str, Any], **defaults: Any) -> Any:
+    """Build a TrainingConfig from the shared options (unset ones keep the defaults)."""
+    from hnprog.training import TrainingConfig
+
+    values = {**defaults, **{k: options[k] for k in _TRAINING_KEYS if options.get(k) is not None}}
+    if not values.get("distribute"):
+        values.pop("distribute", None)
+    if options.get("cpu_preset"):
+        return TrainingConfig.fast_cpu(**values)
+    return TrainingConfig(**values)
+
+
+@main.command("train")
+@_training_options
+@needs_keras
+def train_command(data: str, out_dir: str, resume: bool, overwrite: bool, **options: Any) -> None:
+    """Train the multi-task model on a cohort (80% training, 20% validation).
+
+    \b
+    Example:
+      hnprog train data/ --out runs/mt --cpu --epochs 10
+    """
+    from hnprog.training import train_on_cohort
+
+    config = _training_config(options)
+    result = train_on_cohort(data, out_dir, config=config, resume=resume, overwrite=overwrite)
+    echo_done(f"Kept epoch {result.best_epoch}; model in {os.path.join(out_dir, 'model.keras')}")
+
+
+@main.command("cv")
+@_training_options
+@click.option("--settings", default="multitask,radiomics,segmentation", show_default=True,
+              help="Comma-separated settings: multitask (1,1), radiomics (1,0), segmentation (0,1).")
+@click.option("--folds", type=int, default=5, show_default=True, help="Cross-validation folds.")
+@click.option("--radiomics-features", type=click.Path(exists=True, dir_okay=False),
+              help="Handcrafted features CSV of the same cohort: adds the radiomics baseline row.")
+@needs_keras
+def cv_command(data: str, out_dir: str, resume: bool, overwrite: bool, settings: str, folds: int,
+               radiomics_features: str | None, **options: Any) -> None:
+    """Cross-validate the paper's deep settings (Tables 1-2 format, KM plots, predictions).
+
+    \b
+    Example:
+      hnprog cv data/ --out cv/ --cpu --epochs 10 --settings multitask,radiomics
+    """
+    from hnprog.training import cross_validate
+
+    config = _training_config(options, n_folds=folds)
+    result = cross_validate(
+        data, out_dir, config=config, settings=[s.strip() for s in settings.split(",")],
+        radiomics_features=radiomics_features, resume=resume, overwrite=overwrite,
+    )
+    with open(result.files["markdown"], encoding="utf-8") as f:
+        click.echo(f.read())
+    echo_done(f"Results in {out_dir}")
+
+
+@main.command("finetune")
+@_training_options
+@click.option("--from", "source", required=True,
+              help="A .keras model, a run folder, a preset name or hf://org/repo.")
+@click.option("--freeze-encoder", is_flag=True, help="Train only the decoder and risk head.")
+@needs_keras
+def finetune_command(data: str, out_dir: str, resume: bool, overwrite: bool, source: str,
+                     freeze_encoder: bool, **options: Any) -> None:
+    """Fine-tune a saved model or preset on a cohort, keeping its preprocessing.
+
+    Spacing and crop size come from the model's recorded preprocessing. Defaults: 20 epochs,
+    learning rate 1e-4.
+
+    \b
+    Example:
+      hnprog finetune data/ --from runs/mt/model.keras --out runs/ft --freeze-encoder
+    """
+    from hnprog.training import finetune
+
+    config = _training_config(options, epochs=20, learning_rate=1e-4)
+    result = finetune(data, out_dir, source=source, config=config, freeze=freeze_encoder,
+                      resume=resume, overwrite=overwrite)
+    echo_done(f"Kept epoch {result.best_epoch}; model in {os.path.join(out_dir, 'model.keras')}")
+
+
 # == model-zoo commands (presets, download, upload, card) ==
 
 _hub_options = option_group(
