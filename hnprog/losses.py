@@ -7,6 +7,7 @@ even when the model runs under a ``mixed_float16`` policy.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import keras
@@ -24,7 +25,7 @@ def cox_loss_terms(time: Any, event: Any, risk: Any, ties: str = "breslow") -> A
     """Per-sample terms of the Cox loss; their sum is the loss of Eq. 2.
 
     Samples are sorted by time once (O(N log N)); the log of each risk-set sum
-    ``log sum_{j: T_j >= T_i} exp(h_j)`` is a reverse cumulative log-sum-exp (an associative
+    ``log sum_{j: T_j >= T_i} exp(h_j)`` is a reverse cumulative log-sum-exp (a log-depth
     scan of ``logaddexp``), so no N x N matrix is built and log-hazards up to 1e3 in magnitude
     stay finite. Samples with tied times share one risk set (the whole tie group).
 
@@ -46,13 +47,35 @@ def cox_loss_terms(time: Any, event: Any, risk: Any, ties: str = "breslow") -> A
     sorted_risk = ops.take(risk, order)
     # position of the first sample of each sample's tie group, in sorted order
     group_start = ops.searchsorted(sorted_time, sorted_time, side="left")
-    log_suffix_sum = ops.associative_scan(ops.logaddexp, sorted_risk, reverse=True)
+    log_suffix_sum = _reverse_cumulative_logsumexp(sorted_risk)
     log_risk_set = ops.take(log_suffix_sum, group_start)
     if ties == "efron":
         log_risk_set = _efron_log_risk_set(sorted_event, sorted_risk, group_start, log_risk_set)
     n_events = ops.maximum(ops.sum(sorted_event), 1.0)
     sorted_terms = -sorted_event * (sorted_risk - log_risk_set) / n_events
     return ops.take(sorted_terms, ops.argsort(order))
+
+
+def _reverse_cumulative_logsumexp(values: Any) -> Any:
+    """``out[k] = log sum_{m >= k} exp(values[m])`` for a 1D tensor, stable for any magnitude.
+
+    A Hillis-Steele scan: ``ceil(log2 N)`` steps of ``x[k] = logaddexp(x[k], x[k + 2^j])``
+    (O(N log N) work, pairwise-summation accuracy). Unlike ``keras.ops.associative_scan``,
+    whose TensorFlow version nests ``tf.cond`` and makes gradient graphs blow up with N, it
+    is a fixed sequence of element-wise ops. With an unknown N (a traced batch dimension) it
+    runs 24 steps, enough for batches of up to 2^24 samples.
+    """
+    n_static = values.shape[0]
+    n_steps = max(1, math.ceil(math.log2(n_static))) if n_static else 24
+    n_samples = ops.shape(values)[0]
+    result = values
+    for step in range(n_steps):
+        shift = 2**step
+        # result[k + shift], or a stand-in for -inf past the end
+        filler = ops.full((ops.minimum(shift, n_samples),), _MASKED_LOG_HAZARD, dtype=values.dtype)
+        shifted = ops.concatenate([result[shift:], filler], axis=0)
+        result = ops.logaddexp(result, shifted)
+    return result
 
 
 def _efron_log_risk_set(event: Any, risk: Any, group_start: Any, log_risk_set: Any) -> Any:

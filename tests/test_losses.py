@@ -203,6 +203,24 @@ def test_cox_loss_is_invariant_to_sample_order_and_reports_terms_in_input_order(
     assert weighted == pytest.approx(value, rel=1e-6)
 
 
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow graph tracing")
+@pytest.mark.parametrize("ties", ["breslow", "efron"])
+def test_cox_loss_traces_with_an_unknown_batch_size(ties):
+    import tensorflow as tf
+
+    loss = CoxLoss(ties=ties)
+    traced = tf.function(
+        loss.__call__,
+        input_signature=[tf.TensorSpec((None, 2)), tf.TensorSpec((None, 1))],
+    )
+    rng = np.random.default_rng(3)
+    for n in (1, 7, 300):
+        y_true = np.stack([rng.integers(1, 20, n), rng.random(n) < 0.5], 1).astype("float32")
+        y_pred = rng.normal(size=(n, 1)).astype("float32")
+        expected = float(loss(y_true, y_pred))
+        assert float(traced(y_true, y_pred)) == pytest.approx(expected, rel=1e-6, abs=1e-7)
+
+
 def test_cox_loss_computes_in_float32_for_half_precision_predictions():
     y_true = np.array([[1.0, 1.0], [2.0, 0.0]], "float32")
     value = CoxLoss()(y_true, np.array([[0.5], [0.25]], "float16"))
