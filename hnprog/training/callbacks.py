@@ -162,20 +162,25 @@ def collect_predictions(
 
 
 class DatasetEpoch(keras.callbacks.Callback):
-    """Call ``dataset.set_epoch(epoch)`` before each epoch, when the dataset has that method.
+    """Tell the training dataset which epoch its batches belong to.
 
     A dataset whose sampling and augmentation are drawn from ``(seed, epoch)`` then gives the
-    same batches in a resumed run as in an uninterrupted one.
+    same batches in a resumed run as in an uninterrupted one. Keras creates (and may start
+    prefetching from) the next epoch's iterator right after the last batch of an epoch, before
+    ``on_epoch_end``/``on_epoch_begin``, so the next epoch is set after the last batch as well
+    as at the start of each epoch.
 
     Args:
-        dataset: object. The training dataset.
+        dataset: object. The training dataset: one with a ``set_epoch(epoch)`` method, or an
+            :class:`hnprog.data.dataset.CohortDataset`.
     """
 
     def __init__(self, dataset: Any):
         super().__init__()
         self.dataset = dataset
+        self.epoch = 0
 
-    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+    def _set(self, epoch: int) -> None:
         set_epoch = getattr(self.dataset, "set_epoch", None)
         if callable(set_epoch):
             set_epoch(epoch)
@@ -183,6 +188,14 @@ class DatasetEpoch(keras.callbacks.Callback):
             # hnprog.data.dataset.CohortDataset draws each epoch from (seed, epoch)
             self.dataset.epoch = epoch
             self.dataset.order = self.dataset._epoch_order(epoch)
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.epoch = epoch
+        self._set(epoch)
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        if batch == len(self.dataset) - 1:
+            self._set(self.epoch + 1)
 
 
 def _seed_variables(model: keras.Model) -> list[Any]:

@@ -1,0 +1,117 @@
+"""Training throughput, peak memory and data-pipeline overhead of the multi-task UNet.
+
+Each measurement runs in a fresh subprocess (so peak RSS is that measurement's own, and the
+backend is chosen with ``KERAS_BACKEND``). Printed as a table of ratios against a peer in
+the same run:
+
+- ``step``: samples/s of ``train_on_batch`` on one in-memory batch (the train step alone);
+- ``epoch``: samples/s of ``model.fit`` on a :class:`hnprog.data.dataset.CohortDataset` of a
+  generated cohort (cached crops, augmentation on): the data pipeline in the loop;
+- overhead = ``1 - epoch / step`` samples/s;
+- peak RSS (``resource.getrusage``) of the step measurement.
+
+Usage::
+
+    python benchmarks/bench_train.py                       # 64^3, batch 2, TF and JAX
+    python benchmarks/bench_train.py --sizes 64 144 --batch 2 --steps 3
+
+Batch 10 at 144^3 takes minutes per step on 2 CPU cores; measure batch 2 and read the
+memory column as a lower bound (activations grow linearly with the batch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+CHILD = r"""
+import json, os, resource, sys, time
+import numpy as np, keras
+from hnprog.training import TrainingConfig
+from hnprog.training.trainer import build_model, compile_model
+size, batch, steps, mode, data = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+config = TrainingConfig(crop_size=size, batch_size=batch, spacing=144.0 / size, epochs=1)
+model = build_model(config)
+if mode == "step":
+    compile_model(model, config, steps_per_epoch=steps)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(batch, size, size, size, 2)).astype("float32")
+    y = {"segmentation": (rng.random((batch, size, size, size, 1)) > 0.9).astype("float32"),
+         "risk": np.stack([rng.uniform(100, 2000, batch), np.arange(batch) % 2], 1).astype("float32")}
+    model.train_on_batch({"image": x}, y)  # compile
+    start = time.perf_counter()
+    for _ in range(steps):
+        model.train_on_batch({"image": x}, y)
+    elapsed = time.perf_counter() - start
+else:
+    from hnprog.data.cohort import read_cohort
+    from hnprog.data.dataset import CohortDataset
+    from hnprog.transforms import PreprocessConfig
+    cohort = read_cohort(data)
+    ds = CohortDataset(cohort, config=PreprocessConfig(spacing=config.spacing, crop_size=size),
+                       batch_size=batch, augment=True, shuffle=True,
+                       cache_dir=os.path.join(data, "cache"))
+    compile_model(model, config, steps_per_epoch=len(ds))
+    for i in range(len(ds)):  # fill the cache, compile the step: not timed
+        ds[i]
+    model.train_on_batch(*ds[0])
+    start = time.perf_counter()
+    model.fit(ds, epochs=1, verbose=0)
+    elapsed = time.perf_counter() - start
+    steps = len(ds)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
+print(json.dumps({"samples_per_s": steps * batch / elapsed, "peak_gib": peak}))
+"""
+
+
+def measure(backend: str, size: int, batch: int, steps: int, mode: str, data: str) -> dict:
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(size), str(batch), str(steps), mode, data],
+        env=env, capture_output=True, text=True, check=False,
+    )
+    if out.returncode:
+        return {"error": out.stderr.strip().splitlines()[-1] if out.stderr else "failed"}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[64])
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--backends", nargs="+", default=["tensorflow", "jax"])
+    parser.add_argument("--patients", type=int, default=6, help="cohort size of the epoch run")
+    parser.add_argument("--no-pipeline", action="store_true", help="skip the fit-on-dataset run")
+    args = parser.parse_args()
+
+    from hnprog.data.synthetic import generate_cohort
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = str(generate_cohort(os.path.join(tmp, "data"), n_patients=args.patients,
+                                   censoring=0.5))
+        print("| backend | size | batch | step samples/s | epoch samples/s | pipeline overhead "
+              "| peak RSS (GiB) |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
+        for size in args.sizes:
+            for backend in args.backends:
+                step = measure(backend, size, args.batch, args.steps, "step", data)
+                epoch = {} if args.no_pipeline else measure(
+                    backend, size, args.batch, args.steps, "epoch", data)
+                if "error" in step:
+                    print(f"| {backend} | {size} | {args.batch} | error: {step['error']} | | | |")
+                    continue
+                eps = epoch.get("samples_per_s")
+                overhead = f"{1 - eps / step['samples_per_s']:.1%}" if eps else (
+                    epoch.get("error", "n/a"))
+                print(f"| {backend} | {size}^3 | {args.batch} | {step['samples_per_s']:.3f} | "
+                      f"{eps if eps is None else f'{eps:.3f}'} | {overhead} | "
+                      f"{step['peak_gib']:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
