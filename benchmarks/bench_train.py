@@ -33,7 +33,8 @@ import json, os, resource, sys, time
 import numpy as np, keras
 from hnprog.training import TrainingConfig
 from hnprog.training.trainer import build_model, compile_model
-size, batch, steps, mode, data = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+size, batch, steps = (int(v) for v in sys.argv[1:4])
+mode, data = sys.argv[4], sys.argv[5]
 config = TrainingConfig(crop_size=size, batch_size=batch, spacing=144.0 / size, epochs=1)
 model = build_model(config)
 if mode == "step":
@@ -41,7 +42,8 @@ if mode == "step":
     rng = np.random.default_rng(0)
     x = rng.normal(size=(batch, size, size, size, 2)).astype("float32")
     y = {"segmentation": (rng.random((batch, size, size, size, 1)) > 0.9).astype("float32"),
-         "risk": np.stack([rng.uniform(100, 2000, batch), np.arange(batch) % 2], 1).astype("float32")}
+         "risk": np.stack([rng.uniform(100, 2000, batch), np.arange(batch) % 2], 1)
+                 .astype("float32")}
     model.train_on_batch({"image": x}, y)  # compile
     start = time.perf_counter()
     for _ in range(steps):

@@ -184,7 +184,7 @@ class DatasetEpoch(keras.callbacks.Callback):
         set_epoch = getattr(self.dataset, "set_epoch", None)
         if callable(set_epoch):
             set_epoch(epoch)
-        elif hasattr(self.dataset, "epoch") and callable(getattr(self.dataset, "_epoch_order", None)):
+        elif callable(getattr(self.dataset, "_epoch_order", None)):
             # hnprog.data.dataset.CohortDataset draws each epoch from (seed, epoch)
             self.dataset.epoch = epoch
             self.dataset.order = self.dataset._epoch_order(epoch)
