@@ -72,7 +72,8 @@ def _reverse_cumulative_logsumexp(values: Any) -> Any:
     for step in range(n_steps):
         shift = 2**step
         # result[k + shift], or a stand-in for -inf past the end
-        filler = ops.full((ops.minimum(shift, n_samples),), _MASKED_LOG_HAZARD, dtype=values.dtype)
+        fill_size = min(shift, n_static) if n_static else ops.minimum(shift, n_samples)
+        filler = ops.full((fill_size,), _MASKED_LOG_HAZARD, dtype=values.dtype)
         shifted = ops.concatenate([result[shift:], filler], axis=0)
         result = ops.logaddexp(result, shifted)
     return result

@@ -12,9 +12,7 @@ from hnprog.errors import InputError
 __all__ = ["concordance_index", "dice_score"]
 
 
-def concordance_index(
-    time: Any, event: Any, risk: Any, *, tied_tol: float = 1e-8
-) -> float:
+def concordance_index(time: Any, event: Any, risk: Any, *, tied_tol: float = 1e-8) -> float:
     """Harrell's concordance index of risk scores against censored survival times.
 
     A pair ``(i, j)`` is comparable when ``i`` had an observed event and ``j`` was still at
@@ -98,7 +96,9 @@ def concordance_index(
     return (concordant + 0.5 * tied_risk) / comparable
 
 
-def _count_prefix_below(values: np.ndarray, prefix: np.ndarray, threshold: np.ndarray) -> np.ndarray:
+def _count_prefix_below(
+    values: np.ndarray, prefix: np.ndarray, threshold: np.ndarray
+) -> np.ndarray:
     """For each query ``q``, count ``values[:prefix[q]] < threshold[q]``.
 
     ``values`` is a permutation of ``0 .. n-1``. The prefix ``[0, prefix[q])`` is split into
