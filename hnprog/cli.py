@@ -400,6 +400,9 @@ _training_options = option_group(
                  help="Input edge, voxels, divisible by 16.  [default: 144; 64 with --cpu]"),
     click.option("--cpu", "cpu_preset", is_flag=True,
                  help="Fast CPU preset: 2 mm voxels, 64^3 crop."),
+    click.option("--filters", callback=lambda ctx, param, value: _parse_filters(value),
+                 help="Encoder filters per level, comma-separated (decoder mirrors them).  "
+                      "[default: 8,16,32,64,128, the paper's]"),
     click.option("--seed", type=int, help="Seed of splits, sampling, init.  [default: 0]"),
     click.option("--workers", type=int, help="Data-loading threads.  [default: 1]"),
     click.option("--mixed-precision", type=click.Choice(["mixed_float16", "mixed_bfloat16"]),
@@ -411,7 +414,20 @@ _training_options = option_group(
 )
 
 _TRAINING_KEYS = ("epochs", "batch_size", "learning_rate", "w_rad", "w_seg", "spacing",
-                  "crop_size", "seed", "workers", "mixed_precision", "distribute")
+                  "crop_size", "filters", "seed", "workers", "mixed_precision", "distribute")
+
+
+def _parse_filters(value: str | None) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    try:
+        filters = tuple(int(v) for v in value.split(","))
+    except ValueError:
+        filters = ()
+    if len(filters) != 5 or min(filters) < 1:
+        raise click.BadParameter(f"expected five positive integers such as 8,16,32,64,128, "
+                                 f"got {value!r}", param_hint="--filters")
+    return filters
 
 
 def _training_config(options: dict[str, Any], **defaults: Any) -> Any:

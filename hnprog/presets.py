@@ -242,6 +242,7 @@ def save_to_preset(
     n_folds: int | None = None,
     split_seed: int | None = None,
     endpoint: str = "progression-free survival",
+    risk_threshold: float | None = None,
     dataset: Mapping[str, Any] | None = None,
     training: Mapping[str, Any] | None = None,
     metrics: Mapping[str, Mapping[str, float]] | None = None,
@@ -277,6 +278,9 @@ def save_to_preset(
         n_folds: int, optional. The number of folds of the run. Defaults to None.
         split_seed: int, optional. The seed of the fold split. Defaults to None.
         endpoint: str. What the risk predicts. Defaults to ``"progression-free survival"``.
+        risk_threshold: float, optional. Log-hazard above which a patient is called high
+            risk (for example the median risk of the validation patients), recorded as
+            ``outputs.risk.threshold`` and used by ``hnprog predict``. Defaults to None.
         dataset: dict, optional. The training data: ``name`` (str), ``id`` (str, a short
             identifier used in the card's model-index), ``n_patients`` (int) and
             ``synthetic`` (bool; True labels the weights everywhere as synthetic-data weights
@@ -352,7 +356,7 @@ def save_to_preset(
         "split_seed": None if split_seed is None else int(split_seed),
         "input": {"name": "image", "shape": input_shape, "channels": ["CT", "PET"],
                   "axes": "(batch, D, H, W, C) with D, H, W = z, y, x"},
-        "outputs": _outputs_description(outputs, endpoint),
+        "outputs": _outputs_description(outputs, endpoint, risk_threshold),
         "preprocessing": preprocessing,
         "dataset": dataset,
         "training": dict(training or {}),
@@ -450,11 +454,16 @@ def _check_metrics(metrics: Mapping[str, Mapping[str, float]] | None) -> dict:
     return checked
 
 
-def _outputs_description(outputs: Sequence[str], endpoint: str) -> dict[str, Any]:
+def _outputs_description(outputs: Sequence[str], endpoint: str,
+                         risk_threshold: float | None = None) -> dict[str, Any]:
     description: dict[str, Any] = {}
     if "risk" in outputs:
         description["risk"] = {"shape": ["batch", 1], "meaning": RISK_MEANING,
                                "endpoint": endpoint}
+        if risk_threshold is not None:
+            if not math.isfinite(float(risk_threshold)):
+                raise InputError(f"risk_threshold must be finite. Received: {risk_threshold!r}")
+            description["risk"]["threshold"] = float(risk_threshold)
     if "segmentation" in outputs:
         description["segmentation"] = {"shape": ["batch", "D", "H", "W", 1],
                                        "meaning": SEGMENTATION_MEANING}

@@ -30,6 +30,7 @@ from hnprog.io import atomic_write, write_json
 from hnprog.training.config import SETTINGS, TrainingConfig
 from hnprog.training.trainer import (
     cohort_datasets,
+    export_preset,
     check_training_set,
     predict_dataset,
     prepare_run_folder,
@@ -179,6 +180,9 @@ def cross_validate(
                 "c_index": float(c_index),
                 "dice": float(np.mean(dice)) if dice is not None else np.nan,
             })
+            export_preset(result, cohort, val_ds, setting_config,
+                          name=f"{setting}_fold{split.fold + 1}", fold=split.fold,
+                          test_metrics={k: fold_rows[-1][k] for k in ("c_index", "dice")})
             for i, pid in enumerate(test_ids):
                 prediction_rows.append({
                     "setting": setting, "fold": split.fold, "patient_id": pid,

@@ -495,6 +495,65 @@ def predict_dataset(
     return collected["risk"], dice
 
 
+PRESET_DIR = "preset"
+
+
+def export_preset(
+    result: TrainingResult,
+    cohort: Any,
+    val_data: keras.utils.PyDataset,
+    config: TrainingConfig,
+    *,
+    name: str,
+    fold: int | None = None,
+    test_metrics: dict[str, float] | None = None,
+) -> Path:
+    """Save a run's kept model as a preset folder ``RUN/preset`` (:func:`hnprog.save_to_preset`).
+
+    The preset records the preprocessing, the training recipe, the validation C-index and
+    Dice of the kept epoch (and the test metrics when given) and, as the risk-group threshold
+    used by ``hnprog predict``, the median predicted log-hazard of the validation patients.
+    A cohort folder holding the generator's ``truth.csv`` is labelled synthetic, so the card
+    says these weights are for trying the tool only.
+
+    Args:
+        result: TrainingResult. The finished run.
+        cohort: Cohort. The training cohort (its folder name names the data set).
+        val_data: keras.utils.PyDataset. The validation patients, not augmented.
+        config: TrainingConfig. The run's settings.
+        name: str. Preset name, e.g. ``"multitask_fold1"``.
+        fold: int, optional. Cross-validation fold (0-based). Defaults to None.
+        test_metrics: dict, optional. ``{"c_index": ..., "dice": ...}`` on the test patients.
+
+    Returns:
+        pathlib.Path. The preset folder.
+    """
+    from hnprog.presets import save_to_preset
+
+    risk, dice = predict_dataset(result.model, val_data)
+    best = next((row for row in result.history if row.get("epoch") == result.best_epoch), {})
+    metrics: dict[str, dict[str, float]] = {}
+    validation = {k: float(best[v]) for k, v in (("c_index", "val_cindex"), ("dice", "val_dice"))
+                  if best.get(v) is not None and np.isfinite(best[v])}
+    if validation:
+        metrics["validation"] = validation
+    if test_metrics:
+        finite = {k: float(v) for k, v in test_metrics.items() if v is not None and np.isfinite(v)}
+        if finite:
+            metrics["test"] = finite
+    root = Path(cohort.root)
+    synthetic = (root / "truth.csv").is_file()
+    return save_to_preset(
+        result.model, Path(result.out_dir) / PRESET_DIR,
+        preprocessing=preprocess_config(config), name=name, task=config.tasks, fold=fold,
+        n_folds=config.n_folds if fold is not None else None,
+        split_seed=config.seed, dataset={"name": root.name, "id": root.name,
+                                         "n_patients": len(cohort), "synthetic": synthetic},
+        training=config.to_dict(), metrics=metrics or None,
+        risk_threshold=float(np.median(risk)) if risk is not None else None, overwrite=True,
+    )
+
+
 def train_on_cohort(
     data: str | Path | Any,
     out_dir: str | Path,
@@ -550,4 +609,5 @@ def train_on_cohort(
     )
     write_json({"train": ids[train_idx].tolist(), "val": ids[val_idx].tolist()},
                out_dir / "split.json")
+    export_preset(result, cohort, val_ds, config, name=f"{config.tasks}_{Path(out_dir).name}")
     return result
