@@ -156,6 +156,7 @@ def synth_command(
         censoring=censoring,
         image_scale=image_scale,
         n_jobs=jobs,
+        progress=True,
     )
     truth = read_truth(root)
     n_events = int(truth["event"].sum())

@@ -636,6 +636,7 @@ def generate_cohort(
     censoring: float = 0.8,
     image_scale: float = 1.0,
     n_jobs: int = 1,
+    progress: bool = False,
 ) -> Path:
     """Write a synthetic HECKTOR 2021-layout PET/CT cohort with a known survival model.
 
@@ -680,6 +681,7 @@ def generate_cohort(
             by it; the field of view stays the same. 0.5 gives 8 times smaller images for
             tests. In [0.25, 2]. Defaults to 1.0.
         n_jobs: int. Worker processes. Defaults to 1.
+        progress: bool. Show a progress bar. Defaults to False.
 
     Returns:
         pathlib.Path. ``out_dir``.
@@ -721,11 +723,14 @@ def generate_cohort(
         patient_id = f"SYN{_CENTRE_LETTERS[centre_index]}{counters[centre_index]:03d}"
         jobs.append((out_dir, patient_id, centre_index, child, image_scale, baseline_rate))
 
+    from tqdm.auto import tqdm
+
+    bar = dict(total=n_patients, desc="synthetic patients", unit="patient", disable=not progress)
     if n_jobs > 1 and n_patients > 1:
         with ProcessPoolExecutor(max_workers=min(n_jobs, n_patients)) as pool:
-            results = list(pool.map(_generate_patient, *zip(*jobs)))
+            results = list(tqdm(pool.map(_generate_patient, *zip(*jobs)), **bar))
     else:
-        results = [_generate_patient(*job) for job in jobs]
+        results = [_generate_patient(*job) for job in tqdm(jobs, **bar)]
 
     rows = [r["row"] for r in results]
     with atomic_write(out_dir / "endpoints.csv", newline="") as f:
