@@ -144,7 +144,9 @@ def build_multitask_unet(
         r = layers.Dropout(dropout, name="risk_dropout2")(r)
         outputs["risk"] = layers.Dense(1, dtype="float32", name="risk")(r)
 
-    return keras.Model(inputs=image, outputs=outputs, name=name or f"unet_{tasks}")
+    # A dict of inputs matches the {"image": x} batches of CohortDataset, so Keras does not warn
+    # about the input structure; plain arrays are still accepted by predict() and call().
+    return keras.Model(inputs={"image": image}, outputs=outputs, name=name or f"unet_{tasks}")
 
 
 def _check_arguments(
