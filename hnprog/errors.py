@@ -15,11 +15,8 @@ class HnprogError(Exception):
 
 
 class InputError(HnprogError, ValueError):
-    """An input file, table row or argument is invalid.
-
-    Args:
-        message: str. What is wrong, naming the file, row or argument.
-    """
+    """An input file, table row or argument is invalid; the message names it and says what is
+    wrong."""
 
 
 class PatientError(InputError):
