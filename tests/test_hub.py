@@ -9,7 +9,7 @@ import os
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from hub_server import LoopbackHub
+from hnprog.loopback_hub import LoopbackHub
 from preset_helpers import images, make_preset
 
 from hnprog import hub, presets

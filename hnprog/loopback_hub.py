@@ -1,4 +1,7 @@
-"""A loopback Hugging Face Hub for tests: serves model repositories over HTTP on 127.0.0.1.
+"""A loopback Hugging Face Hub: serves model repositories over HTTP on 127.0.0.1.
+
+hnprog's own tests and examples use it to exercise the real Hub download code without the
+internet; use it likewise to test code that loads presets from ``hf://`` URIs offline.
 
 It speaks the part of the Hub protocol that ``huggingface_hub.hf_hub_download`` uses:
 ``HEAD`` and ``GET /{org}/{repo}/resolve/{revision}/{file}`` answering with ``X-Repo-Commit``,
