@@ -128,11 +128,10 @@ def compile_model(
     Args:
         model: keras.Model. Outputs ``"risk"`` and/or ``"segmentation"``.
         config: TrainingConfig. Uses ``learning_rate``, ``epochs``, ``w_rad``, ``w_seg``,
-            ``ties``.
+            ``ties`` and ``run_eagerly``. Freezing layers (see
+            :func:`hnprog.training.finetune`) is done before compiling.
         steps_per_epoch: int. Batches per epoch; the cosine decay spans
             ``epochs * steps_per_epoch`` steps.
-        trainable_layers: sequence of str, optional. Unused here; freezing is done on the
-            layers before compiling (see :func:`hnprog.training.finetune`).
 
     Returns:
         dict. The loss object of each output, by output name.
@@ -155,6 +154,7 @@ def compile_model(
         optimizer=keras.optimizers.Adam(learning_rate=schedule),
         loss=losses,
         loss_weights=weights,
+        run_eagerly=config.run_eagerly,
     )
     return losses
 
@@ -369,6 +369,9 @@ def train_model(
                 initial_epoch=initial_epoch,
                 callbacks=all_callbacks,
                 verbose=verbose,
+                # The dataset orders its epochs from (seed, epoch); Keras' own shuffle of the
+                # batch order draws from Python's global RNG, which a resumed run cannot replay.
+                shuffle=False,
             )
         else:  # the run had finished: load its kept epoch
             checkpoint.set_model(model)
@@ -402,15 +405,23 @@ def save_model(
         write_json(preprocessing, path.parent / PREPROCESSING_FILE)
 
 
+MAX_SHIFT_MM = 30.0  # the paper's augmentation: shifts up to 30 voxels at 1 mm
+
+
 def preprocess_config(config: TrainingConfig) -> Any:
     """The :class:`hnprog.transforms.PreprocessConfig` of a training config.
 
     ``config.extra["preprocessing"]`` (a recorded preprocessing dict, set when fine-tuning)
     gives the other settings; ``spacing`` (mm) and ``crop_size`` (voxels) come from ``config``.
+    Unless recorded, the largest random shift is the paper's 30 mm (30 voxels at 1 mm),
+    converted to voxels of the grid: 15 at 2 mm, 7 at 4.5 mm. A fixed 30 voxels would move
+    the tumour out of a coarse grid (135 mm at 4.5 mm).
     """
     from hnprog.transforms import PreprocessConfig
 
     recorded = dict(config.extra.get("preprocessing") or {})
+    if "max_shift" not in recorded or recorded.get("spacing") != config.spacing:
+        recorded["max_shift"] = max(0, round(MAX_SHIFT_MM / config.spacing))
     recorded.update(spacing=config.spacing, crop_size=config.crop_size)
     return PreprocessConfig.from_dict(recorded)
 
