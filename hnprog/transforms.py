@@ -60,6 +60,7 @@ __all__ = [
 ]
 
 CT, PET, MASK = "ct", "pet", "mask"
+MAX_SHIFT_MM = 30.0  # the paper's training shifts: up to 30 voxels at 1 mm
 Vector3 = tuple[float, float, float]
 
 
@@ -77,8 +78,9 @@ class PreprocessConfig:
             ``(-1024.0, 1024.0)``.
         ct_outside: float. CT value (HU) of grid voxels outside the CT scan. Defaults to -1024.
         pet_outside: float. PET value (SUV) of grid voxels outside the PET scan. Defaults to 0.
-        max_shift: int. Largest random shift per axis, voxels of the network grid (training
-            only). Defaults to 30.
+        max_shift: int or None. Largest random shift per axis, voxels of the network grid
+            (training only). Defaults to None: the paper's 30 mm (30 voxels at 1 mm) in voxels
+            of ``spacing``, e.g. 15 at 2 mm.
         max_rotation: float. Largest random rotation angle, degrees (training only).
             Defaults to 5.0.
         mirror: bool. Whether training flips left-right (x axis) with probability 1/2.
@@ -98,7 +100,7 @@ class PreprocessConfig:
     ct_clip: tuple[float, float] = (-1024.0, 1024.0)
     ct_outside: float = -1024.0
     pet_outside: float = 0.0
-    max_shift: int = 30
+    max_shift: int | None = None
     max_rotation: float = 5.0
     mirror: bool = True
 
@@ -116,6 +118,8 @@ class PreprocessConfig:
             raise InputError(
                 f"ct_clip must be (low, high) with low < high. Received: ct_clip={self.ct_clip}"
             )
+        if self.max_shift is None:
+            object.__setattr__(self, "max_shift", round(MAX_SHIFT_MM / self.spacing))
         if int(self.max_shift) != self.max_shift or self.max_shift < 0:
             raise InputError(
                 f"max_shift must be an integer >= 0. Received: max_shift={self.max_shift}"
@@ -131,7 +135,7 @@ class PreprocessConfig:
     @classmethod
     def cpu(cls, **overrides: Any) -> PreprocessConfig:
         """The fast CPU setting: 2 mm voxels, a 64^3 grid and shifts up to 15 voxels (30 mm)."""
-        return cls(**{"spacing": 2.0, "crop_size": 64, "max_shift": 15, **overrides})
+        return cls(**{"spacing": 2.0, "crop_size": 64, **overrides})
 
     def to_dict(self) -> dict[str, Any]:
         """The parameters as a JSON-ready dict."""

@@ -405,23 +405,19 @@ def save_model(
         write_json(preprocessing, path.parent / PREPROCESSING_FILE)
 
 
-MAX_SHIFT_MM = 30.0  # the paper's augmentation: shifts up to 30 voxels at 1 mm
-
-
 def preprocess_config(config: TrainingConfig) -> Any:
     """The :class:`hnprog.transforms.PreprocessConfig` of a training config.
 
     ``config.extra["preprocessing"]`` (a recorded preprocessing dict, set when fine-tuning)
     gives the other settings; ``spacing`` (mm) and ``crop_size`` (voxels) come from ``config``.
-    Unless recorded, the largest random shift is the paper's 30 mm (30 voxels at 1 mm),
-    converted to voxels of the grid: 15 at 2 mm, 7 at 4.5 mm. A fixed 30 voxels would move
-    the tumour out of a coarse grid (135 mm at 4.5 mm).
+    A recorded shift limit (grid voxels) is dropped when the spacing changes, so the limit
+    stays the paper's 30 mm (:class:`~hnprog.transforms.PreprocessConfig`'s default).
     """
     from hnprog.transforms import PreprocessConfig
 
     recorded = dict(config.extra.get("preprocessing") or {})
-    if "max_shift" not in recorded or recorded.get("spacing") != config.spacing:
-        recorded["max_shift"] = max(0, round(MAX_SHIFT_MM / config.spacing))
+    if recorded.get("spacing") != config.spacing:
+        recorded.pop("max_shift", None)
     recorded.update(spacing=config.spacing, crop_size=config.crop_size)
     return PreprocessConfig.from_dict(recorded)
 
