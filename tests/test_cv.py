@@ -1,9 +1,16 @@
-"""Cross-validation, cohort training and fine-tuning: checks before training, and tiny runs."""
+"""Cross-validation, cohort training and fine-tuning: checks before training, and tiny runs.
+
+The runs use a generated cohort of 8 patients at a quarter of the real image size, 9 mm
+voxels on a 16^3 crop (a 144 mm cube), filters (2, 4, 4, 8, 8), 2 folds, 1 epoch, batch 2,
+with eager steps under TensorFlow (see tests/test_training.py).
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import keras
 import numpy as np
 import pandas as pd
 import pytest
@@ -28,7 +35,18 @@ def paper_cohort(n: int, n_events: int) -> Cohort:
     return Cohort(root=Path("."), patients=patients, endpoints=endpoints)
 
 
-CONFIG = TrainingConfig(epochs=1, batch_size=2, crop_size=16, filters=(8, 4, 4, 8, 8))
+CONFIG = TrainingConfig(epochs=1, batch_size=2, crop_size=16, filters=(2, 4, 4, 8, 8))
+#: A run small enough for the default suite: 2 training, 2 validation, 4 test patients a fold.
+TINY_RUN = CONFIG.replace(spacing=9.0, n_folds=2, val_fraction=0.5, augment=False,
+                          run_eagerly=keras.backend.backend() == "tensorflow")
+
+
+@pytest.fixture(scope="module")
+def tiny_cohort(tmp_path_factory) -> Path:
+    from hnprog.data.synthetic import generate_cohort
+
+    return generate_cohort(tmp_path_factory.mktemp("data"), n_patients=8, seed=0,
+                           image_scale=0.25, censoring=0.5, n_centres=2)
 
 
 def test_cv_refuses_fewer_patients_than_folds(tmp_path):
@@ -70,27 +88,60 @@ def test_train_on_cohort_checks_before_training(tmp_path):
 def test_check_training_set_messages():
     with pytest.raises(InputError, match="fold 3: the training set \\(12 patients\\) holds no"):
         check_training_set(12, 0, 2, where="fold 3")
-    check_training_set(12, 1, 12)
+    with pytest.raises(InputError, match="fold 1: the validation set is empty"):
+        check_training_set(12, 3, 2, n_val=0, where="fold 1")
+    check_training_set(12, 1, 12, n_val=3)
+
+
+def test_cv_refuses_an_empty_validation_set(tmp_path):
+    with pytest.raises(InputError, match="fold 0: the validation set is empty"):
+        cross_validate(paper_cohort(8, 4), tmp_path, config=TINY_RUN.replace(val_fraction=0.1))
+    assert not any(tmp_path.iterdir())
+
+
+def test_cv_writes_tables_predictions_and_loadable_presets(tmp_path, tiny_cohort):
+    from hnprog.presets import from_preset
+
+    out = tmp_path / "cv"
+    result = cross_validate(tiny_cohort, out, config=TINY_RUN, settings=["multitask"],
+                            verbose=0)
+    assert result.per_fold["fold"].tolist() == [0, 1]
+    assert result.per_fold["c_index"].between(0, 1).all()
+    ids = set(pd.read_csv(tiny_cohort / "endpoints.csv")["PatientID"])
+    assert set(result.predictions["patient_id"]) == ids and len(result.predictions) == len(ids)
+    for name in ("results.md", "results.csv", "results.json", "results_per_fold.csv",
+                 "predictions.csv", "kaplan_meier_multitask.png", "cv.json"):
+        assert (out / name).is_file(), name
+    assert "deep multi-task (1,1)" in (out / "results.md").read_text()
+    x = np.zeros((3, 16, 16, 16, 2), dtype="float32")
+    for fold in (1, 2):
+        folder = out / "multitask" / f"fold-{fold}" / "preset"
+        metadata = json.loads((folder / "hnprog.json").read_text())
+        assert metadata["fold"] == fold - 1 and metadata["n_folds"] == 2
+        assert metadata["preprocessing"]["spacing"] == 9.0
+        assert metadata["preprocessing"]["crop_size"] == 16
+        test_row = result.per_fold.iloc[fold - 1]
+        assert metadata["metrics"]["test"]["c_index"] == pytest.approx(test_row["c_index"])
+        assert metadata["dataset"]["synthetic"] is True
+        preset = from_preset(folder)
+        out_arrays = preset.predict(x)
+        assert out_arrays["risk"].shape == (3, 1)
+        assert out_arrays["segmentation"].shape == (3, 16, 16, 16, 1)
+    with pytest.raises(InputError, match="already holds a run"):
+        cross_validate(tiny_cohort, out, config=TINY_RUN, settings=["multitask"])
 
 
 @pytest.mark.large
-def test_cv_end_to_end_on_a_tiny_synthetic_cohort(tmp_path):
-    from hnprog.data.synthetic import generate_cohort
+def test_finetune_a_cv_fold_keeps_its_preprocessing(tmp_path, tiny_cohort):
     from hnprog.training import finetune
 
-    root = generate_cohort(tmp_path / "data", n_patients=12, seed=0, image_scale=0.5,
-                           censoring=0.5)
-    config = TrainingConfig(epochs=1, batch_size=2, spacing=8.0, crop_size=16,
-                            filters=(8, 4, 4, 8, 8), n_folds=2, augment=False)
-    result = cross_validate(root, tmp_path / "cv", config=config, settings=["multitask"])
-    assert len(result.per_fold) == 2
-    assert set(result.predictions["patient_id"]) == set(pd.read_csv(root / "endpoints.csv")
-                                                        ["PatientID"])
-    for name in ("results.md", "results.csv", "results.json", "predictions.csv",
-                 "kaplan_meier_multitask.png", "multitask/fold-1/model.keras"):
-        assert (tmp_path / "cv" / name).is_file(), name
-    tuned = finetune(root, tmp_path / "ft", source=tmp_path / "cv/multitask/fold-1",
-                     config=config.replace(learning_rate=1e-4), freeze=True)
-    assert (tmp_path / "ft" / "preprocessing.json").is_file()
+    cross_validate(tiny_cohort, tmp_path / "cv", config=TINY_RUN, settings=["multitask"],
+                   verbose=0)
+    tuned = finetune(tiny_cohort, tmp_path / "ft", source=tmp_path / "cv/multitask/fold-1",
+                     config=TINY_RUN.replace(learning_rate=1e-4, spacing=2.0), freeze=True,
+                     verbose=0)
+    recorded = json.loads((tmp_path / "ft" / "preprocessing.json").read_text())
+    assert (recorded["spacing"], recorded["crop_size"]) == (9.0, 16)  # the source's, not 2.0
     encoder = [layer for layer in tuned.model.layers if layer.name.startswith("enc")]
     assert encoder and not any(layer.trainable for layer in encoder)
+    assert (tmp_path / "ft" / "preset" / "hnprog.json").is_file()

@@ -140,6 +140,24 @@ def test_dataset_balanced_augmented_epochs_are_reproducible(cohort_dir, tmp_path
     assert a.epoch == 1 and not np.array_equal(a.order, first_order)
 
 
+def test_dataset_set_epoch_gives_that_epoch_and_stops_self_advancing(cohort_dir, tmp_path):
+    cohort = read_cohort(cohort_dir)
+    kwargs = dict(
+        config=CONFIG, batch_size=4, augment=True, event_fraction=0.5, cache_dir=tmp_path, seed=3
+    )
+    straight, resumed = CohortDataset(cohort, **kwargs), CohortDataset(cohort, **kwargs)
+    for _ in range(2):
+        straight.on_epoch_end()
+    resumed.set_epoch(2)  # a resumed run jumps straight to epoch 2
+    assert resumed.epoch == straight.epoch == 2
+    np.testing.assert_array_equal(resumed.order, straight.order)
+    np.testing.assert_array_equal(resumed[1][0]["image"], straight[1][0]["image"])
+    resumed.on_epoch_end()  # the caller now sets every epoch
+    assert resumed.epoch == 2
+    with pytest.raises(InputError, match="epoch must be an integer >= 0"):
+        resumed.set_epoch(-1)
+
+
 def test_dataset_rejects_missing_targets(cohort_dir):
     cohort = read_cohort(cohort_dir)
     with pytest.raises(InputError, match="outputs must be among"):

@@ -318,6 +318,7 @@ class CohortDataset(keras.utils.PyDataset):
                 )
         self.epoch = 0
         self.order = self._epoch_order(0)
+        self._epoch_is_set = False
 
     def _epoch_order(self, epoch: int) -> np.ndarray:
         if self.event_fraction is not None:
@@ -361,7 +362,33 @@ class CohortDataset(keras.utils.PyDataset):
             targets["risk"] = self.targets[positions]
         return {"image": np.stack(images)}, targets
 
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next batches those of epoch ``epoch`` (its draw, order and augmentation).
+
+        An epoch depends only on ``(seed, epoch)``, so a resumed training run that sets its
+        epochs sees the same batches as an uninterrupted one. Once this has been called,
+        :meth:`on_epoch_end` no longer advances the epoch: the caller sets every epoch. (Keras
+        starts reading the next epoch's batches before it calls ``on_epoch_end``, so an epoch
+        change there can race with those reads; :class:`hnprog.training.callbacks.DatasetEpoch`
+        sets the next epoch right after the last batch of the previous one instead.)
+
+        Args:
+            epoch: int. The epoch index, 0-based (Keras' ``epoch`` in callbacks).
+
+        Raises:
+            InputError: if ``epoch`` is not a non-negative integer.
+        """
+        if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
+            raise InputError(f"epoch must be an integer >= 0. Received: epoch={epoch!r}")
+        self._epoch_is_set = True
+        if int(epoch) != self.epoch:
+            self.order = self._epoch_order(int(epoch))
+            self.epoch = int(epoch)
+
     def on_epoch_end(self) -> None:
-        """Move to the next epoch: a new balanced draw, shuffle and augmentation seeds."""
+        """Move to the next epoch (a new balanced draw, shuffle and augmentation seeds), unless
+        the epochs are set with :meth:`set_epoch`."""
+        if self._epoch_is_set:
+            return
         self.epoch += 1
         self.order = self._epoch_order(self.epoch)

@@ -164,15 +164,17 @@ def collect_predictions(
 class DatasetEpoch(keras.callbacks.Callback):
     """Tell the training dataset which epoch its batches belong to.
 
-    A dataset whose sampling and augmentation are drawn from ``(seed, epoch)`` then gives the
-    same batches in a resumed run as in an uninterrupted one. Keras creates (and may start
-    prefetching from) the next epoch's iterator right after the last batch of an epoch, before
-    ``on_epoch_end``/``on_epoch_begin``, so the next epoch is set after the last batch as well
-    as at the start of each epoch.
+    A dataset whose sampling and augmentation are drawn from ``(seed, epoch)`` (such as
+    :class:`hnprog.data.dataset.CohortDataset`) then gives the same batches in a resumed run
+    as in an uninterrupted one. Keras creates the next epoch's iterator right after the last
+    batch of an epoch, before ``on_epoch_end``, and under TensorFlow it starts prefetching from
+    it at once; so the next epoch is set right after the last batch (when no read is in
+    flight), as well as at the start of each epoch (for the first epoch of a run or a resume).
 
     Args:
-        dataset: object. The training dataset: one with a ``set_epoch(epoch)`` method, or an
-            :class:`hnprog.data.dataset.CohortDataset`.
+        dataset: object. The training dataset. Its ``set_epoch(epoch: int)`` method is called
+            with the 0-based epoch; a dataset without one is left alone (its batches then do
+            not depend on the epoch index, or a resumed run may see other batches).
     """
 
     def __init__(self, dataset: Any):
@@ -184,10 +186,6 @@ class DatasetEpoch(keras.callbacks.Callback):
         set_epoch = getattr(self.dataset, "set_epoch", None)
         if callable(set_epoch):
             set_epoch(epoch)
-        elif callable(getattr(self.dataset, "_epoch_order", None)):
-            # hnprog.data.dataset.CohortDataset draws each epoch from (seed, epoch)
-            self.dataset.epoch = epoch
-            self.dataset.order = self.dataset._epoch_order(epoch)
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.epoch = epoch

@@ -29,9 +29,9 @@ from hnprog.errors import InputError
 from hnprog.io import atomic_write, write_json
 from hnprog.training.config import SETTINGS, TrainingConfig
 from hnprog.training.trainer import (
+    check_training_set,
     cohort_datasets,
     export_preset,
-    check_training_set,
     predict_dataset,
     prepare_run_folder,
     preprocess_config,
@@ -140,7 +140,7 @@ def cross_validate(
     for split in splits:  # every check before the first epoch
         check_training_set(
             len(split.train), int(y["event"][split.train].sum()), config.batch_size,
-            where=f"fold {split.fold}",
+            n_val=len(split.val), where=f"fold {split.fold}",
         )
     out_dir = Path(out_dir)
     fingerprint = {"training": config.run_fingerprint(), "settings": settings,

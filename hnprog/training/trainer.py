@@ -342,6 +342,9 @@ def train_model(
         else:
             keras.utils.set_random_seed(config.seed)
         losses = compile_model(model, config, steps_per_epoch=steps)
+        # Build the optimizer state now, eagerly: inside the first traced train step it costs
+        # seconds of graph building (TensorFlow). A resume loads this state.
+        model.optimizer.build(model.trainable_variables)
         checkpoint = RunCheckpoint(
             out_dir / CHECKPOINT_DIR,
             monitor=config.monitor,
@@ -422,19 +425,30 @@ def preprocess_config(config: TrainingConfig) -> Any:
     return PreprocessConfig.from_dict(recorded)
 
 
-def check_training_set(n_train: int, n_events: int, batch_size: int, *, where: str = "") -> None:
-    """Refuse, before training, a training set the Cox loss or the batch size cannot use.
+def check_training_set(
+    n_train: int, n_events: int, batch_size: int, *, n_val: int | None = None, where: str = ""
+) -> None:
+    """Refuse, before training, a split the Cox loss, the batch size or validation cannot use.
 
     Args:
         n_train: int. Patients in the training set.
         n_events: int. Observed events among them.
         batch_size: int. Patients per batch.
+        n_val: int, optional. Patients in the validation set; checked when given.
+            Defaults to None.
         where: str. Named in the message (e.g. ``"fold 2"``). Defaults to ``""``.
 
     Raises:
-        InputError: if the set holds no event or fewer patients than ``batch_size``.
+        InputError: if the training set holds no event or fewer patients than
+            ``batch_size``, or the validation set is empty.
     """
     prefix = f"{where}: " if where else ""
+    if n_val == 0:
+        raise InputError(
+            f"{prefix}the validation set is empty ({n_train} training patients); the kept "
+            "epoch is chosen on validation patients. Use more patients, fewer folds or a "
+            "larger val_fraction"
+        )
     if n_events == 0:
         raise InputError(
             f"{prefix}the training set ({n_train} patients) holds no event; the Cox loss needs "
@@ -603,7 +617,8 @@ def train_on_cohort(
     ids = np.asarray(cohort.ids)
     train_idx, val_idx = holdout_split(y["event"], val_fraction=config.val_fraction,
                                        seed=config.seed)
-    check_training_set(len(train_idx), int(y["event"][train_idx].sum()), config.batch_size)
+    check_training_set(len(train_idx), int(y["event"][train_idx].sum()), config.batch_size,
+                       n_val=len(val_idx))
     out_dir = Path(out_dir)
     train_ds, val_ds = cohort_datasets(
         cohort, ids[train_idx], ids[val_idx], config,
