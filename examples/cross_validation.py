@@ -27,7 +27,7 @@ def main() -> None:
     if args.tiny:
         from _tiny import tiny_cohort
 
-        data = tiny_cohort(args.out / "data", n_patients=8)
+        data = tiny_cohort(args.out / "data", n_patients=12)
         config = TrainingConfig(epochs=1, batch_size=2, spacing=9.0, crop_size=16,
                                 filters=(2, 2, 4, 4, 8), n_folds=2)
         settings = ("multitask",)

@@ -95,25 +95,13 @@ def load_predictor(models: str | os.PathLike | Sequence[str | os.PathLike], **hu
 
 
 def preprocess_config_from_spec(spec: dict[str, Any] | None) -> PreprocessConfig:
-    """The :class:`~hnprog.transforms.PreprocessConfig` recorded with a model.
-
-    Keys that describe rather than parameterise the preprocessing (such as
-    ``channel_order``) are checked and dropped.
+    """The :class:`~hnprog.transforms.PreprocessConfig` recorded with a model
+    (:meth:`PreprocessConfig.from_recorded`).
 
     Raises:
         InputError: if the model records no preprocessing or another channel order.
     """
-    if spec is None:
-        raise InputError(
-            "the model records no preprocessing (hnprog.json 'preprocessing'), so its input "
-            "cannot be prepared; load it with hnprog.from_preset from a preset folder"
-        )
-    spec = dict(spec)
-    channels = spec.pop("channel_order", ["CT", "PET"])
-    if [str(c).upper() for c in channels] != ["CT", "PET"]:
-        raise InputError(f"the model expects channels {channels}; hnprog prepares [CT, PET]")
-    known = {f.name for f in dataclasses.fields(PreprocessConfig)}
-    return PreprocessConfig.from_dict({k: v for k, v in spec.items() if k in known})
+    return PreprocessConfig.from_recorded(spec)
 
 
 def _models_used(predictor: Any) -> list[str]:

@@ -144,6 +144,28 @@ class PreprocessConfig:
         return values
 
     @classmethod
+    def from_recorded(cls, spec: Mapping[str, Any] | None) -> PreprocessConfig:
+        """The config recorded with a model (a preset's ``hnprog.json`` ``preprocessing``).
+
+        Keys that describe rather than parameterise the preprocessing (``channel_order``)
+        are checked and dropped; unknown keys from newer versions are ignored.
+
+        Raises:
+            InputError: if nothing is recorded or the channel order is not ``[CT, PET]``.
+        """
+        if spec is None:
+            raise InputError(
+                "the model records no preprocessing (hnprog.json 'preprocessing'), so its input "
+                "cannot be prepared; load it with hnprog.from_preset from a preset folder"
+            )
+        spec = dict(spec)
+        channels = spec.pop("channel_order", ["CT", "PET"])
+        if [str(c).upper() for c in channels] != ["CT", "PET"]:
+            raise InputError(f"the model expects channels {channels}; hnprog prepares [CT, PET]")
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls.from_dict({k: v for k, v in spec.items() if k in known})
+
+    @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> PreprocessConfig:
         """Rebuild a config from :meth:`to_dict`'s output.
 

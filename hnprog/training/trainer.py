@@ -422,7 +422,7 @@ def preprocess_config(config: TrainingConfig) -> Any:
     if recorded.get("spacing") != config.spacing:
         recorded.pop("max_shift", None)
     recorded.update(spacing=config.spacing, crop_size=config.crop_size)
-    return PreprocessConfig.from_dict(recorded)
+    return PreprocessConfig.from_recorded(recorded)
 
 
 def check_training_set(
