@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 from collections.abc import Callable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -31,15 +30,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np
 
 
+from _timing import best_of  # noqa: E402  (benchmarks/ is on sys.path when run)
+
 def best_time(fn: Callable[[], object], repeats: int) -> float:
     """Best wall time of ``repeats`` calls, in seconds (after one warm-up call)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    return best_of(repeats, fn, warmup=True)
 
 
 def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:

@@ -31,6 +31,8 @@ from hnprog.io import read_image, write_image
 from hnprog.transforms import Case, NormaliseCT, NormalisePET, PreprocessConfig, preprocess_case
 
 
+from _timing import best_of  # noqa: E402  (benchmarks/ is on sys.path when run)
+
 def realistic_case(seed: int = 0) -> tuple[sitk.Image, sitk.Image]:
     """CT 512x512x100 at 0.98x0.98x3 mm (int16 HU) and PET 128x128x90 at 4x4x3.27 mm (SUV)."""
     rng = np.random.default_rng(seed)
@@ -77,15 +79,6 @@ def whole_scan_then_crop(
     case = Case({"ct": channels[0], "pet": channels[1]})
     case = NormalisePET()(NormaliseCT(config.ct_clip)(case))
     return np.stack([sitk.GetArrayFromImage(case.images[k]) for k in ("ct", "pet")], axis=-1)
-
-
-def best_of(repeats: int, func) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:
