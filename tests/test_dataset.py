@@ -12,7 +12,7 @@ from petct_fixtures import BOX, CONFIG, make_ct, write_cohort
 
 import hnprog.data.dataset as dataset_module
 from hnprog.data.cohort import read_cohort
-from hnprog.data.dataset import CaseCache, CohortDataset, censoring_balanced_indices
+from hnprog.data.dataset import CaseCache, CohortDataset, MemoryCache, censoring_balanced_indices
 from hnprog.errors import InputError
 from hnprog.io import write_image
 from hnprog.transforms import preprocess_case
@@ -156,6 +156,46 @@ def test_dataset_set_epoch_gives_that_epoch_and_stops_self_advancing(cohort_dir,
     assert resumed.epoch == 2
     with pytest.raises(InputError, match="epoch must be an integer >= 0"):
         resumed.set_epoch(-1)
+
+
+def test_memory_cache_gives_the_same_batches_and_skips_the_disk(cohort_dir, tmp_path, monkeypatch):
+    cohort = read_cohort(cohort_dir)
+    for augment in (True, False):
+        kwargs = dict(config=CONFIG, batch_size=3, augment=augment, cache_dir=tmp_path, seed=5)
+        cached, plain = CohortDataset(cohort, **kwargs), CohortDataset(
+            cohort, memory_cache_mb=0, **kwargs)
+        first = cached[0]
+        assert len(cached.memory) == 3 and len(plain.memory) == 0
+        reads = []
+        monkeypatch.setattr(CaseCache, "load", lambda *a, **k: reads.append(a) or None)
+        again = cached[0]  # from memory: the disk cache is not touched
+        assert reads == []
+        monkeypatch.undo()
+        for batch in (first, again):
+            np.testing.assert_array_equal(batch[0]["image"], plain[0][0]["image"])
+            np.testing.assert_array_equal(batch[1]["segmentation"], plain[0][1]["segmentation"])
+    with pytest.raises(InputError, match="memory_cache_mb must be >= 0"):
+        CohortDataset(cohort, config=CONFIG, memory_cache_mb=-1)
+
+
+def test_memory_cache_evicts_least_recently_used_within_budget():
+    class Entry:  # duck-types PreprocessedCase for the size
+        def __init__(self, nbytes):
+            self.image, self.mask = np.zeros(nbytes, np.uint8), None
+
+    cache = MemoryCache(max_bytes=250)
+    made = []
+
+    def get(key, nbytes=100):
+        return cache.get(key, lambda: made.append(key) or Entry(nbytes))
+
+    get("a"), get("b"), get("a"), get("c")  # "b" is the least recently used: dropped
+    assert made == ["a", "b", "c"] and cache.nbytes == 200 and len(cache) == 2
+    get("a")
+    get("b")
+    assert made == ["a", "b", "c", "b"]
+    get("huge", nbytes=1000)  # larger than the budget: returned, never kept
+    assert "huge" not in cache._entries and cache.nbytes <= 250
 
 
 def test_dataset_rejects_missing_targets(cohort_dir):

@@ -8,6 +8,11 @@ one ``sitk.Resample`` per image from the cached crop onto the (augmented) networ
 an epoch never re-reads or re-decompresses the NIfTI files, and no voxel is ever interpolated
 twice, augmentation included.
 
+On top of the disk cache, :class:`CohortDataset` keeps a bounded in-memory LRU
+(:class:`MemoryCache`): the cropped cases of an augmented dataset, or the finished network
+arrays of a deterministic one (validation, test), so that an epoch does not re-read them
+from disk either.
+
 :class:`CohortDataset` is a ``keras.utils.PyDataset`` that yields
 ``({"image": x}, {"segmentation": m, "risk": y})`` batches; it works with ``workers`` on every
 Keras backend. :func:`censoring_balanced_indices` builds each training epoch so that a chosen
@@ -20,7 +25,10 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any
 from pathlib import Path
 
 import keras
@@ -33,9 +41,16 @@ from hnprog.data.cohort import Cohort, Patient
 from hnprog.data.preprocess import load_case
 from hnprog.errors import InputError
 from hnprog.io import atomic_write
-from hnprog.transforms import Case, CropToBox, PreprocessConfig, crop_margin, preprocess_case
+from hnprog.transforms import (
+    Case,
+    CropToBox,
+    PreprocessConfig,
+    PreprocessedCase,
+    crop_margin,
+    preprocess_case,
+)
 
-__all__ = ["CaseCache", "CohortDataset", "censoring_balanced_indices"]
+__all__ = ["CaseCache", "CohortDataset", "MemoryCache", "censoring_balanced_indices"]
 
 CACHE_VERSION = 1
 OUTPUTS = ("segmentation", "risk")
@@ -225,6 +240,54 @@ class CaseCache:
         return Case(images, box=box, patient_id=patient_id)
 
 
+def _nbytes(value: Any) -> int:
+    """Bytes held by a cached Case or PreprocessedCase (its voxel arrays)."""
+    if isinstance(value, Case):
+        return sum(
+            image.GetNumberOfPixels() * image.GetSizeOfPixelComponent()
+            * image.GetNumberOfComponentsPerPixel()
+            for image in value.images.values()
+        )
+    return int(value.image.nbytes) + (0 if value.mask is None else int(value.mask.nbytes))
+
+
+class MemoryCache:
+    """A thread-safe least-recently-used cache of cases, bounded in bytes.
+
+    Args:
+        max_bytes: int. Budget; the least recently used entries are dropped beyond it, and an
+            entry larger than the whole budget is not kept. 0 disables the cache.
+    """
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = int(max_bytes)
+        self.nbytes = 0
+        self._entries: OrderedDict[Any, tuple[Any, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: Any, make: Callable[[], Any]) -> Any:
+        """The cached value of ``key``, or ``make()`` (then cached if it fits)."""
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                return self._entries[key][0]
+        value = make()
+        size = _nbytes(value)
+        if size > self.max_bytes:
+            return value
+        with self._lock:
+            if key not in self._entries:
+                self._entries[key] = (value, size)
+                self.nbytes += size
+            while self.nbytes > self.max_bytes:
+                _, (_, dropped) = self._entries.popitem(last=False)
+                self.nbytes -= dropped
+        return value
+
+
 class CohortDataset(keras.utils.PyDataset):
     """Batches of preprocessed (and, for training, augmented) cases for ``model.fit``.
 
@@ -252,6 +315,9 @@ class CohortDataset(keras.utils.PyDataset):
         outputs: tuple of str. Targets to yield, among ``"segmentation"`` and ``"risk"``.
             Defaults to both.
         seed: int. Base seed of the sampler and augmentation. Defaults to 0.
+        memory_cache_mb: float. In-memory LRU budget, MiB (:class:`MemoryCache`): cropped
+            cases when augmenting, else the finished arrays (then each epoch after the first
+            costs no preprocessing at all). 0 disables it. Defaults to 4096.
         workers: int. Worker threads or processes (``keras.utils.PyDataset``). Defaults to 1.
         use_multiprocessing: bool. Processes instead of threads. Defaults to False.
         max_queue_size: int. Batches prepared ahead. Defaults to 10.
@@ -280,6 +346,7 @@ class CohortDataset(keras.utils.PyDataset):
         cache_dir: str | os.PathLike | None = None,
         outputs: Sequence[str] = OUTPUTS,
         seed: int = 0,
+        memory_cache_mb: float = 4096,
         workers: int = 1,
         use_multiprocessing: bool = False,
         max_queue_size: int = 10,
@@ -299,6 +366,9 @@ class CohortDataset(keras.utils.PyDataset):
         self.outputs = tuple(outputs)
         self.seed = int(seed)
         self.cache = CaseCache(cache_dir, self.config) if cache_dir is not None else None
+        if memory_cache_mb < 0:
+            raise InputError(f"memory_cache_mb must be >= 0. Received: {memory_cache_mb}")
+        self.memory = MemoryCache(int(memory_cache_mb * 2**20))
         if not self.ids:
             raise InputError("CohortDataset needs at least one patient. Received: ids=[]")
         unknown = [o for o in self.outputs if o not in OUTPUTS]
@@ -341,6 +411,15 @@ class CohortDataset(keras.utils.PyDataset):
             return self.cache.load(patient, box)
         return load_case(patient, box, with_mask="segmentation" in self.outputs)
 
+    def _sample(self, position: int, rng: np.random.Generator | None) -> PreprocessedCase:
+        if rng is None:  # deterministic: keep the finished arrays
+            return self.memory.get(
+                ("arrays", position),
+                lambda: preprocess_case(self.load_case(position), self.config),
+            )
+        case = self.memory.get(("case", position), lambda: self.load_case(position))
+        return preprocess_case(case, self.config, rng=rng)
+
     def __getitem__(self, index: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         if not 0 <= index < len(self):
             raise IndexError(f"batch index {index} out of range for {len(self)} batches")
@@ -352,7 +431,7 @@ class CohortDataset(keras.utils.PyDataset):
             rng = (
                 np.random.default_rng([self.seed, epoch, start + offset]) if self.augment else None
             )
-            result = preprocess_case(self.load_case(int(position)), self.config, rng=rng)
+            result = self._sample(int(position), rng)
             images.append(result.image)
             masks.append(result.mask)
         targets: dict[str, np.ndarray] = {}
