@@ -164,13 +164,17 @@ def predict_patient(
     start = time.perf_counter()
     out_dir = Path(out_dir)
     config = preprocess_config_from_spec(predictor.preprocessing)
-    with ThreadPoolExecutor(max_workers=2) as pool:  # SimpleITK reads without holding the GIL
-        ct_future = pool.submit(read_image, ct, patient_id=patient_id, role="CT")
-        pet_future = pool.submit(read_image, pet, patient_id=patient_id, role="PET")
-        ct_image, pet_image = ct_future.result(), pet_future.result()
     box_source = "given" if box is not None else "automatic"
-    if box is None:
-        box = auto_bbox(pet_image, patient_id=patient_id)
+
+    def read_pet_and_box() -> tuple[sitk.Image, BoundingBox]:
+        image = read_image(pet, patient_id=patient_id, role="PET")
+        return image, box if box is not None else auto_bbox(image, patient_id=patient_id)
+
+    # SimpleITK releases the GIL: the CT is read while the PET is read and boxed.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        ct_future = pool.submit(read_image, ct, patient_id=patient_id, role="CT")
+        pet_future = pool.submit(read_pet_and_box)
+        ct_image, (pet_image, box) = ct_future.result(), pet_future.result()
     case = preprocess_case(Case({"ct": ct_image, "pet": pet_image}, box=box, patient_id=patient_id),
                            config)
     outputs = predictor.predict(case.image[None])
@@ -183,31 +187,38 @@ def predict_patient(
     files: dict[str, str] = {}
     volume_ml = dice = None
     mask_image = reference = None
-    if "segmentation" in outputs:
-        probability = invert_to_reference(outputs["segmentation"][0, ..., 0], case.grid, ct_image)
-        mask_image = sitk.Cast(probability >= threshold, sitk.sitkUInt8)
-        write_image(probability, out_dir / PROBABILITY_FILE)
-        write_image(mask_image, out_dir / MASK_FILE)
-        files.update(probability=PROBABILITY_FILE, mask=MASK_FILE)
-        voxels = int(np.count_nonzero(sitk.GetArrayViewFromImage(mask_image)))
-        volume_ml = voxels * float(np.prod(ct_image.GetSpacing())) / 1000.0
-        if reference_mask is not None:
-            from hnprog.metrics import dice_score
+    # The NIfTI outputs are compressed and written in background threads (SimpleITK releases
+    # the GIL) while the overlay is drawn; leaving the block waits for them and re-raises.
+    with ThreadPoolExecutor(max_workers=2) as writers:
+        if "segmentation" in outputs:
+            probability = invert_to_reference(
+                outputs["segmentation"][0, ..., 0], case.grid, ct_image)
+            mask_image = sitk.Cast(probability >= threshold, sitk.sitkUInt8)
+            writes = [writers.submit(write_image, probability, out_dir / PROBABILITY_FILE),
+                      writers.submit(write_image, mask_image, out_dir / MASK_FILE)]
+            files.update(probability=PROBABILITY_FILE, mask=MASK_FILE)
+            voxels = int(np.count_nonzero(sitk.GetArrayViewFromImage(mask_image)))
+            volume_ml = voxels * float(np.prod(ct_image.GetSpacing())) / 1000.0
+            if reference_mask is not None:
+                from hnprog.metrics import dice_score
 
-            reference = read_mask(Path(reference_mask), patient_id, tuple(reference_labels))
-            if reference.GetSize() != ct_image.GetSize():
-                reference = sitk.Resample(reference, ct_image, sitk.Transform(),
-                                          sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
-            dice = dice_score(sitk.GetArrayViewFromImage(mask_image),
-                              sitk.GetArrayViewFromImage(reference))
-    if overlay:
-        from hnprog.plotting import plot_overlay
+                reference = read_mask(Path(reference_mask), patient_id, tuple(reference_labels))
+                if reference.GetSize() != ct_image.GetSize():
+                    reference = sitk.Resample(reference, ct_image, sitk.Transform(),
+                                              sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+                dice = dice_score(sitk.GetArrayViewFromImage(mask_image),
+                                  sitk.GetArrayViewFromImage(reference))
+        if overlay:
+            from hnprog.plotting import plot_overlay
 
-        title = f"{patient_id}   risk (log-hazard) {risk:+.3f}" + (
-            f"   {risk_group} risk" if risk_group else "")
-        plot_overlay(ct_image, pet_image, mask_image, out_dir / OVERLAY_FILE, title=title,
-                     reference_mask=reference)
-        files["overlay"] = OVERLAY_FILE
+            title = f"{patient_id}   risk (log-hazard) {risk:+.3f}" + (
+                f"   {risk_group} risk" if risk_group else "")
+            plot_overlay(ct_image, pet_image, mask_image, out_dir / OVERLAY_FILE, title=title,
+                         reference_mask=reference)
+            files["overlay"] = OVERLAY_FILE
+        if "segmentation" in outputs:
+            for write in writes:
+                write.result()
 
     models = _models_used(predictor)
     with atomic_write(out_dir / RISK_FILE, newline="") as f:

@@ -19,7 +19,9 @@ The order matters and follows the paper (see ``docs/data.md``): crop first (chea
 then resample once onto the box's grid. :class:`RandomAugment` does not touch the voxels: it
 records the random transform, which :class:`ResampleToGrid` folds into its single
 resampling, so no image is interpolated twice. :func:`preprocess_case` is the one pipeline used
-at training (with an ``rng``) and at prediction (without).
+at training (with an ``rng``) and at prediction (without); it applies the same steps without
+the crop (resampling reads only the voxels it needs; the disk cache of training crops) and
+writes the normalised channels straight into the network array.
 
 Conventions: spacing, origin and sizes of SimpleITK objects are in ``(x, y, z)`` order;
 NumPy arrays are ``(z, y, x)`` (``D, H, W``); the network input is ``(D, H, W, 2)`` with
@@ -53,8 +55,11 @@ __all__ = [
     "PreprocessedCase",
     "RandomAugment",
     "ResampleToGrid",
+    "check_overlap",
     "crop_margin",
     "invert_to_reference",
+    "normalise_ct_array",
+    "normalise_pet_array",
     "physical_extent",
     "preprocess_case",
 ]
@@ -410,6 +415,30 @@ def _describe(bounds: tuple[np.ndarray, np.ndarray]) -> str:
     return ", ".join(f"{a}=[{low:.1f}, {high:.1f}]" for a, low, high in zip("xyz", lo, hi)) + " mm"
 
 
+def check_overlap(case: Case) -> None:
+    """Check that the PET and CT overlap and that the case's box meets both.
+
+    Raises:
+        PatientError: (named by ``case.patient_id``) if the PET and CT do not overlap, or
+            the box lies outside the CT or the PET.
+    """
+    if case.box is None:
+        raise case.error("the case needs a bounding box")
+    box_bounds = (np.asarray(case.box.lower), np.asarray(case.box.upper))
+    extents = {key: physical_extent(image) for key, image in case.images.items()}
+    if CT in extents and PET in extents and not _intersects(extents[CT], extents[PET]):
+        raise case.error(
+            f"PET and CT do not overlap: CT spans {_describe(extents[CT])}, PET spans "
+            f"{_describe(extents[PET])}"
+        )
+    for key in (CT, PET):
+        if key in extents and not _intersects(box_bounds, extents[key]):
+            raise case.error(
+                f"bounding box {_describe(box_bounds)} lies outside the {key.upper()} image, "
+                f"which spans {_describe(extents[key])}"
+            )
+
+
 class CropToBox:
     """Crop every image to the box plus a margin, in index space (no interpolation).
 
@@ -432,20 +461,8 @@ class CropToBox:
     def __call__(self, case: Case) -> Case:
         if case.box is None:
             raise case.error("CropToBox needs a bounding box in the case")
+        check_overlap(case)
         box = case.box
-        box_bounds = (np.asarray(box.lower), np.asarray(box.upper))
-        extents = {key: physical_extent(image) for key, image in case.images.items()}
-        if CT in extents and PET in extents and not _intersects(extents[CT], extents[PET]):
-            raise case.error(
-                f"PET and CT do not overlap: CT spans {_describe(extents[CT])}, PET spans "
-                f"{_describe(extents[PET])}"
-            )
-        for key in (CT, PET):
-            if key in extents and not _intersects(box_bounds, extents[key]):
-                raise case.error(
-                    f"bounding box {_describe(box_bounds)} lies outside the {key.upper()} image, "
-                    f"which spans {_describe(extents[key])}"
-                )
         lower = np.asarray(box.lower) - self.margin
         upper = np.asarray(box.upper) + self.margin
         cropped = {key: self._crop(image, lower, upper) for key, image in case.images.items()}
@@ -576,6 +593,48 @@ def _like(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
     return image
 
 
+def normalise_ct_array(
+    values: np.ndarray, clip: tuple[float, float], out: np.ndarray | None = None
+) -> np.ndarray:
+    """Clip CT values (HU) to ``clip`` and map them linearly to [-1, 1], as float32.
+
+    Args:
+        values: numpy.ndarray. CT in HU, any real dtype; not modified.
+        clip: tuple ``(low, high)`` in HU.
+        out: numpy.ndarray, optional. float32 array (a view is fine) of the same shape to
+            write into. Defaults to a new array.
+
+    Returns:
+        numpy.ndarray float32, ``out`` when given.
+    """
+    low, high = float(clip[0]), float(clip[1])
+    out = np.clip(values, low, high, out=out, dtype=np.float32)
+    out -= np.float32(low)
+    out *= np.float32(2.0 / (high - low))
+    out -= np.float32(1.0)
+    return out
+
+
+def normalise_pet_array(values: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Z-score PET values over the whole array (float64 statistics), as float32.
+
+    A constant array becomes all zeros.
+
+    Args:
+        values: numpy.ndarray. PET in SUV; not modified.
+        out: numpy.ndarray, optional. float32 array (a view is fine) of the same shape to
+            write into. Defaults to a new array.
+
+    Returns:
+        numpy.ndarray float32, ``out`` when given.
+    """
+    mean = np.float32(values.mean(dtype=np.float64))
+    out = np.subtract(values, mean, out=out, dtype=np.float32)
+    std = float(np.sqrt(np.mean(np.square(out), dtype=np.float64)))
+    out /= np.float32(std if std > 1e-6 else 1.0)
+    return out
+
+
 class NormaliseCT:
     """Clip CT to a window (HU) and map it linearly to [-1, 1].
 
@@ -588,11 +647,7 @@ class NormaliseCT:
         self.clip = (float(clip[0]), float(clip[1]))
 
     def __call__(self, case: Case) -> Case:
-        low, high = self.clip
-        values = np.clip(sitk.GetArrayViewFromImage(case.images[CT]), low, high, dtype=np.float32)
-        values -= np.float32(low)
-        values *= np.float32(2.0 / (high - low))
-        values -= np.float32(1.0)
+        values = normalise_ct_array(sitk.GetArrayViewFromImage(case.images[CT]), self.clip)
         return case.with_images({CT: _like(values, case.images[CT])})
 
     def __repr__(self) -> str:
@@ -608,11 +663,7 @@ class NormalisePET:
     """
 
     def __call__(self, case: Case) -> Case:
-        values = sitk.GetArrayFromImage(case.images[PET]).astype(np.float32, copy=False)
-        mean = values.mean(dtype=np.float64)  # float64 accumulators, float32 voxels
-        std = float(np.sqrt(np.mean(np.square(values - np.float32(mean)), dtype=np.float64)))
-        values -= np.float32(mean)
-        values /= np.float32(std if std > 1e-6 else 1.0)
+        values = normalise_pet_array(sitk.GetArrayViewFromImage(case.images[PET]))
         return case.with_images({PET: _like(values, case.images[PET])})
 
     def __repr__(self) -> str:
@@ -717,7 +768,7 @@ def preprocess_case(
     *,
     rng: np.random.Generator | int | None = None,
 ) -> PreprocessedCase:
-    """Preprocess one case for the network: crop, (augment), resample once, normalise.
+    """Preprocess one case for the network: (augment), resample once, normalise.
 
     The same function serves training (``rng`` given: random shift, flip and rotation) and
     prediction (``rng=None``: no augmentation).
@@ -743,17 +794,20 @@ def preprocess_case(
     config = config or PreprocessConfig()
     if case.box is None:
         raise case.error("preprocess_case needs a bounding box in the case")
-    coarsest = max(max(image.GetSpacing()) for image in case.images.values())
-    case = CropToBox(crop_margin(case.box, config, coarsest))(case)
+    # No CropToBox here: resampling reads only the voxels around the (augmented) grid, so a
+    # crop would only copy them (the disk cache crops, to store less).
+    check_overlap(case)
     if rng is not None:
         case = RandomAugment(config.max_shift, config.mirror, config.max_rotation, seed=rng)(case)
     augmentation = case.augmentation
-    case = Compose(
-        [
-            ResampleToGrid(config.spacing, config.crop_size, config.ct_outside, config.pet_outside),
-            NormaliseCT(config.ct_clip),
-            NormalisePET(),
-        ]
+    case = ResampleToGrid(
+        config.spacing, config.crop_size, config.ct_outside, config.pet_outside
     )(case)
-    image, mask = case.arrays()
+    # NormaliseCT and NormalisePET, written straight into the network array's channels.
+    ct = sitk.GetArrayViewFromImage(case.images[CT])
+    image = np.empty((*ct.shape, 2), dtype=np.float32)
+    normalise_ct_array(ct, config.ct_clip, out=image[..., 0])
+    normalise_pet_array(sitk.GetArrayViewFromImage(case.images[PET]), out=image[..., 1])
+    mask = case.images.get(MASK)
+    mask = None if mask is None else sitk.GetArrayFromImage(mask).astype(np.uint8, copy=False)
     return PreprocessedCase(image, mask, case.grid, augmentation)  # type: ignore[arg-type]

@@ -21,6 +21,7 @@ from hnprog.transforms import (
     PreprocessConfig,
     RandomAugment,
     ResampleToGrid,
+    crop_margin,
     invert_to_reference,
     physical_extent,
     preprocess_case,
@@ -183,6 +184,20 @@ def test_preprocess_with_rng_is_reproducible():
     c = preprocess_case(make_case(), CONFIG, rng=np.random.default_rng(8))
     np.testing.assert_array_equal(a.image, b.image)
     assert a.augmentation == b.augmentation != c.augmentation
+
+
+@pytest.mark.parametrize("seed", [None, 3, 4])
+def test_preprocess_case_equals_the_composed_transforms(seed):
+    """preprocess_case's fast path (no crop, normalising into the output) is the pipeline."""
+    fast = preprocess_case(make_case(), CONFIG, rng=None if seed is None else seed)
+    steps = [CropToBox(crop_margin(BOX, CONFIG, 4.0))]
+    if seed is not None:
+        steps.append(RandomAugment(CONFIG.max_shift, CONFIG.mirror, CONFIG.max_rotation, seed=seed))
+    steps += [ResampleToGrid(CONFIG.spacing, CONFIG.crop_size), NormaliseCT(CONFIG.ct_clip),
+              NormalisePET()]
+    image, mask = Compose(steps)(make_case()).arrays()
+    np.testing.assert_array_equal(fast.image, image)
+    np.testing.assert_array_equal(fast.mask, mask)
 
 
 def test_random_augment_after_resample_is_an_error():
