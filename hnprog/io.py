@@ -7,7 +7,9 @@ cosines, in physical LPS space). When an image becomes a NumPy array, the axis o
 
 Every file that hnprog writes goes through :func:`atomic_write` (or :func:`write_image`,
 which uses it): the content is written to a temporary file in the same folder, then renamed
-over the target, so a killed process never leaves a half-written output.
+over the target, so a killed process never leaves a half-written output. The file gets the
+permissions a plain ``open()`` would give it (``0o666`` minus the umask, or the permissions of
+the file it replaces), so colleagues on a shared server can read the results.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import contextlib
 import gzip
 import json
 import os
+import stat
 import struct
 import tempfile
 import zlib
@@ -41,6 +44,9 @@ __all__ = [
 def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs: Any) -> Iterator[IO]:
     """Open a temporary file that replaces ``path`` only when the block ends without error.
 
+    The final file has the permissions ``open(path, "w")`` would give it: those of the file it
+    replaces, else ``0o666`` minus the umask.
+
     Args:
         path: str or PathLike. The final file. Its folder is created if needed.
         mode: str. ``"w"`` for text or ``"wb"`` for bytes. Defaults to ``"w"``.
@@ -63,11 +69,41 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs: Any) -
             yield f
             f.flush()
             os.fsync(f.fileno())
+        _set_open_mode(tmp, path)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where the system allows.
+
+    ``os.umask`` can only be read by setting it, which briefly gives other threads (hnprog
+    writes outputs from worker threads) a wrong umask; on Linux ``/proc/self/status`` holds it.
+    """
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _set_open_mode(tmp: str | os.PathLike, path: Path) -> None:
+    """Give the temporary file the permissions ``open(path, "w")`` would have given ``path``.
+
+    ``tempfile.mkstemp`` creates files readable by their owner only (0600). A plain ``open()``
+    keeps the permissions of an existing file and creates a new one with ``0o666 & ~umask``.
+    """
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        mode = 0o666 & ~_umask()
+    os.chmod(tmp, mode)
 
 
 @contextlib.contextmanager
@@ -76,7 +112,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
     For writers that want a file name rather than a file object (SimpleITK, matplotlib,
     h5py). The temporary name keeps the suffixes of ``path`` (``.nii.gz``, ``.png``), so
-    writers that choose a format by extension still work.
+    writers that choose a format by extension still work. The final file has the permissions
+    ``open(path, "w")`` would give it, as with :func:`atomic_write`.
 
     Args:
         path: str or PathLike. The final file.
@@ -91,6 +128,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        _set_open_mode(tmp, path)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

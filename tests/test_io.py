@@ -97,3 +97,34 @@ def test_truncated_integer_nifti_is_detected_from_the_gzip_trailer(tmp_path):
     path.write_bytes(data[: len(data) - 100])
     with pytest.raises(PatientError, match="patient X: CT file .*truncated"):
         read_image(path, patient_id="X", role="CT")
+
+
+@pytest.fixture
+def umask_027():
+    """Run a test under umask 027 and restore the previous umask after it."""
+    previous = os.umask(0o027)
+    try:
+        yield 0o027
+    finally:
+        os.umask(previous)
+
+
+def test_written_files_get_the_mode_open_would_give(tmp_path, umask_027):
+    """Not mkstemp's 0600: colleagues on a shared server must be able to read results."""
+    expected = 0o666 & ~umask_027  # 0o640
+    with atomic_write(tmp_path / "risk.csv") as f:
+        f.write("patient_id,risk\n")
+    write_json({"a": 1}, tmp_path / "report.json")
+    write_image(_image(), tmp_path / "mask.nii.gz")  # through atomic_path
+    for name in ("risk.csv", "report.json", "mask.nii.gz"):
+        assert oct((tmp_path / name).stat().st_mode & 0o777) == oct(expected), name
+
+
+def test_rewriting_a_file_keeps_its_mode(tmp_path, umask_027):
+    target = tmp_path / "risk.csv"
+    target.write_text("old")
+    target.chmod(0o604)
+    with atomic_write(target) as f:
+        f.write("new")
+    assert target.read_text() == "new"
+    assert oct(target.stat().st_mode & 0o777) == oct(0o604)
