@@ -112,9 +112,15 @@ def _body(metadata: Mapping[str, Any]) -> str:
               f"Licence of the weights: `{metadata.get('license')}`.", ""]
     lines += ["## Model", "", "| | |", "| --- | --- |",
               f"| task | {metadata.get('task')} |"]
-    for key in ("fold", "n_folds", "split_seed"):
-        if metadata.get(key) is not None:
-            lines.append(f"| {key.replace('_', ' ')} | {metadata[key]} |")
+    fold, n_folds = metadata.get("fold"), metadata.get("n_folds")
+    if fold is not None:  # hnprog.json counts from 0, preset names (..._fold1) from 1
+        of = f" of {n_folds}" if n_folds is not None else ""
+        lines.append(f"| fold | {int(fold) + 1}{of} (`\"fold\": {fold}` in hnprog.json, "
+                     "counted from 0) |")
+    elif n_folds is not None:
+        lines.append(f"| n folds | {n_folds} |")
+    if metadata.get("split_seed") is not None:
+        lines.append(f"| split seed | {metadata['split_seed']} |")
     model_input = metadata.get("input", {})
     lines.append(f"| input `{model_input.get('name', 'image')}` | shape "
                  f"{_shape(['batch', *model_input.get('shape', [])])}, channels "

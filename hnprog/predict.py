@@ -26,7 +26,7 @@ import SimpleITK as sitk
 from hnprog import __version__
 from hnprog.data.bbox import BoundingBox, auto_bbox
 from hnprog.data.cohort import Cohort, Patient
-from hnprog.data.preprocess import read_mask
+from hnprog.data.preprocess import check_intensities, read_mask
 from hnprog.errors import HnprogError, InputError
 from hnprog.io import atomic_write, read_image, write_image, write_json
 from hnprog.transforms import Case, PreprocessConfig, invert_to_reference, preprocess_case
@@ -158,23 +158,33 @@ def predict_patient(
         PatientPrediction.
 
     Raises:
-        PatientError: naming the patient and file, on unreadable inputs, PET and CT that do
-            not overlap, or a box outside the images.
+        PatientError: naming the patient and file, on unreadable inputs, a CT not in HU or
+            a PET not in SUV (swapped files, Bq/mL), PET and CT that do not overlap, or a box
+            outside the images.
     """
     start = time.perf_counter()
     out_dir = Path(out_dir)
     config = preprocess_config_from_spec(predictor.preprocessing)
     box_source = "given" if box is not None else "automatic"
 
-    def read_pet_and_box() -> tuple[sitk.Image, BoundingBox]:
+    def read_pet_and_box() -> tuple[sitk.Image, BoundingBox | InputError]:
         image = read_image(pet, patient_id=patient_id, role="PET")
-        return image, box if box is not None else auto_bbox(image, patient_id=patient_id)
+        if box is not None:
+            return image, box
+        try:
+            return image, auto_bbox(image, patient_id=patient_id)
+        except InputError as exc:  # raised below, after the clearer intensity checks
+            return image, exc
 
     # SimpleITK releases the GIL: the CT is read while the PET is read and boxed.
     with ThreadPoolExecutor(max_workers=2) as pool:
         ct_future = pool.submit(read_image, ct, patient_id=patient_id, role="CT")
         pet_future = pool.submit(read_pet_and_box)
-        ct_image, (pet_image, box) = ct_future.result(), pet_future.result()
+        ct_image, (pet_image, box_or_error) = ct_future.result(), pet_future.result()
+    check_intensities(ct_image, pet_image, patient_id, ct, pet)
+    if isinstance(box_or_error, InputError):
+        raise box_or_error
+    box = box_or_error
     case = preprocess_case(Case({"ct": ct_image, "pet": pet_image}, box=box, patient_id=patient_id),
                            config)
     outputs = predictor.predict(case.image[None])
@@ -211,8 +221,12 @@ def predict_patient(
         if overlay:
             from hnprog.plotting import plot_overlay
 
-            title = f"{patient_id}   risk (log-hazard) {risk:+.3f}" + (
-                f"   {risk_group} risk" if risk_group else "")
+            title = f"{patient_id}   risk (log-hazard) {risk:+.3f}"
+            if risk_group:
+                side = ">" if risk_group == "high" else "<="
+                title += f"   {risk_group} risk ({side} model threshold {threshold_value:+.3f})"
+            if mask_image is not None and not volume_ml:
+                title += "\nno GTVt predicted (no voxel reaches the mask threshold)"
             plot_overlay(ct_image, pet_image, mask_image, out_dir / OVERLAY_FILE, title=title,
                          reference_mask=reference)
             files["overlay"] = OVERLAY_FILE

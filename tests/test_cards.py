@@ -30,6 +30,7 @@ def test_model_index_holds_the_run_metrics(tmp_path):
     assert SYNTHETIC_WARNING in text
     assert "| test | 0.6789 | 0.5432 | 1.5000 |" in text  # the body table, same numbers
     assert "Research only" in text
+    assert '| fold | 4 of 5 (`"fold": 3` in hnprog.json, counted from 0) |' in text
     weights_sha = verify_preset(folder)["files"]["model.weights.h5"]
     assert weights_sha in text
 

@@ -107,3 +107,6 @@ def test_cli_predict_one_patient_and_bad_arguments(cohort_dir, preset_dir, tmp_p
     assert result.exit_code == 1 and "nothing to predict" in result.output
     result = runner.invoke(main, [*args[:-1], "1,2,3"])
     assert result.exit_code == 2 and "six numbers" in result.output
+    swapped = ["predict", "--ct", str(patient.pet), "--pet", str(patient.ct), *args[5:]]
+    result = runner.invoke(main, swapped)  # one line naming the likely mistake
+    assert result.exit_code == 1 and "are the CT and PET swapped?" in result.output

@@ -15,6 +15,7 @@ from petct_fixtures import BOX, CONFIG, make_ct, make_mask, make_pet, write_coho
 from hnprog.data.bbox import BoundingBox, write_bboxes
 from hnprog.data.cohort import Patient, read_cohort
 from hnprog.data.preprocess import (
+    check_intensities,
     load_case,
     load_preprocessed,
     preprocess_cohort,
@@ -172,3 +173,27 @@ def test_cli_preprocess_with_bad_endpoints_is_one_line_error(broken_cohort, tmp_
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1
     assert "Error: endpoint file" in result.output and "event must be 0 or 1" in result.output
+
+
+def _scaled(image: sitk.Image, factor: float, offset: float = 0.0) -> sitk.Image:
+    out = sitk.Cast(image, sitk.sitkFloat32) * factor + offset
+    out.CopyInformation(image)
+    return out
+
+
+@pytest.mark.parametrize(
+    "ct, pet, match",
+    [
+        ("pet", "ct", "are the CT and PET swapped"),
+        ("ct+1100", "pet", "no voxel below -500 HU"),  # CT without its rescale intercept
+        ("ct", "ct", "a CT given as the PET"),
+        ("ct", "pet*5000", "Bq/mL"),
+    ],
+)
+def test_intensity_checks_name_the_likely_mistake(ct, pet, match):
+    images = {"ct": make_ct(), "pet": make_pet(),
+              "ct+1100": _scaled(make_ct(), 1.0, 1100.0), "pet*5000": _scaled(make_pet(), 5000.0)}
+    check_intensities(images["ct"], images["pet"], "P1")  # a real pair passes
+    with pytest.raises(PatientError, match=match) as info:
+        check_intensities(images[ct], images[pet], "P1", "ct.nii.gz", "pet.nii.gz")
+    assert "patient P1" in str(info.value)

@@ -35,6 +35,7 @@ from hnprog.transforms import (
 )
 
 __all__ = [
+    "check_intensities",
     "load_case",
     "load_preprocessed",
     "patient_box",
@@ -71,6 +72,68 @@ def read_mask(path: Path, patient_id: str, labels: Sequence[int] = (0, 1)) -> si
     return mask
 
 
+CT_AIR_HU = -500.0
+"""A head-and-neck CT in HU always holds air below this value (HU)."""
+PET_MAX_SUV = 1000.0
+"""No PET in SUV exceeds this; activity concentrations (Bq/mL) do, by far."""
+
+
+def check_intensities(ct: sitk.Image, pet: sitk.Image, patient_id: str,
+                      ct_path: str | os.PathLike = "CT", pet_path: str | os.PathLike = "PET") -> None:
+    """Refuse a CT that is not in HU or a PET that is not in SUV, with the likely cause.
+
+    A swapped CT and PET, a CT stored without its rescale to HU, or a PET left in Bq/mL run
+    through the network without any error and give meaningless risks and contours; their
+    value ranges give them away:
+
+    - the CT must hold air, some voxel below ``CT_AIR_HU`` (-500 HU);
+    - the PET must lie within ``[-100, PET_MAX_SUV]`` (SUV: small negatives from
+      reconstruction are fine; -1000 is the air of a CT; thousands are Bq/mL).
+
+    Args:
+        ct: SimpleITK.Image. The CT (HU).
+        pet: SimpleITK.Image. The PET (SUV).
+        patient_id: str. Named in the error.
+        ct_path: str or PathLike. Named in the error. Defaults to ``"CT"``.
+        pet_path: str or PathLike. Named in the error. Defaults to ``"PET"``.
+
+    Raises:
+        PatientError: naming the file, the range found and the likely cause.
+    """
+    stats = sitk.MinimumMaximumImageFilter()
+    stats.Execute(ct)
+    ct_min, ct_max = stats.GetMinimum(), stats.GetMaximum()
+    stats.Execute(pet)
+    pet_min, pet_max = stats.GetMinimum(), stats.GetMaximum()
+    if pet_min < -100.0 and ct_min >= CT_AIR_HU:
+        raise PatientError(
+            patient_id,
+            f"CT {ct_path} spans [{ct_min:g}, {ct_max:g}] and PET {pet_path} spans "
+            f"[{pet_min:g}, {pet_max:g}]: the PET looks like a CT in HU and the CT like a PET; "
+            "are the CT and PET swapped?",
+        )
+    if ct_min >= CT_AIR_HU:
+        raise PatientError(
+            patient_id,
+            f"CT {ct_path} has no voxel below {CT_AIR_HU:g} HU (it spans [{ct_min:g}, "
+            f"{ct_max:g}]), so it is not a head-and-neck CT in HU: a PET given as the CT, or "
+            "a CT stored without its rescale slope/intercept?",
+        )
+    if pet_min < -100.0:
+        raise PatientError(
+            patient_id,
+            f"PET {pet_path} has values down to {pet_min:g} (it spans [{pet_min:g}, "
+            f"{pet_max:g}]), which a PET in SUV never holds: a CT given as the PET?",
+        )
+    if pet_max > PET_MAX_SUV:
+        raise PatientError(
+            patient_id,
+            f"PET {pet_path} reaches {pet_max:g}, far above any SUV: it looks like activity "
+            "concentration (Bq/mL); convert it to body-weight SUV (activity x weight / "
+            "injected dose, decay-corrected) first",
+        )
+
+
 def patient_box(patient: Patient, pet: sitk.Image, bboxes: dict[str, BoundingBox]) -> BoundingBox:
     """The patient's box from ``bboxes``, else the automatic oropharynx box from the PET."""
     box = bboxes.get(patient.patient_id)
@@ -101,13 +164,15 @@ def load_case(
 
     Raises:
         PatientError: naming the patient and file, on a missing or unreadable file, NaN
-            voxels, or a mask with unexpected labels.
+            voxels, a CT not in HU or a PET not in SUV (:func:`check_intensities`), or a mask
+            with unexpected labels.
     """
     pid = patient.patient_id
     images = {
         CT: read_image(patient.ct, patient_id=pid, role="CT"),
         PET: read_image(patient.pet, patient_id=pid, role="PET"),
     }
+    check_intensities(images[CT], images[PET], pid, patient.ct, patient.pet)
     if with_mask and patient.mask is not None:
         images[MASK] = read_mask(Path(patient.mask), pid, patient.mask_labels)
     if box is None:
