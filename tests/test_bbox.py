@@ -113,8 +113,11 @@ def test_box_is_clamped_to_the_image():
 def test_no_brain_is_a_patient_error():
     with pytest.raises(PatientError, match=r"patient CHGJ007: no PET uptake above SUV 3"):
         auto_bbox(_phantom(brain=False), patient_id="CHGJ007")
-    with pytest.raises(InputError, match="the brain cannot be found"):
+    with pytest.raises(InputError, match="the brain cannot be found") as error:
         auto_bbox(_phantom(brain=False))
+    # the hint names the fix for a cohort and for one pair, in the format --bbox parses
+    assert "bboxes.csv" in str(error.value)
+    assert "--bbox x1,x2,y1,y2,z1,z2 (mm) for hnprog predict --ct/--pet" in str(error.value)
     with pytest.raises(InputError, match="size must be positive. Received: size=0"):
         auto_bbox(_phantom(), size=0)
 
