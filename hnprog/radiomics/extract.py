@@ -501,7 +501,7 @@ def extract_cohort_features(
         jobs: int. Worker processes. Defaults to 1 (no subprocess).
         cache_dir: str, PathLike or None. Folder of per-patient cache files. Defaults to None,
             meaning ``<out folder>/.radiomics_cache``.
-        failures: str, PathLike or None. The failures CSV (columns ``patient_id, reason``),
+        failures: str, PathLike or None. The failures CSV (columns ``patient_id, error``),
             always written (header only when nothing failed). Defaults to None, meaning
             ``failures.csv`` next to ``out``.
         progress: bool. Show a tqdm progress bar on stderr. Defaults to True.
@@ -590,7 +590,7 @@ def extract_cohort_features(
 
     with atomic_write(failures_path, newline="") as f:
         writer = csv.writer(f)
-        writer.writerow([ID_COLUMN, "reason"])
+        writer.writerow([ID_COLUMN, "error"])
         for pid in order:
             if pid in failed:
                 writer.writerow([pid, failed[pid]])
