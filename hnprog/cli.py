@@ -53,6 +53,9 @@ def main(debug: bool) -> None:
     Start here:
       hnprog demo                 whole method on a synthetic cohort, in minutes on a CPU
       hnprog synth data/ -n 20    write a synthetic HECKTOR-layout cohort
+      hnprog predict --ct CT --pet PET -m MODEL -o out/
+                                  risk and tumour contour of one patient (or of a cohort
+                                  folder); MODEL from `hnprog presets list` or your own run
       hnprog COMMAND --help       each command's options, with an example
     """
 
@@ -320,7 +323,8 @@ def radiomics_extract(
     "--out", "-o", required=True, type=click.Path(file_okay=False),
     help="Output folder for the report.",
 )
-@click.option("--folds", default=5, show_default=True, type=click.IntRange(min=2))
+@click.option("--folds", default=5, show_default=True, type=click.IntRange(min=2),
+              help="Cross-validation folds; each tests on 1/FOLDS of the patients.")
 @click.option(
     "--val-fraction", default=0.2, show_default=True, type=click.FloatRange(0.0, 1.0, max_open=True),
     help="Validation share of the non-test patients.",
@@ -386,33 +390,76 @@ def radiomics_cv(
 
 # == training commands (train, cv, finetune) ==
 
-_training_options = option_group(
-    click.argument("data", type=click.Path(exists=True)),
-    click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False),
-                 help="Output folder."),
-    click.option("--epochs", type=int, help="Epochs.  [default: 60]"),
-    click.option("--batch-size", type=int, help="Patients per batch.  [default: 10]"),
-    click.option("--learning-rate", "--lr", "learning_rate", type=float,
-                 help="Initial Adam learning rate (cosine decay to 0).  [default: 1e-3]"),
-    click.option("--w-rad", type=float, help="Weight of the Cox loss.  [default: 1]"),
-    click.option("--w-seg", type=float, help="Weight of the Dice loss.  [default: 1]"),
-    click.option("--spacing", type=float, help="Voxel size, mm.  [default: 1.0; 2.0 with --cpu]"),
-    click.option("--crop-size", type=int,
-                 help="Input edge, voxels, divisible by 16.  [default: 144; 64 with --cpu]"),
-    click.option("--cpu", "cpu_preset", is_flag=True,
-                 help="Fast CPU preset: 2 mm voxels, 64^3 crop."),
-    click.option("--filters", callback=lambda ctx, param, value: _parse_filters(value),
-                 help="Encoder filters per level, comma-separated (decoder mirrors them).  "
-                      "[default: 8,16,32,64,128, the paper's]"),
-    click.option("--seed", type=int, help="Seed of splits, sampling, init.  [default: 0]"),
-    click.option("--workers", type=int, help="Data-loading threads.  [default: 1]"),
-    click.option("--mixed-precision", type=click.Choice(["mixed_float16", "mixed_bfloat16"]),
-                 help="Mixed-precision policy.  [default: float32]"),
-    click.option("--resume", is_flag=True, help="Continue the run in --out (same settings)."),
-    click.option("--overwrite", is_flag=True, help="Replace a run already in --out."),
-    click.option("--distribute", is_flag=True,
-                 help="Data-parallel over all local GPUs (JAX or TensorFlow backend)."),
-)
+# Shown in --help and used as the commands' defaults. Copies, because importing
+# hnprog.training starts Keras: tests check them against TrainingConfig and
+# hnprog.training.finetune.FINETUNE_DEFAULTS.
+_TRAINING_DEFAULTS = {"epochs": 60, "learning_rate": 1e-3}
+_FINETUNE_DEFAULTS = {"epochs": 20, "learning_rate": 1e-4}
+
+
+def _format_default(value: Any) -> str:
+    """A default as the help shows it: ``1e-3`` rather than ``0.001``."""
+    if isinstance(value, float) and 0 < abs(value) < 0.01:
+        return f"{value:.0e}".replace("e-0", "e-")
+    return str(value)
+
+
+def _training_options(*, finetune: bool = False) -> Callable:
+    """The options ``train``, ``cv`` and ``finetune`` share, with each command's true defaults.
+
+    Fine-tuning starts from a built model and keeps its recorded preprocessing, so it shows
+    its own epochs and learning rate, says that the grid options only apply to a model that
+    records no preprocessing, and does not offer the options that only shape a new model
+    (``--filters``, ``--mixed-precision``).
+    """
+    defaults = _FINETUNE_DEFAULTS if finetune else _TRAINING_DEFAULTS
+    grid_note = " Only for a model that records no preprocessing." if finetune else ""
+    grid_default = "the model's recorded one; else " if finetune else ""
+    options = [
+        click.argument("data", type=click.Path(exists=True)),
+        click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False),
+                     help="Output folder."),
+        click.option("--epochs", type=int,
+                     help=f"Epochs.  [default: {_format_default(defaults['epochs'])}]"),
+        click.option("--batch-size", type=int, help="Patients per batch.  [default: 10]"),
+        click.option("--learning-rate", "--lr", "learning_rate", type=float,
+                     help="Initial Adam learning rate (cosine decay to 0).  "
+                          f"[default: {_format_default(defaults['learning_rate'])}]"),
+        click.option("--w-rad", type=float, help="Weight of the Cox loss.  [default: 1]"),
+        click.option("--w-seg", type=float, help="Weight of the Dice loss.  [default: 1]"),
+        click.option("--spacing", type=float,
+                     help=f"Voxel size, mm.{grid_note}  "
+                          f"[default: {grid_default}1.0; 2.0 with --cpu]"),
+        click.option("--crop-size", type=int,
+                     help=f"Input edge, voxels, divisible by 16.{grid_note}  "
+                          f"[default: {grid_default}144; 64 with --cpu]"),
+        click.option("--cpu", "cpu_preset", is_flag=True,
+                     help=f"Fast CPU preset: 2 mm voxels, 64^3 crop.{grid_note}"),
+    ]
+    if not finetune:
+        options += [
+            click.option("--filters", callback=lambda ctx, param, value: _parse_filters(value),
+                         help="Encoder filters per level, comma-separated (decoder mirrors "
+                              "them).  [default: 8,16,32,64,128, the paper's]"),
+        ]
+    options += [
+        click.option("--seed", type=int, help="Seed of splits, sampling, init.  [default: 0]"),
+        click.option("--workers", type=int, help="Data-loading threads.  [default: 1]"),
+    ]
+    if not finetune:
+        options += [
+            click.option("--mixed-precision",
+                         type=click.Choice(["mixed_float16", "mixed_bfloat16"]),
+                         help="Mixed-precision policy.  [default: float32]"),
+        ]
+    options += [
+        click.option("--resume", is_flag=True, help="Continue the run in --out (same settings)."),
+        click.option("--overwrite", is_flag=True, help="Replace a run already in --out."),
+        click.option("--distribute", is_flag=True,
+                     help="Data-parallel over all local GPUs (JAX or TensorFlow backend)."),
+    ]
+    return option_group(*options)
+
 
 _TRAINING_KEYS = ("epochs", "batch_size", "learning_rate", "w_rad", "w_seg", "spacing",
                   "crop_size", "filters", "seed", "workers", "mixed_precision", "distribute")
@@ -444,7 +491,7 @@ def _training_config(options: dict[str, Any], **defaults: Any) -> Any:
 
 
 @main.command("train")
-@_training_options
+@_training_options()
 @needs_keras
 def train_command(data: str, out_dir: str, resume: bool, overwrite: bool, **options: Any) -> None:
     """Train the multi-task model on a cohort (80% training, 20% validation).
@@ -461,7 +508,7 @@ def train_command(data: str, out_dir: str, resume: bool, overwrite: bool, **opti
 
 
 @main.command("cv")
-@_training_options
+@_training_options()
 @click.option("--settings", default="multitask,radiomics,segmentation", show_default=True,
               help="Comma-separated settings: multitask (1,1), radiomics (1,0), segmentation (0,1).")
 @click.option("--folds", type=int, default=5, show_default=True, help="Cross-validation folds.")
@@ -489,7 +536,7 @@ def cv_command(data: str, out_dir: str, resume: bool, overwrite: bool, settings:
 
 
 @main.command("finetune")
-@_training_options
+@_training_options(finetune=True)
 @click.option("--from", "source", required=True,
               help="A .keras model, a run folder, a preset name or hf://org/repo.")
 @click.option("--freeze-encoder", is_flag=True, help="Train only the decoder and risk head.")
@@ -498,8 +545,9 @@ def finetune_command(data: str, out_dir: str, resume: bool, overwrite: bool, sou
                      freeze_encoder: bool, **options: Any) -> None:
     """Fine-tune a saved model or preset on a cohort, keeping its preprocessing.
 
-    Spacing and crop size come from the model's recorded preprocessing. Defaults: 20 epochs,
-    learning rate 1e-4.
+    Spacing and crop size come from the model's recorded preprocessing (--spacing, --crop-size
+    and --cpu apply only to a .keras file saved without a preprocessing.json); the filters and
+    precision are the model's own. Defaults: 20 epochs, learning rate 1e-4.
 
     \b
     Example:
@@ -507,7 +555,7 @@ def finetune_command(data: str, out_dir: str, resume: bool, overwrite: bool, sou
     """
     from hnprog.training import finetune
 
-    config = _training_config(options, epochs=20, learning_rate=1e-4)
+    config = _training_config(options, **_FINETUNE_DEFAULTS)
     result = finetune(data, out_dir, source=source, config=config, freeze=freeze_encoder,
                       resume=resume, overwrite=overwrite)
     echo_done(f"Kept epoch {result.best_epoch}; model in {os.path.join(out_dir, 'model.keras')}")
@@ -534,13 +582,16 @@ def presets() -> None:
 
 @presets.command("list")
 def presets_list() -> None:
-    """List the registered presets: name, description and where the weights live.
+    """List the registered presets (name, description, where the weights live) and families.
+
+    A family name such as unet3d_multitask_synthetic_petct stands for all its registered
+    <family>_fold<k> presets; loading it averages the folds.
 
     \b
     Example:
       hnprog presets list
     """
-    from hnprog.presets import list_presets
+    from hnprog.presets import list_families, list_presets
 
     registry = list_presets()
     if not registry:
@@ -549,8 +600,17 @@ def presets_list() -> None:
             "hf://org/repo[@revision] URI with hnprog.from_preset."
         )
         return
+    families = list_families(registry)
+    if families:
+        click.echo("Families (a family name given to --model, hnprog download or "
+                   "hnprog.from_preset\nloads all its folds and averages them):")
+        for family, members in families.items():
+            folds = ", ".join(m[len(family) + 1:] for m in members)
+            click.echo(f"  {family}  ({folds})")
+        click.echo("\nPresets:")
     for name, entry in sorted(registry.items()):
-        click.echo(f"{name}\n  {entry['description']}\n  {entry.get('uri') or entry.get('path')}")
+        click.echo(f"  {name}\n    {entry['description']}\n"
+                   f"    {entry.get('uri') or entry.get('path')}")
 
 
 @main.command("download")
@@ -565,7 +625,7 @@ def download(name: str, cache_dir: str | None, endpoint: str | None, offline: bo
 
     \b
     Example:
-      hnprog download hf://my-lab/unet3d_hecktor_petct_fold0@v1
+      hnprog download unet3d_multitask_synthetic_petct
     """
     from hnprog.presets import download_preset
 
@@ -593,7 +653,7 @@ def upload(folder: str, uri: str, tag: str | None, private: bool, endpoint: str 
 
     \b
     Example:
-      hnprog upload runs/cv/fold0/preset hf://my-lab/unet3d_hecktor_petct_fold0 --tag v1
+      hnprog upload cv/multitask/fold-1/preset hf://my-lab/unet3d_multitask_petct_fold1 --tag v1
     """
     from hnprog.hub import upload_preset
 
@@ -616,7 +676,7 @@ def card(run_dir: str, cards_dir: str) -> None:
 
     \b
     Example:
-      hnprog card runs/cv_multitask --cards-dir weights_cards
+      hnprog card cv/multitask --cards-dir weights_cards
     """
     from hnprog.cards import card_run
 
@@ -625,6 +685,25 @@ def card(run_dir: str, cards_dir: str) -> None:
 
 
 # == prediction commands (predict, demo, info) ==
+
+
+_COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz", ".zip")
+
+
+def patient_id_from_ct(path: str | os.PathLike) -> str:
+    """The default patient id of ``hnprog predict --ct``: the CT's file name, trimmed.
+
+    The extension (``.nii.gz`` counts as one) and a trailing ``_ct``, ``_CT`` or ``__CT``
+    (HECKTOR 2021 and 2022 names) are removed: ``CHGJ007_ct.nii.gz`` -> ``CHGJ007``,
+    ``CHUM-001__CT.nii.gz`` -> ``CHUM-001``. A name that would end up empty gives ``patient``.
+    """
+    import re
+
+    name = os.path.basename(os.fspath(path))
+    if name.lower().endswith(_COMPRESSION_SUFFIXES):
+        name = os.path.splitext(name)[0]
+    name = re.sub(r"__?ct$", "", os.path.splitext(name)[0], flags=re.IGNORECASE)
+    return name or "patient"
 
 
 def _parse_bbox(value: str | None) -> Any:
@@ -646,16 +725,18 @@ def _parse_bbox(value: str | None) -> Any:
 @main.command("predict")
 @click.argument("data", required=False, type=click.Path(exists=True))
 @click.option("--ct", type=click.Path(exists=True, dir_okay=False),
-              help="CT of one patient (NIfTI, HU).")
+              help="CT of one patient, in HU (NIfTI or any format SimpleITK reads).")
 @click.option("--pet", type=click.Path(exists=True, dir_okay=False),
-              help="PET of one patient (NIfTI, SUV).")
+              help="PET of one patient, in SUV (NIfTI or any format SimpleITK reads).")
 @click.option("--model", "-m", "models", multiple=True, required=True,
               help="Preset name, hf://org/repo[@revision] or preset folder; repeat it (or give "
                    "a folder of fold presets) to average several folds.")
 @click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Output folder.")
-@click.option("--patient-id", default="patient", show_default=True,
-              help="Name of the patient in the outputs (with --ct/--pet).")
+@click.option("--patient-id", default=None,
+              help="Name of the patient in the outputs and messages (with --ct/--pet).  "
+                   "[default: the CT file name without its extension and a trailing _ct, "
+                   "_CT or __CT: CHGJ007_ct.nii.gz -> CHGJ007]")
 @click.option("--mask", "reference_mask", type=click.Path(exists=True, dir_okay=False),
               help="Reference GTVt mask of the patient, for a Dice and the overlay (with --ct/--pet).")
 @click.option("--bbox", help="Box x1,x2,y1,y2,z1,z2 in mm (with --ct/--pet).  "
@@ -668,7 +749,7 @@ def _parse_bbox(value: str | None) -> Any:
 @click.option("--restart", is_flag=True, help="Predict every patient again instead of resuming.")
 @needs_keras
 def predict_command(data: str | None, ct: str | None, pet: str | None, models: tuple[str, ...],
-                    out_dir: str, patient_id: str, reference_mask: str | None, bbox: str | None,
+                    out_dir: str, patient_id: str | None, reference_mask: str | None, bbox: str | None,
                     bboxes: str | None, endpoints: str | None, no_overlay: bool,
                     restart: bool) -> None:
     """Predict the risk and the tumour contour of one patient or of a cohort.
@@ -685,8 +766,10 @@ def predict_command(data: str | None, ct: str | None, pet: str | None, models: t
 
     \b
     Examples:
-      hnprog predict --ct P1_ct.nii.gz --pet P1_pt.nii.gz -m hnprog-demo/preset -o out/P1
-      hnprog predict data/ -m folds/fold0 -m folds/fold1 -o predictions/
+      hnprog predict --ct P1_ct.nii.gz --pet P1_pt.nii.gz -m unet3d_multitask_synthetic_petct \\
+          -o out/P1
+      hnprog predict data/ -m cv/multitask/fold-1/preset -m cv/multitask/fold-2/preset \\
+          -o predictions/
     """
     from hnprog.errors import InputError
 
@@ -702,6 +785,7 @@ def predict_command(data: str | None, ct: str | None, pet: str | None, models: t
 
     predictor = load_predictor(list(models))
     if single:
+        patient_id = patient_id or patient_id_from_ct(ct)
         result = predict_patient(ct, pet, predictor, out_dir, patient_id=patient_id, box=box,
                                  reference_mask=reference_mask, overlay=not no_overlay)
         group = f" ({result.risk_group} risk)" if result.risk_group else ""

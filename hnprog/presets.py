@@ -58,6 +58,7 @@ __all__ = [
     "download_preset",
     "family_members",
     "from_preset",
+    "list_families",
     "list_presets",
     "load_registry",
     "save_to_preset",
@@ -690,6 +691,30 @@ def family_members(name: str, registry: Mapping[str, Any] | None = None) -> list
         if match and match.group("family") == name:
             members.append((int(match.group("fold")), candidate))
     return [candidate for _, candidate in sorted(members)]
+
+
+def list_families(registry: Mapping[str, Any] | None = None) -> dict[str, list[str]]:
+    """The registered families: family name to its ``<family>_fold<k>`` members, by fold.
+
+    A family name is accepted wherever a preset name is (:func:`from_preset`,
+    :func:`download_preset`, ``hnprog predict --model``) and stands for all its folds.
+
+    Args:
+        registry: mapping, optional. Defaults to the package registry.
+
+    Returns:
+        dict. Sorted by family name; empty when no registered name ends in ``_fold<k>``. A
+        family whose name is itself registered is left out: that name loads the one preset.
+
+    Example:
+        >>> import hnprog.presets
+        >>> hnprog.presets.list_families()  # doctest: +SKIP
+        {'unet3d_multitask_synthetic_petct': ['unet3d_multitask_synthetic_petct_fold1', ...]}
+    """
+    registry = load_registry() if registry is None else registry
+    names = sorted({m.group("family") for m in map(_FOLD_SUFFIX.match, registry) if m}
+                   - set(registry))  # a registered name wins over the family of that name
+    return {name: family_members(name, registry) for name in names}
 
 
 def _resolve(

@@ -229,3 +229,13 @@ def test_family_members_are_ordered_by_fold():
     assert presets.family_members("fam", registry) == [
         "fam_fold0", "fam_fold1", "fam_fold2", "fam_fold10"]
     assert presets.family_members("nothing", registry) == []
+
+
+def test_list_families_names_each_family_with_its_folds():
+    registry = {f"fam_fold{k}": {} for k in (2, 1)} | {"other_fold0": {}, "solo": {},
+                                                       "taken_fold1": {}, "taken": {}}
+    assert presets.list_families(registry) == {
+        "fam": ["fam_fold1", "fam_fold2"], "other": ["other_fold0"]}
+    shipped = presets.list_families()
+    assert shipped["unet3d_multitask_synthetic_petct"] == [
+        f"unet3d_multitask_synthetic_petct_fold{k}" for k in (1, 2, 3)]

@@ -21,10 +21,19 @@ from hnprog.errors import InputError
 from hnprog.training.config import TrainingConfig
 from hnprog.training.trainer import PREPROCESSING_FILE, TrainingResult, train_on_cohort
 
-__all__ = ["ENCODER_PREFIXES", "finetune", "freeze_encoder", "load_start_model"]
+__all__ = [
+    "ENCODER_PREFIXES",
+    "FINETUNE_DEFAULTS",
+    "finetune",
+    "freeze_encoder",
+    "load_start_model",
+]
 
 #: Layer-name prefixes of the UNet encoder (hnprog.models.build_multitask_unet).
 ENCODER_PREFIXES = ("enc",)
+
+#: TrainingConfig fields that fine-tuning sets differently from training from scratch.
+FINETUNE_DEFAULTS = {"epochs": 20, "learning_rate": 1e-4}
 
 
 def load_start_model(source: str | os.PathLike) -> tuple[keras.Model, dict[str, Any] | None]:
@@ -114,8 +123,10 @@ def finetune(
         source: str or PathLike. Where the starting model comes from (see
             :func:`load_start_model`).
         config: TrainingConfig, optional. Training settings; its ``spacing`` and
-            ``crop_size`` are replaced by the recorded preprocessing. Defaults to
-            ``TrainingConfig(learning_rate=1e-4, epochs=20)``.
+            ``crop_size`` are replaced by the recorded preprocessing (they apply only to a
+            model that records none), and its ``filters``, ``dropout`` and
+            ``mixed_precision`` are unused (the model is already built). Defaults to
+            ``TrainingConfig(**FINETUNE_DEFAULTS)`` (20 epochs, learning rate 1e-4).
         freeze: bool. Freeze the encoder (train only the decoder and the risk head).
             Defaults to False.
         cache_dir: str or PathLike, optional. Case cache. Defaults to ``out_dir/cache``.
@@ -134,7 +145,7 @@ def finetune(
         >>> finetune("my_cohort/", "ft/", source="runs/fold1/model.keras",  # doctest: +SKIP
         ...          freeze=True)
     """
-    config = config or TrainingConfig(learning_rate=1e-4, epochs=20)
+    config = config or TrainingConfig(**FINETUNE_DEFAULTS)
     model, preprocessing = load_start_model(source)
     if preprocessing:
         config = config.replace(

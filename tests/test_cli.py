@@ -1,0 +1,181 @@
+"""Tests of the command-line surface: help texts, examples, defaults and small CLI behaviours."""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+import click
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from hnprog import cli
+from hnprog.cli import main, patient_id_from_ct
+from hnprog.presets import list_families, list_presets
+
+
+def _commands(group: click.Group = main, prefix: tuple[str, ...] = ()):
+    """Every leaf command with its path of names, e.g. (("radiomics", "cv"), command)."""
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            yield from _commands(command, (*prefix, name))
+        else:
+            yield (*prefix, name), command
+
+
+def _examples(command: click.Command) -> list[list[str]]:
+    """The example command lines of a help text, continuation lines joined, as argv lists."""
+    text = (command.help or "").split("Example", 1)
+    if len(text) < 2:
+        return []
+    joined = re.sub(r"\\\n\s*", " ", text[1])
+    lines = [line.strip() for line in joined.splitlines()]
+    return [shlex.split(line)[1:] for line in lines if line.startswith(("hnprog ", "KERAS_"))
+            and "hnprog " in line]
+
+
+def _help(*args: str) -> str:
+    result = CliRunner().invoke(main, [*args, "--help"], terminal_width=100)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_every_option_has_help_text():
+    for path, command in _commands():
+        for param in command.params:
+            if isinstance(param, click.Option) and param.name != "help":
+                assert param.help, f"hnprog {' '.join(path)} {param.opts[0]} has no help"
+
+
+def test_help_examples_use_real_commands_options_and_presets():
+    registered = set(list_presets()) | set(list_families())
+    seen = 0
+    for path, command in _commands():
+        for argv in _examples(command):
+            argv = argv[argv.index("hnprog") + 1:] if "hnprog" in argv else argv
+            assert tuple(argv[: len(path)]) == path, (path, argv)
+            options = {opt for p in command.params for opt in (*p.opts, *p.secondary_opts)}
+            args = argv[len(path):]
+            for token in args:
+                if token.startswith("-") and not re.fullmatch(r"-[\d.,-]+", token):
+                    assert token in options, f"hnprog {' '.join(path)}: unknown {token}"
+            names = [v for f, v in zip(args, args[1:]) if f in ("-m", "--model", "--from")]
+            if path == ("download",):
+                names.append(args[0])
+            for value in names:
+                if not re.search(r"[/:.]", value):  # not a folder, file or hf:// URI
+                    assert value in registered, f"{value} in hnprog {' '.join(path)} --help"
+            seen += 1
+    assert seen >= 15
+
+
+def test_predict_help_points_at_the_shipped_family_and_any_image_format():
+    text = _help("predict")
+    assert "hnprog-demo/preset" not in text
+    assert "-m unet3d_multitask_synthetic_petct" in text
+    assert text.count("NIfTI or any format SimpleITK reads") == 2
+    assert "CHGJ007_ct.nii.gz -> CHGJ007" in text
+    assert "hnprog predict --ct" in _help()  # the start-here list names predict
+    assert "each tests on 1/FOLDS" in _help("radiomics", "cv")
+
+
+@pytest.mark.parametrize(("path", "expected"), [
+    ("CHGJ007_ct.nii.gz", "CHGJ007"),
+    ("/data/hecktor2022/imagesTr/CHUM-001__CT.nii.gz", "CHUM-001"),
+    ("P1_CT.nii", "P1"),
+    ("scan.nrrd", "scan"),
+    ("P1_pt_ct.mha", "P1_pt"),
+    ("CHGJ007_ctx.nii.gz", "CHGJ007_ctx"),
+    ("_ct.nii.gz", "patient"),
+])
+def test_default_patient_id_is_the_ct_file_name(path, expected):
+    assert patient_id_from_ct(path) == expected
+
+
+def test_finetune_shows_and_uses_its_own_defaults(monkeypatch, tmp_path):
+    from hnprog import training
+    from hnprog.training.config import TrainingConfig
+    from hnprog.training.finetune import FINETUNE_DEFAULTS
+
+    assert cli._FINETUNE_DEFAULTS == FINETUNE_DEFAULTS
+    assert cli._TRAINING_DEFAULTS == {k: getattr(TrainingConfig(), k)
+                                      for k in cli._TRAINING_DEFAULTS}
+    text = _help("finetune")
+    assert "Epochs.  [default: 20]" in text and "[default: 1e-4]" in text
+    assert "--filters" not in text and "--mixed-precision" not in text
+    assert "Only for a model that records no preprocessing" in text
+    train = _help("train")
+    assert "Epochs.  [default: 60]" in train and "[default: 1e-3]" in train
+    assert "--filters" in train and "--mixed-precision" in train
+
+    seen = {}
+
+    def fake_finetune(data, out_dir, *, source, config, **kwargs):
+        seen["config"] = config
+        return type("Result", (), {"best_epoch": 1})()
+
+    monkeypatch.setattr(training, "finetune", fake_finetune)
+    data = tmp_path / "data"
+    data.mkdir()
+    args = ["finetune", str(data), "--from", "m.keras", "-o", str(tmp_path / "ft")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert (seen["config"].epochs, seen["config"].learning_rate) == (20, 1e-4)
+    result = CliRunner().invoke(main, [*args, "--epochs", "3", "--lr", "0.01"])
+    assert (seen["config"].epochs, seen["config"].learning_rate) == (3, 0.01)
+
+
+def test_presets_list_names_the_families():
+    result = CliRunner().invoke(main, ["presets", "list"])
+    assert result.exit_code == 0, result.output
+    assert "loads all its folds and averages them" in result.output
+    assert "  unet3d_multitask_synthetic_petct  (fold1, fold2, fold3)" in result.output
+    assert "  unet3d_multitask_synthetic_petct_fold2\n" in result.output
+
+
+# -- hnprog predict --ct/--pet without --patient-id ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def one_pair(tmp_path_factory):
+    from hnprog.data.cohort import read_cohort
+    from hnprog.data.synthetic import generate_cohort
+
+    root = generate_cohort(tmp_path_factory.mktemp("cohort"), n_patients=2, seed=5,
+                           image_scale=0.5)
+    return read_cohort(root).patients[0]
+
+
+@pytest.fixture(scope="module")
+def tiny_preset(tmp_path_factory):
+    from hnprog.models import build_multitask_unet
+    from hnprog.presets import save_to_preset
+    from hnprog.transforms import PreprocessConfig
+
+    model = build_multitask_unet(input_shape=(32, 32, 32, 2), filters=(2, 4, 4, 8, 8),
+                                 dense_units=8)
+    folder = tmp_path_factory.mktemp("preset") / "tiny"
+    save_to_preset(model, folder, preprocessing=PreprocessConfig(spacing=4.5, crop_size=32),
+                   dataset={"name": "none", "synthetic": True})
+    return folder
+
+
+def test_predict_names_the_patient_after_the_ct_file(one_pair, tiny_preset, tmp_path):
+    pid = one_pair.patient_id
+    assert one_pair.ct.name == f"{pid}_ct.nii.gz"
+    base = ["predict", "--ct", str(one_pair.ct), "-m", str(tiny_preset), "--no-overlay"]
+    result = CliRunner().invoke(main, [*base, "--pet", str(one_pair.pet), "-o", str(tmp_path / "a")])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"{pid}: risk (log-hazard)")
+    assert pd.read_csv(tmp_path / "a" / "risk.csv").loc[0, "patient_id"] == pid
+
+    broken = tmp_path / "broken_pt.nii.gz"
+    broken.write_bytes(b"\x1f\x8b garbage")
+    result = CliRunner().invoke(main, [*base, "--pet", str(broken), "-o", str(tmp_path / "b")])
+    assert result.exit_code == 1
+    assert f"patient {pid}: PET file" in result.output and "patient patient" not in result.output
+
+    result = CliRunner().invoke(main, [*base, "--pet", str(one_pair.pet), "-o",
+                                       str(tmp_path / "c"), "--patient-id", "P7"])
+    assert result.exit_code == 0 and result.output.startswith("P7: risk")
