@@ -807,8 +807,13 @@ def predict_command(data: str | None, ct: str | None, pet: str | None, models: t
         scores.append(f"C-index {metrics['c_index']:.3f}")
     if "dice_mean" in metrics:
         scores.append(f"mean Dice {metrics['dice_mean']:.3f}")
-    echo_done(f"{len(predictions)} patients predicted into {out_dir}"
-              + (f" ({', '.join(scores)})" if scores else ""))
+    n_resumed = metrics.get("n_resumed", 0)
+    done = f"{len(predictions) - n_resumed} patients predicted into {out_dir}"
+    if n_resumed:
+        done = (f"{len(predictions) - n_resumed} patients predicted now, {n_resumed} already "
+                f"done by an earlier run (--restart redoes them); all {len(predictions)} in "
+                f"{out_dir}/predictions.csv")
+    echo_done(done + (f" ({', '.join(scores)})" if scores else ""))
     if len(predictions) == 0:
         raise click.ClickException(f"no patient could be predicted; see {out_dir}/failures.csv")
 

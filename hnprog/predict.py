@@ -300,7 +300,8 @@ def predict_cohort(
         ids: sequence of str, optional. Patients to predict. Defaults to all.
 
     Returns:
-        tuple of (predictions DataFrame, failures DataFrame, metrics dict).
+        tuple of (predictions DataFrame, failures DataFrame, metrics dict). The metrics
+        count ``n_predicted`` patients, of which ``n_resumed`` were done by an earlier run.
     """
     import json
 
@@ -312,7 +313,7 @@ def predict_cohort(
     out_dir.mkdir(parents=True, exist_ok=True)
     models = _models_used(predictor)
     patients: list[Patient] = cohort.patients if ids is None else [cohort[i] for i in ids]
-    rows, failures = [], []
+    rows, failures, n_resumed = [], [], 0
     bar = tqdm(patients, desc="predict", unit="patient", disable=not progress)
     for patient in bar:
         pid = patient.patient_id
@@ -325,6 +326,7 @@ def predict_cohort(
                 report = {}
             if report.get("models") == models:
                 rows.append(_row_from_report(report))
+                n_resumed += 1
                 continue
         try:
             predict_patient(
@@ -341,7 +343,8 @@ def predict_cohort(
                        "box_source"])
     failure_table = pd.DataFrame(failures, columns=["patient_id", "error"])
     metrics: dict[str, Any] = {"n_patients": len(patients), "n_predicted": len(predictions),
-                               "n_failed": len(failure_table), "models": models}
+                               "n_resumed": n_resumed, "n_failed": len(failure_table),
+                               "models": models}
     if cohort.endpoints is not None and len(predictions):
         known = predictions[predictions["patient_id"].isin(cohort.endpoints.index)]
         if len(known) and known["risk"].notna().all():

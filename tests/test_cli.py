@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 
@@ -134,17 +135,22 @@ def test_presets_list_names_the_families():
     assert "  unet3d_multitask_synthetic_petct_fold2\n" in result.output
 
 
-# -- hnprog predict --ct/--pet without --patient-id ---------------------------------------------
+# -- hnprog predict: patient ids, resumed cohorts -------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def one_pair(tmp_path_factory):
-    from hnprog.data.cohort import read_cohort
+def cohort_root(tmp_path_factory):
     from hnprog.data.synthetic import generate_cohort
 
-    root = generate_cohort(tmp_path_factory.mktemp("cohort"), n_patients=2, seed=5,
+    return generate_cohort(tmp_path_factory.mktemp("cohort"), n_patients=2, seed=5,
                            image_scale=0.5)
-    return read_cohort(root).patients[0]
+
+
+@pytest.fixture(scope="module")
+def one_pair(cohort_root):
+    from hnprog.data.cohort import read_cohort
+
+    return read_cohort(cohort_root).patients[0]
 
 
 @pytest.fixture(scope="module")
@@ -179,3 +185,15 @@ def test_predict_names_the_patient_after_the_ct_file(one_pair, tiny_preset, tmp_
     result = CliRunner().invoke(main, [*base, "--pet", str(one_pair.pet), "-o",
                                        str(tmp_path / "c"), "--patient-id", "P7"])
     assert result.exit_code == 0 and result.output.startswith("P7: risk")
+
+
+def test_rerun_of_a_cohort_says_how_many_were_already_done(cohort_root, tiny_preset, tmp_path):
+    args = ["predict", str(cohort_root), "-m", str(tiny_preset), "-o", str(tmp_path),
+            "--no-overlay"]
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0, first.output
+    assert f"2 patients predicted into {tmp_path}" in first.output
+    second = CliRunner().invoke(main, args)
+    assert second.exit_code == 0, second.output
+    assert "0 patients predicted now, 2 already done by an earlier run" in second.output
+    assert json.loads((tmp_path / "metrics.json").read_text())["n_resumed"] == 2
