@@ -160,6 +160,9 @@ def _summary_table(summary: dict[str, Any]) -> str:
         f"| log-rank p, high vs low predicted risk | {number(summary['log_rank_p'])} |",
         "",
         f"Model: {summary['model']}",
+        *(["(small CPU models trained on synthetic data, far from the paper's recipe: see "
+           "docs/results.md for the numbers to expect and how to do better)"]
+          if str(summary["model"]) == DEFAULT_DEMO_MODEL else []),
         f"Kaplan-Meier plot: {summary['files']['kaplan_meier']}",
         f"Per-patient risk, contours and overlays: {summary['files']['overlays']}",
         f"All predictions: {summary['files']['predictions']}",
