@@ -4,9 +4,9 @@ hnprog ships (``hnprog/pretrained/``), register them with their checksums
 
 The exact recipe of the shipped ``unet3d_multitask_synthetic_petct`` family:
 
-    hnprog synth exp/data --patients 80 --seed 2026 --censoring 0.7 --jobs 2
+    hnprog synth exp/data --patients 120 --seed 2026 --censoring 0.7 --jobs 2
     hnprog cv exp/data --out exp/cv --spacing 4.5 --crop-size 32 --filters 4,8,16,32,64 \\
-        --epochs 20 --batch-size 8 --folds 3 --seed 0
+        --epochs 30 --batch-size 8 --folds 3 --seed 0
     python weights_cards/ship_synthetic_presets.py exp/cv
 
 Every number in the cards comes from the run's own ``hnprog.json`` files.
@@ -15,6 +15,8 @@ Every number in the cards comes from the run's own ``hnprog.json`` files.
 from __future__ import annotations
 
 import argparse
+import csv
+import json
 import shutil
 from pathlib import Path
 
@@ -32,6 +34,8 @@ def main() -> None:
     args = parser.parse_args()
 
     registry = json.loads(REGISTRY_PATH.read_text()) if REGISTRY_PATH.is_file() else {}
+    with open(args.cv_dir / "predictions.csv", newline="") as f:
+        n_patients = len({row["patient_id"] for row in csv.DictReader(f)})
     registry = {k: v for k, v in registry.items() if not k.startswith(FAMILY)}
     for run in sorted((args.cv_dir / "multitask").glob("fold-*")):
         fold = int(run.name.split("-")[1])
@@ -47,8 +51,9 @@ def main() -> None:
                          "for trying the tool, never for patients."),
             task=meta["task"], fold=meta["fold"], n_folds=meta["n_folds"],
             split_seed=meta["split_seed"], risk_threshold=meta["outputs"]["risk"]["threshold"],
-            dataset={**meta["dataset"], "name": "hnprog synthetic cohort (80 patients, seed 2026)",
-                     "id": "hnprog-synthetic-80", "synthetic": True},
+            dataset={**meta["dataset"],
+                     "name": f"hnprog synthetic cohort ({n_patients} patients, seed 2026)",
+                     "id": f"hnprog-synthetic-{n_patients}", "synthetic": True},
             training=meta["training"], metrics=meta["metrics"],
         )
         write_card(target, cards_dir=Path(__file__).parent)
