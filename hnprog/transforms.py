@@ -57,6 +57,7 @@ __all__ = [
     "ResampleToGrid",
     "check_overlap",
     "crop_margin",
+    "index_range",
     "invert_to_reference",
     "normalise_ct_array",
     "normalise_pet_array",
@@ -439,6 +440,35 @@ def check_overlap(case: Case) -> None:
             )
 
 
+def index_range(
+    image: sitk.Image, lower: Sequence[float], upper: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The voxel index range of ``image`` that covers a physical box, with a 1-2 voxel rim.
+
+    Args:
+        image: SimpleITK.Image. Any geometry (direction cosines respected).
+        lower: sequence of 3 floats. The box's lower corner ``(x, y, z)``, mm.
+        upper: sequence of 3 floats. The box's upper corner ``(x, y, z)``, mm.
+
+    Returns:
+        tuple ``(start, stop)`` of int arrays in ``(x, y, z)`` index order, clipped to the
+        image; at least one voxel even when the box misses the image.
+    """
+    corners = np.asarray([
+        image.TransformPhysicalPointToContinuousIndex(
+            [float(lower[i] if bit == 0 else upper[i]) for i, bit in enumerate(bits)]
+        )
+        for bits in np.ndindex(2, 2, 2)
+    ])
+    size = np.asarray(image.GetSize())
+    start = np.clip(np.floor(corners.min(axis=0)).astype(int) - 1, 0, size)
+    stop = np.clip(np.ceil(corners.max(axis=0)).astype(int) + 2, 0, size)
+    if np.any(stop <= start):  # box outside this image (e.g. a mask): keep one voxel
+        start = np.minimum(start, size - 1)
+        stop = start + 1
+    return start, stop
+
+
 class CropToBox:
     """Crop every image to the box plus a margin, in index space (no interpolation).
 
@@ -470,20 +500,8 @@ class CropToBox:
 
     @staticmethod
     def _crop(image: sitk.Image, lower: np.ndarray, upper: np.ndarray) -> sitk.Image:
-        corners = [
-            image.TransformPhysicalPointToContinuousIndex(
-                [float(lower[i] if bit == 0 else upper[i]) for i, bit in enumerate(bits)]
-            )
-            for bits in np.ndindex(2, 2, 2)
-        ]
-        corners_arr = np.asarray(corners)
-        size = np.asarray(image.GetSize())
-        start = np.clip(np.floor(corners_arr.min(axis=0)).astype(int) - 1, 0, size)
-        stop = np.clip(np.ceil(corners_arr.max(axis=0)).astype(int) + 2, 0, size)
-        if np.any(stop <= start):  # box outside this image (e.g. a mask): keep one voxel
-            start = np.minimum(start, size - 1)
-            stop = start + 1
-        if np.all(start == 0) and np.all(stop == size):
+        start, stop = index_range(image, lower, upper)
+        if np.all(start == 0) and np.all(stop == np.asarray(image.GetSize())):
             return image
         return image[
             int(start[0]) : int(stop[0]), int(start[1]) : int(stop[1]), int(start[2]) : int(stop[2])
@@ -703,15 +721,30 @@ def invert_to_reference(
             f"Received: interpolation={interpolation!r}"
         )
     nearest = interpolation == "nearest"
-    source = grid.image(np.asarray(volume, dtype=np.uint8 if nearest else np.float32))
-    return sitk.Resample(
+    dtype = np.uint8 if nearest else np.float32
+    source = grid.image(np.asarray(volume, dtype=dtype))
+    if nearest:  # labels: the whole grid, so that no half-voxel tie can flip
+        return sitk.Resample(source, reference, sitk.Transform(), sitk.sitkNearestNeighbor,
+                             0.0, sitk.sitkUInt8)
+    # Only the reference voxels around the grid can be non-zero: resample onto that block
+    # (the 144 mm box is a small part of a CT) and place it in a zero image. Same values as
+    # resampling the whole reference, to float32 rounding.
+    start, stop = index_range(reference, *physical_extent(source))
+    block = sitk.Resample(
         source,
-        reference,
+        reference[int(start[0]) : int(stop[0]), int(start[1]) : int(stop[1]),
+                  int(start[2]) : int(stop[2])],
         sitk.Transform(),
-        sitk.sitkNearestNeighbor if nearest else sitk.sitkLinear,
+        sitk.sitkLinear,
         0.0,
-        sitk.sitkUInt8 if nearest else sitk.sitkFloat32,
+        sitk.sitkFloat32,
     )
+    full = np.zeros(reference.GetSize()[::-1], dtype=dtype)
+    full[start[2] : stop[2], start[1] : stop[1], start[0] : stop[0]] = (
+        sitk.GetArrayViewFromImage(block))
+    image = sitk.GetImageFromArray(full)
+    image.CopyInformation(reference)
+    return image
 
 
 @dataclass

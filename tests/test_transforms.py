@@ -221,6 +221,27 @@ def test_mask_round_trip_keeps_dice(spacing, size, minimum):
     assert dice(sitk.GetArrayFromImage(probability) >= 0.5, truth) > minimum
 
 
+@pytest.mark.parametrize("interpolation", ["linear", "nearest"])
+@pytest.mark.parametrize("reference", ["ct", "rotated_pet"])
+def test_invert_equals_resampling_the_whole_reference(interpolation, reference):
+    """invert_to_reference resamples only the block around the grid (linear): the same
+    voxels as the plain whole-image resampling, to float32 rounding."""
+    out = preprocess_case(make_case(), PreprocessConfig(spacing=1.5, crop_size=16))
+    target = make_ct() if reference == "ct" else make_pet()
+    nearest = interpolation == "nearest"
+    volume = np.random.default_rng(0).random(out.grid.shape).astype(np.float32)
+    volume = (volume > 0.5).astype(np.uint8) if nearest else volume
+    expected = sitk.Resample(out.grid.image(volume), target, sitk.Transform(),
+                             sitk.sitkNearestNeighbor if nearest else sitk.sitkLinear, 0.0,
+                             sitk.sitkUInt8 if nearest else sitk.sitkFloat32)
+    back = invert_to_reference(volume, out.grid, target, interpolation=interpolation)
+    assert back.GetSize() == target.GetSize() and back.GetOrigin() == target.GetOrigin()
+    assert back.GetPixelID() == expected.GetPixelID()
+    np.testing.assert_allclose(sitk.GetArrayFromImage(back), sitk.GetArrayFromImage(expected),
+                               rtol=0, atol=1e-6)
+    assert sitk.GetArrayFromImage(expected).any()
+
+
 def test_invert_onto_rotated_pet_grid_and_zero_outside():
     out = preprocess_case(make_case(), CONFIG)
     pet = make_pet()
