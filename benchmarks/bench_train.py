@@ -35,9 +35,10 @@ from hnprog.training import TrainingConfig
 from hnprog.training.trainer import build_model, compile_model
 size, batch, steps = (int(v) for v in sys.argv[1:4])
 mode, data, workers = sys.argv[4], sys.argv[5], int(sys.argv[7])
+precision = sys.argv[8] or None
 filters = [int(f) for f in sys.argv[6].split(",")] if sys.argv[6] else None
 config = TrainingConfig(crop_size=size, batch_size=batch, spacing=144.0 / size, epochs=1,
-                        **({"filters": filters} if filters else {}))
+                        mixed_precision=precision, **({"filters": filters} if filters else {}))
 model = build_model(config)
 if mode == "step":
     compile_model(model, config, steps_per_epoch=steps)
@@ -79,15 +80,19 @@ print(json.dumps({"samples_per_s": steps * batch / elapsed, "peak_gib": peak}))
 
 
 def measure(backend: str, size: int, batch: int, steps: int, mode: str, data: str,
-            filters: str = "", workers: int = 1) -> dict:
+            filters: str = "", workers: int = 1, precision: str = "") -> dict:
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
     out = subprocess.run(
         [sys.executable, "-c", CHILD, str(size), str(batch), str(steps), mode, data, filters,
-         str(workers)],
+         str(workers), precision],
         env=env, capture_output=True, text=True, check=False,
     )
+    if out.returncode < 0:  # killed by a signal: SIGKILL is the kernel's out-of-memory killer
+        return {"error": f"killed by signal {-out.returncode}"
+                         + (" (out of memory)" if out.returncode == -9 else "")}
     if out.returncode:
-        return {"error": out.stderr.strip().splitlines()[-1] if out.stderr else "failed"}
+        errors = [line for line in out.stderr.splitlines() if "Error" in line]
+        return {"error": (errors or out.stderr.strip().splitlines() or ["failed"])[-1]}
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -102,6 +107,9 @@ def main() -> None:
     parser.add_argument("--filters", default="",
                         help="encoder filters, e.g. 4,8,16,32,64 (default: the paper's)")
     parser.add_argument("--workers", type=int, default=1, help="data-loading threads")
+    parser.add_argument("--mixed-precision", default="",
+                        choices=["", "mixed_bfloat16", "mixed_float16"],
+                        help="Keras dtype policy (default: float32)")
     parser.add_argument("--no-pipeline", action="store_true", help="skip the fit-on-dataset run")
     args = parser.parse_args()
 
@@ -110,14 +118,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = str(generate_cohort(os.path.join(tmp, "data"), n_patients=args.patients or args.batch * args.steps,
                                    censoring=0.5))
+        policy = args.mixed_precision or "float32"
+        print(f"dtype policy: {policy}")
         print("| backend | size | batch | step samples/s | epoch samples/s | pipeline overhead "
               "| peak RSS (GiB) |")
         print("| --- | --- | --- | --- | --- | --- | --- |")
         for size in args.sizes:
             for backend in args.backends:
-                step = measure(backend, size, args.batch, args.steps, "step", data, args.filters)
+                step = measure(backend, size, args.batch, args.steps, "step", data, args.filters,
+                               precision=args.mixed_precision)
                 epoch = {} if args.no_pipeline else measure(
-                    backend, size, args.batch, args.steps, "epoch", data, args.filters, args.workers)
+                    backend, size, args.batch, args.steps, "epoch", data, args.filters, args.workers,
+                    args.mixed_precision)
                 if "error" in step:
                     print(f"| {backend} | {size} | {args.batch} | error: {step['error']} | | | |")
                     continue

@@ -163,9 +163,10 @@ def compile_model(
 def distribution_scope(config: TrainingConfig) -> Iterator[int]:
     """Data-parallel training over all local accelerators when ``config.distribute`` is set.
 
-    Under JAX this is ``keras.distribution.DataParallel``; under TensorFlow,
-    ``tf.distribute.MirroredStrategy``. Each device gets ``batch_size / n_devices`` patients,
-    and the Cox loss and batch statistics are computed per device on that share (a reduced
+    Under JAX this is ``keras.distribution.DataParallel``: each device holds
+    ``batch_size / n_devices`` patients, but the step is one global computation, so the Cox
+    loss and batch statistics see the whole batch. Under TensorFlow it is
+    ``tf.distribute.MirroredStrategy``: each replica computes them on its share (a reduced
     risk set: see the training docs). Build and compile the model inside the block.
 
     Args:
