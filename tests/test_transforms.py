@@ -221,6 +221,18 @@ def test_mask_round_trip_keeps_dice(spacing, size, minimum):
     assert dice(sitk.GetArrayFromImage(probability) >= 0.5, truth) > minimum
 
 
+def test_preprocess_case_threads_give_the_serial_arrays(monkeypatch):
+    import hnprog.transforms as transforms
+
+    config = PreprocessConfig(spacing=0.5, crop_size=96)
+    threaded = preprocess_case(make_case(), config, rng=5)
+    monkeypatch.setattr(transforms, "PARALLEL_MIN_SIZE", 10_000)
+    serial = preprocess_case(make_case(), config, rng=5)
+    np.testing.assert_array_equal(threaded.image, serial.image)
+    np.testing.assert_array_equal(threaded.mask, serial.mask)
+    assert threaded.mask.any() and threaded.augmentation == serial.augmentation
+
+
 @pytest.mark.parametrize("interpolation", ["linear", "nearest"])
 @pytest.mark.parametrize("reference", ["ct", "rotated_pet"])
 def test_invert_equals_resampling_the_whole_reference(interpolation, reference):
