@@ -101,7 +101,9 @@ def small_model(seed: int = 0) -> keras.Model:
     image = keras.Input((SIZE, SIZE, SIZE, 2), name="image")
     features = keras.layers.Conv3D(2, 3, padding="same", activation="relu")(image)
     segmentation = keras.layers.Conv3D(1, 1, activation="sigmoid", name="segmentation")(features)
-    pooled = keras.layers.Dropout(0.5)(keras.layers.GlobalAveragePooling3D()(features))
+    # A seeded Dropout draws its masks from a SeedGenerator variable, which the checkpoint
+    # stores, on every backend (unseeded, PyTorch uses torch's global generator).
+    pooled = keras.layers.Dropout(0.5, seed=seed)(keras.layers.GlobalAveragePooling3D()(features))
     risk = keras.layers.Dense(1, name="risk")(pooled)
     return keras.Model({"image": image}, {"segmentation": segmentation, "risk": risk})
 

@@ -23,6 +23,7 @@ def build_multitask_unet(
     dense_units: int = 128,
     normalization: str = "batch",
     name: str | None = None,
+    seed: int | None = None,
 ) -> keras.Model:
     """Build the multi-task 3D UNet that segments the GTVt and predicts a Cox log-hazard.
 
@@ -64,6 +65,11 @@ def build_multitask_unet(
             with one group per channel) or ``"se"`` (squeeze-and-excitation normalisation,
             :class:`hnprog.models.layers.SENormalization`). Defaults to ``"batch"``.
         name: str, optional. Model name. Defaults to ``f"unet_{tasks}"``.
+        seed: int, optional. Seed of the two dropout layers' masks (``seed`` and
+            ``seed + 1``). Seeded masks come from SeedGenerator variables on every backend,
+            which a training checkpoint stores; without a seed the PyTorch backend draws
+            them from torch's global generator, so a resumed run no longer repeats an
+            uninterrupted one exactly. Defaults to None (Keras' global seed).
 
     Returns:
         keras.Model with one input named ``"image"``, shape ``(N, D, H, W, 2)``, that returns
@@ -139,9 +145,10 @@ def build_multitask_unet(
             for level, features in enumerate(encoder_outputs, start=1)
         ]
         r = layers.Concatenate(name="risk_concat")(pooled)
-        r = layers.Dropout(dropout, name="risk_dropout1")(r)
+        r = layers.Dropout(dropout, seed=seed, name="risk_dropout1")(r)
         r = layers.Dense(dense_units, activation="relu", name="risk_dense")(r)
-        r = layers.Dropout(dropout, name="risk_dropout2")(r)
+        r = layers.Dropout(dropout, seed=None if seed is None else seed + 1,
+                           name="risk_dropout2")(r)
         outputs["risk"] = layers.Dense(1, dtype="float32", name="risk")(r)
 
     # A dict of inputs matches the {"image": x} batches of CohortDataset, so Keras does not warn

@@ -114,6 +114,7 @@ def build_model(config: TrainingConfig, *, name: str | None = None) -> keras.Mod
             filters=config.filters,
             dropout=config.dropout,
             name=name,
+            seed=config.seed,
         )
 
 
