@@ -743,6 +743,9 @@ def _parse_bbox(value: str | None) -> Any:
                              "[default: the automatic box from the PET]")
 @click.option("--bboxes", type=click.Path(exists=True, dir_okay=False),
               help="HECKTOR box CSV for a cohort.  [default: bboxes.csv in DATA, else automatic]")
+@click.option("--auto-box", is_flag=True,
+              help="Use the automatic PET box for every patient, ignoring any box CSV (as "
+                   "hnprog demo does; with the shipped box CSVs results differ slightly).")
 @click.option("--endpoints", type=click.Path(exists=True, dir_okay=False),
               help="Endpoint CSV, to report the C-index.  [default: endpoints.csv in DATA]")
 @click.option("--no-overlay", is_flag=True, help="Skip the PNG overlays (faster).")
@@ -750,8 +753,8 @@ def _parse_bbox(value: str | None) -> Any:
 @needs_keras
 def predict_command(data: str | None, ct: str | None, pet: str | None, models: tuple[str, ...],
                     out_dir: str, patient_id: str | None, reference_mask: str | None, bbox: str | None,
-                    bboxes: str | None, endpoints: str | None, no_overlay: bool,
-                    restart: bool) -> None:
+                    bboxes: str | None, auto_box: bool, endpoints: str | None,
+                    no_overlay: bool, restart: bool) -> None:
     """Predict the risk and the tumour contour of one patient or of a cohort.
 
     One patient: give --ct and --pet. A cohort: give DATA, a HECKTOR 2020/2021/2022 folder or
@@ -774,6 +777,8 @@ def predict_command(data: str | None, ct: str | None, pet: str | None, models: t
     from hnprog.errors import InputError
 
     box = _parse_bbox(bbox)
+    if auto_box and (bbox is not None or bboxes is not None):
+        raise InputError("--auto-box ignores every box: do not combine it with --bbox or --bboxes")
     single = ct is not None or pet is not None
     if single and data is not None:
         raise InputError("give either DATA (a cohort) or --ct and --pet (one patient), not both")
@@ -796,7 +801,7 @@ def predict_command(data: str | None, ct: str | None, pet: str | None, models: t
         return
     from hnprog.data.cohort import read_cohort
 
-    cohort = read_cohort(data, endpoints=endpoints, bboxes=bboxes)
+    cohort = read_cohort(data, endpoints=endpoints, bboxes={} if auto_box else bboxes)
     predictions, failures, metrics = predict_cohort(cohort, predictor, out_dir,
                                                     overlay=not no_overlay, resume=not restart)
     if len(failures):

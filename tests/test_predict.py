@@ -108,5 +108,12 @@ def test_cli_predict_one_patient_and_bad_arguments(cohort_dir, preset_dir, tmp_p
     result = runner.invoke(main, [*args[:-1], "1,2,3"])
     assert result.exit_code == 2 and "six numbers" in result.output
     swapped = ["predict", "--ct", str(patient.pet), "--pet", str(patient.ct), *args[5:]]
+    result = runner.invoke(main, [*args, "--auto-box"])
+    assert result.exit_code == 1 and "do not combine it with --bbox" in result.output
+    result = runner.invoke(main, ["predict", str(cohort_dir), "-m", str(preset_dir), "-o",
+                                  str(tmp_path / "cohort"), "--no-overlay", "--auto-box"])
+    assert result.exit_code == 0, result.output
+    sources = pd.read_csv(tmp_path / "cohort" / "predictions.csv")["box_source"]
+    assert set(sources) == {"automatic"}  # bboxes.csv in the folder is ignored
     result = runner.invoke(main, swapped)  # one line naming the likely mistake
     assert result.exit_code == 1 and "are the CT and PET swapped?" in result.output
