@@ -26,7 +26,11 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 
 
 class _Group(click.Group):
-    """A click group that prints library errors as one line unless ``--debug`` is given."""
+    """A click group that prints errors as one line unless ``--debug`` is given.
+
+    Library errors exit with status 1; command-line mistakes (a missing path, a malformed
+    option) with click's status 2, naming the command whose ``--help`` to read.
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -37,6 +41,12 @@ class _Group(click.Group):
                 raise
             click.echo(f"Error: {exc}", err=True)
             sys.exit(1)
+        except click.UsageError as exc:
+            if ctx.find_root().params.get("debug"):
+                raise
+            command = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
+            click.echo(f"Error: {exc.format_message()} (see '{command} --help')", err=True)
+            sys.exit(exc.exit_code)
 
 
 @click.group(cls=_Group, context_settings=CONTEXT_SETTINGS)

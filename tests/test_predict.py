@@ -107,6 +107,8 @@ def test_cli_predict_one_patient_and_bad_arguments(cohort_dir, preset_dir, tmp_p
     assert result.exit_code == 1 and "nothing to predict" in result.output
     result = runner.invoke(main, [*args[:-1], "1,2,3"])
     assert result.exit_code == 2 and "six numbers" in result.output
+    assert result.output.strip().count("\n") == 0  # one line, not click's usage block
+    assert "predict --help')" in result.output
     swapped = ["predict", "--ct", str(patient.pet), "--pet", str(patient.ct), *args[5:]]
     result = runner.invoke(main, [*args, "--auto-box"])
     assert result.exit_code == 1 and "do not combine it with --bbox" in result.output
