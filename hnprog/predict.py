@@ -199,6 +199,7 @@ def predict_patient(
     mask_image = reference = None
     # The NIfTI outputs are compressed and written in background threads (SimpleITK releases
     # the GIL) while the overlay is drawn; leaving the block waits for them and re-raises.
+    writes = []
     with ThreadPoolExecutor(max_workers=2) as writers:
         if "segmentation" in outputs:
             probability = invert_to_reference(
@@ -230,9 +231,8 @@ def predict_patient(
             plot_overlay(ct_image, pet_image, mask_image, out_dir / OVERLAY_FILE, title=title,
                          reference_mask=reference)
             files["overlay"] = OVERLAY_FILE
-        if "segmentation" in outputs:
-            for write in writes:
-                write.result()
+        for write in writes:
+            write.result()
 
     models = _models_used(predictor)
     with atomic_write(out_dir / RISK_FILE, newline="") as f:

@@ -732,12 +732,14 @@ def invert_to_reference(
     # (the 144 mm box is a small part of a CT) and place it in a zero image. Same values as
     # resampling the whole reference, to float32 rounding.
     start, stop = index_range(reference, *physical_extent(source))
-    block = sitk.Resample(
+    block = sitk.Resample(  # the block's geometry only: no copy of the reference's voxels
         source,
-        reference[int(start[0]) : int(stop[0]), int(start[1]) : int(stop[1]),
-                  int(start[2]) : int(stop[2])],
+        [int(n) for n in stop - start],
         sitk.Transform(),
         sitk.sitkLinear,
+        reference.TransformIndexToPhysicalPoint([int(i) for i in start]),
+        reference.GetSpacing(),
+        reference.GetDirection(),
         0.0,
         sitk.sitkFloat32,
     )
