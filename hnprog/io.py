@@ -15,19 +15,18 @@ the file it replaces), so colleagues on a shared server can read the results.
 from __future__ import annotations
 
 import contextlib
-import gzip
 import json
 import os
 import stat
 import struct
 import tempfile
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 import SimpleITK as sitk
+from isal import igzip, isal_zlib
 
 from hnprog.errors import InputError, PatientError
 
@@ -214,15 +213,23 @@ def read_image(
             raise fail("contains NaN or infinite voxels")
         image = sitk.Cast(image, pixel_type)
     else:
-        image = sitk.Cast(image, pixel_type)
+        # Integer voxels cannot be NaN: only floating-point files are scanned.
+        floating = np.issubdtype(sitk.GetArrayViewFromImage(image).dtype, np.floating)
+        if image.GetPixelID() != pixel_type:
+            image = sitk.Cast(image, pixel_type)
         values = sitk.GetArrayViewFromImage(image)
-        if not np.isfinite(values).all():
+        if floating and not np.isfinite(values).all():
             raise fail(f"contains {int((~np.isfinite(values)).sum())} NaN or infinite voxels")
     return image
 
 
 def write_image(image: sitk.Image, path: str | os.PathLike, *, compress: bool = True) -> None:
     """Write an image with its geometry, atomically.
+
+    A 3D single-component image written as ``.nii.gz`` gets exactly the bytes SimpleITK's NIfTI
+    writer would produce (header and voxels), but compressed by ISA-L (``isal``) at level 1,
+    about ten times faster than SimpleITK's single-threaded zlib and about 6% larger; every
+    other image and format goes through :func:`SimpleITK.WriteImage`.
 
     Args:
         image: SimpleITK.Image. The image to write.
@@ -231,7 +238,52 @@ def write_image(image: sitk.Image, path: str | os.PathLike, *, compress: bool = 
         compress: bool. Whether to compress when the format allows it. Defaults to True.
     """
     with atomic_path(path) as tmp:
-        sitk.WriteImage(image, str(tmp), compress)
+        header = None
+        if compress and str(path).endswith(".nii.gz"):
+            header = _nifti_header(image)
+        if header is None:
+            sitk.WriteImage(image, str(tmp), compress)
+            return
+        voxels = np.ascontiguousarray(sitk.GetArrayViewFromImage(image))
+        gzip_stream = isal_zlib.compressobj(1, isal_zlib.DEFLATED, 16 + isal_zlib.MAX_WBITS)
+        with open(tmp, "wb") as f:
+            f.write(gzip_stream.compress(header))
+            f.write(gzip_stream.compress(memoryview(voxels).cast("B")))
+            f.write(gzip_stream.flush())
+
+
+def _nifti_header(image: sitk.Image) -> bytes | None:
+    """The NIfTI-1 header (and extension flag) SimpleITK writes for ``image``, without voxels.
+
+    SimpleITK writes a 2x2x2 image of the same pixel type and geometry (the header's qform,
+    sform, units and data type do not depend on the size), then the header's ``dim`` field is
+    set to the image's size. ``None`` when the image is not 3D with one component per voxel,
+    or too large for NIfTI-1: the caller then lets SimpleITK write it.
+    """
+    if (image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1
+            or max(image.GetSize()) > 32767):
+        return None
+    probe = sitk.Image([2, 2, 2], image.GetPixelID())
+    probe.SetSpacing(image.GetSpacing())
+    probe.SetOrigin(image.GetOrigin())
+    probe.SetDirection(image.GetDirection())
+    with tempfile.TemporaryDirectory(prefix="hnprog-nifti-") as folder:
+        probe_path = os.path.join(folder, "probe.nii")
+        sitk.WriteImage(probe, probe_path, False)
+        with open(probe_path, "rb") as f:
+            raw = f.read()
+    endian = "<" if struct.unpack("<i", raw[:4])[0] == 348 else ">"
+    if struct.unpack(endian + "i", raw[:4])[0] != 348:
+        return None
+    offset = int(struct.unpack(endian + "f", raw[108:112])[0])
+    header = bytearray(raw[:offset])
+    dims = list(struct.unpack(endian + "8h", header[40:56]))
+    voxel_bytes = sitk.GetArrayViewFromImage(probe).itemsize
+    if dims[0] != 3 or dims[1:4] != [2, 2, 2] or len(raw) - offset != 8 * voxel_bytes:
+        return None
+    dims[1:4] = image.GetSize()
+    header[40:56] = struct.pack(endian + "8h", *dims)
+    return bytes(header)
 
 
 # NIfTI datatype codes of floating-point voxels -> NumPy dtype character
@@ -250,7 +302,7 @@ def _nifti_problem(path: Path) -> str | None:
         A description of the problem, or None when the file looks sound (or is not NIfTI-1/2,
         in which case ITK's own reader decides).
     """
-    opener = gzip.open if path.name.endswith(".gz") else open
+    opener = igzip.open if path.name.endswith(".gz") else open
     try:
         with opener(path, "rb") as f:
             head = f.read(540)
@@ -290,7 +342,7 @@ def _nifti_problem(path: Path) -> str | None:
                 remaining -= len(block)
             if n_bad:
                 return f"contains {n_bad} NaN or infinite voxels"
-    except (OSError, EOFError, zlib.error) as exc:
+    except (OSError, EOFError, isal_zlib.error) as exc:
         return f"cannot be read (truncated or corrupt compressed data?): {exc}"
     return None
 

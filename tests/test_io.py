@@ -128,3 +128,39 @@ def test_rewriting_a_file_keeps_its_mode(tmp_path, umask_027):
         f.write("new")
     assert target.read_text() == "new"
     assert oct(target.stat().st_mode & 0o777) == oct(0o604)
+
+
+@pytest.mark.parametrize("pixel_type", [sitk.sitkUInt8, sitk.sitkInt16, sitk.sitkFloat32,
+                                        sitk.sitkFloat64])
+@pytest.mark.parametrize("direction", [
+    (1, 0, 0, 0, 1, 0, 0, 0, 1),
+    (-1, 0, 0, 0, -1, 0, 0, 0, 1),  # RAS-stored images, as many scanners write them
+    (0.0, 0.0, 1.0, 0.6, 0.8, 0.0, -0.8, 0.6, 0.0),  # oblique, a permutation with a rotation
+])
+def test_nifti_gz_bytes_equal_simpleitks_own_writer(tmp_path, pixel_type, direction):
+    # write_image compresses with ISA-L but must write exactly the NIfTI SimpleITK would.
+    rng = np.random.default_rng(0)
+    array = rng.normal(40, 30, size=(5, 9, 12))
+    image = sitk.Cast(sitk.GetImageFromArray(array), pixel_type)
+    image.SetSpacing((0.97, 1.3, 3.27))
+    image.SetOrigin((-120.5, 33.25, -500.0))
+    image.SetDirection(direction)
+    ours, theirs = tmp_path / "ours.nii.gz", tmp_path / "theirs.nii.gz"
+    write_image(image, ours)
+    sitk.WriteImage(image, str(theirs), True)
+    assert gzip.decompress(ours.read_bytes()) == gzip.decompress(theirs.read_bytes())
+    back = read_image(ours, pixel_type=pixel_type)
+    np.testing.assert_array_equal(sitk.GetArrayViewFromImage(back),
+                                  sitk.GetArrayViewFromImage(image))
+    np.testing.assert_allclose(back.GetDirection(), direction, atol=1e-6)
+
+
+def test_images_nifti_1_cannot_hold_fall_back_to_simpleitk(tmp_path):
+    vector = sitk.Image([4, 5, 6], sitk.sitkVectorFloat32, 3)
+    write_image(vector, tmp_path / "vector.nii.gz")
+    assert sitk.ReadImage(str(tmp_path / "vector.nii.gz")).GetNumberOfComponentsPerPixel() == 3
+    flat = sitk.GetImageFromArray(np.ones((5, 6), np.float32))
+    write_image(flat, tmp_path / "flat.nii.gz")
+    assert sitk.ReadImage(str(tmp_path / "flat.nii.gz")).GetSize() == (6, 5)
+    write_image(_image(), tmp_path / "plain.nii", compress=False)
+    assert (tmp_path / "plain.nii").read_bytes()[:4] != b"\x1f\x8b"  # not gzip
