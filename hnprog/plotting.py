@@ -104,10 +104,17 @@ def plot_overlay(
                     ax.contour(cut(arr), levels=[0.5], colors=color, linewidths=1.2)
             ax.set_axis_off()
             label = f"{name} - {'CT' if row == 0 else 'PET over CT'}"
-            ax.set_title(label, color="white", fontsize=10)
+            # A fixed title position: matplotlib's automatic one measures every axis again.
+            ax.set_title(label, color="white", fontsize=10, y=1.0, pad=4)
     legend = "red: predicted GTVt" + ("   green: reference GTVt" if ref_arr is not None else "")
-    fig.suptitle((title + "\n" if title else "") + legend, color="white", fontsize=11)
-    fig.tight_layout()
+    heading = (title + "\n" if title else "") + legend
+    fig.suptitle(heading, color="white", fontsize=11, y=0.995, va="top")
+    # Fixed margins rather than tight_layout (which draws the figure once more): the axes
+    # carry no ticks, so only the heading's lines need room.
+    heading_inches = 0.12 + 0.2 * (heading.count("\n") + 1)
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - heading_inches / 7.5 - 0.03,
+                        wspace=0.03, hspace=0.1)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, facecolor="black", format="png")
+        fig.savefig(tmp, dpi=110, facecolor="black", format="png",
+                    pil_kwargs={"compress_level": 1})
     plt.close(fig)
