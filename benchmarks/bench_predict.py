@@ -5,10 +5,13 @@ network grid, one forward pass of the model, put the probability map back on the
 write risk.csv, the probability map, the mask and report.json (and optionally the overlay).
 The peer is the forward pass alone on the already preprocessed array (``predictor.predict``,
 the same call the pipeline makes), measured in the same run. Goal: end to end <= 1.3 x the
-forward pass at 144^3 with the paper's model on the CPU.
+forward pass at 144^3 with the paper's model on the CPU. The forward pass and the end-to-end
+settings are timed in turn within each repeat; each call's own forward pass is read from its
+report.json (``stage_seconds``), giving a second ratio that the machine's slow spells between
+calls cannot bias.
 
 The patient is a full-size synthetic case (CT 256x256x~90 at ~0.98x0.98x3 mm, int16; PET
-128x128x~95 at ~4x4x3 mm). Times are the minimum over ``--repeats`` runs after a warm-up.
+128x128x~95 at ~4x4x3 mm). Best times are the minimum over ``--repeats`` after a warm-up.
 
 Usage:
     python benchmarks/bench_predict.py [--repeats 3] [--crop-size 144] [--spacing 1.0]
@@ -17,14 +20,16 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import statistics
 import tempfile
+import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-from _timing import best_of  # noqa: E402  (benchmarks/ is on sys.path when run)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -57,27 +62,54 @@ def main() -> None:
                                 box=box), preprocess_config_from_spec(predictor.preprocessing))
     x = case.image[None]
     predictor.predict(x)  # warm-up: builds the predict function
-    forward = best_of(args.repeats, lambda: predictor.predict(x))
+    out = work / "out"
+    settings = {
+        "end to end, given box, no overlay": dict(box=box, overlay=False),
+        "end to end, automatic box, no overlay": dict(overlay=False),
+        "end to end, automatic box, with overlay": dict(overlay=True),
+    }
+    for kwargs in settings.values():  # warm-up (matplotlib, thread pools)
+        predict_patient(patient.ct, patient.pet, predictor, out, patient_id="warm-up", **kwargs)
 
-    def end_to_end(**kwargs):
-        out = work / "out"
-        return lambda: predict_patient(patient.ct, patient.pet, predictor, out,
-                                       patient_id=patient.patient_id, **kwargs)
+    # Interleaved: each repeat times the bare forward pass, then each end-to-end setting, so
+    # a slow spell of the shared machine hits all of them alike.
+    forward_times: list[float] = []
+    calls: dict[str, list[tuple[float, dict[str, float]]]] = {name: [] for name in settings}
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        predictor.predict(x)
+        forward_times.append(time.perf_counter() - start)
+        for name, kwargs in settings.items():
+            start = time.perf_counter()
+            predict_patient(patient.ct, patient.pet, predictor, out,
+                            patient_id=patient.patient_id, **kwargs)
+            seconds = time.perf_counter() - start
+            stages = json.loads((out / "report.json").read_text())["stage_seconds"]
+            calls[name].append((seconds, stages))
+    forward = min(forward_times)
 
-    end_to_end(box=box, overlay=False)()  # warm-up
-    rows = [
-        ("forward pass only (peer)", forward),
-        ("end to end, given box, no overlay", best_of(args.repeats, end_to_end(box=box, overlay=False))),
-        ("end to end, automatic box, no overlay", best_of(args.repeats, end_to_end(overlay=False))),
-        ("end to end, automatic box, with overlay", best_of(args.repeats, end_to_end(overlay=True))),
-    ]
     print(f"\nOne patient at {size}^3, {args.spacing} mm, backend {keras.backend.backend()}, "
-          f"{os.cpu_count()} CPUs, best of {args.repeats}")
+          f"{os.cpu_count()} CPUs, {args.repeats} interleaved repeats")
     print(f"CT {read_image(patient.ct).GetSize()}, PET {read_image(patient.pet).GetSize()}\n")
-    print(f"| {'measurement':<42} | {'seconds':>8} | {'x forward':>9} |")
-    print(f"| {'-' * 42} | {'-' * 8}: | {'-' * 9}: |")
-    for name, seconds in rows:
-        print(f"| {name:<42} | {seconds:8.3f} | {seconds / forward:9.2f} |")
+    print("x forward: best end-to-end time over the best bare forward pass. x own forward: median")
+    print("over calls of the call's time over the forward pass inside that same call.\n")
+    print(f"| {'measurement':<42} | {'best s':>7} | {'x forward':>9} | {'x own forward':>13} |")
+    print(f"| {'-' * 42} | {'-' * 6}: | {'-' * 8}: | {'-' * 12}: |")
+    print(f"| {'forward pass only (peer)':<42} | {forward:7.3f} | {1.0:9.2f} | {1.0:13.2f} |")
+    for name, results in calls.items():
+        best = min(seconds for seconds, _ in results)
+        own = statistics.median(seconds / stages["forward"] for seconds, stages in results)
+        print(f"| {name:<42} | {best:7.3f} | {best / forward:9.2f} | {own:13.2f} |")
+
+    print("\nStages of the calls (median seconds; report.json's stage_seconds):\n")
+    stage_names = list(next(iter(calls.values()))[0][1])
+    print("| setting | " + " | ".join(stage_names) + " |")
+    print("| --- | " + " | ".join("---:" for _ in stage_names) + " |")
+    for name, results in calls.items():
+        medians = [statistics.median(stages[stage] for _, stages in results)
+                   for stage in stage_names]
+        print(f"| {name.removeprefix('end to end, ')} | "
+              + " | ".join(f"{m:.3f}" for m in medians) + " |")
 
 
 if __name__ == "__main__":

@@ -137,7 +137,11 @@ def predict_patient(
     (uint8, probability >= ``threshold``) on the original CT grid, ``overlay.png`` (axial,
     coronal and sagittal views through the tumour) and ``report.json`` (box and its source,
     tumour volume in mL, preprocessing, models and versions), each atomically;
-    ``report.json`` last, so its presence means the patient is done.
+    ``report.json`` last, so its presence means the patient is done. The report also holds
+    the wall time of the call (``seconds``) and of its stages (``stage_seconds``: ``read``
+    both files, check them and find the box; ``preprocess``; the model's ``forward`` pass;
+    ``outputs``: the probability map back on the CT grid, the mask, the NIfTI files and the
+    overlay).
 
     Args:
         ct: path. CT in HU (NIfTI or any format SimpleITK reads).
@@ -163,6 +167,7 @@ def predict_patient(
             outside the images.
     """
     start = time.perf_counter()
+    stages = _StageTimer()
     out_dir = Path(out_dir)
     config = preprocess_config_from_spec(predictor.preprocessing)
     box_source = "given" if box is not None else "automatic"
@@ -185,9 +190,12 @@ def predict_patient(
     if isinstance(box_or_error, InputError):
         raise box_or_error
     box = box_or_error
+    stages.end("read")
     case = preprocess_case(Case({"ct": ct_image, "pet": pet_image}, box=box, patient_id=patient_id),
                            config)
+    stages.end("preprocess")
     outputs = predictor.predict(case.image[None])
+    stages.end("forward")
     risk = float(outputs["risk"][0, 0]) if "risk" in outputs else float("nan")
     threshold_value = _risk_threshold(predictor)
     risk_group = None
@@ -233,6 +241,7 @@ def predict_patient(
             files["overlay"] = OVERLAY_FILE
         for write in writes:
             write.result()
+    stages.end("outputs")
 
     models = _models_used(predictor)
     with atomic_write(out_dir / RISK_FILE, newline="") as f:
@@ -258,11 +267,25 @@ def predict_patient(
             "files": files,
             "versions": _versions(),
             "seconds": round(time.perf_counter() - start, 3),
+            "stage_seconds": stages.seconds,
         },
         out_dir / REPORT_FILE,
     )
     return PatientPrediction(patient_id, risk, risk_group, box, box_source, volume_ml, dice,
                              out_dir)
+
+
+class _StageTimer:
+    """Wall time of consecutive stages, in seconds (``report.json``'s ``stage_seconds``)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def end(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.seconds[stage] = round(now - self._last, 4)
+        self._last = now
 
 
 def _versions() -> dict[str, str]:

@@ -54,6 +54,9 @@ def test_predict_patient_writes_outputs_on_the_original_ct_grid(cohort_dir, pres
     expected_ml = mask.sum() * np.prod(ct_image.GetSpacing()) / 1000
     assert report["tumour_volume_ml"] == pytest.approx(expected_ml)
     assert 0.0 <= report["dice_with_reference"] <= 1.0
+    stages = report["stage_seconds"]
+    assert list(stages) == ["read", "preprocess", "forward", "outputs"]
+    assert 0 < sum(stages.values()) <= report["seconds"] + 1e-3
     risk = pd.read_csv(tmp_path / "risk.csv")
     assert risk.loc[0, "risk"] == pytest.approx(result.risk, abs=1e-6)
     assert (tmp_path / "overlay.png").read_bytes()[:4] == b"\x89PNG"
