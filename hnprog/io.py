@@ -5,6 +5,10 @@ This is the only module that talks to SimpleITK's readers and writers. Images st
 cosines, in physical LPS space). When an image becomes a NumPy array, the axis order is
 ``(z, y, x)``, the reverse of SimpleITK's ``(x, y, z)`` index order.
 
+Compressed NIfTI outputs keep SimpleITK's header and voxel bytes but are deflated with ISA-L
+(``isal``), much faster than SimpleITK's zlib; raw float files are scanned for NaN voxels,
+which ITK's reader silently turns into zeros.
+
 Every file that hnprog writes goes through :func:`atomic_write` (or :func:`write_image`,
 which uses it): the content is written to a temporary file in the same folder, then renamed
 over the target, so a killed process never leaves a half-written output. The file gets the
