@@ -23,8 +23,9 @@ def concordance_index(time: Any, event: Any, risk: Any, *, tied_tol: float = 1e-
     ``sksurv.metrics.concordance_index_censored`` (and its first return value); lifelines'
     ``concordance_index`` takes predicted survival times, so give it ``-risk``.
 
-    It runs in O(N log^2 N) time and O(N) memory with vectorised NumPy (a bottom-up merge
-    sort that counts, for every event, the lower risks among the samples still at risk).
+    It runs in O(N log N) time and O(N) memory with vectorised NumPy: sorts, binary searches
+    and a wavelet matrix over the risk ranks that counts, for every event, the lower risks
+    among the samples still at risk.
 
     Args:
         time: array-like of shape ``(n_samples,)``. Time to event or censoring (days); finite
@@ -99,25 +100,38 @@ def concordance_index(time: Any, event: Any, risk: Any, *, tied_tol: float = 1e-
 def _count_prefix_below(
     values: np.ndarray, prefix: np.ndarray, threshold: np.ndarray
 ) -> np.ndarray:
-    """For each query ``q``, count ``values[:prefix[q]] < threshold[q]``.
+    """For each query ``q``, count ``values[:prefix[q]] < threshold[q]``, in O((N + Q) log N).
 
-    ``values`` is a permutation of ``0 .. n-1``. The prefix ``[0, prefix[q])`` is split into
-    dyadic blocks (one per set bit of ``prefix[q]``); at each level the blocks are sorted
-    once, and every query counts inside its block with one batched ``searchsorted``.
+    ``values`` is a permutation of ``0 .. n-1`` (risk ranks in decreasing-time order) and
+    each threshold lies in ``0 .. n``. A wavelet matrix: from the most significant bit of the
+    ranks down, the values are stably partitioned by that bit (zeros first), and every query
+    follows its prefix ``[lo, hi)`` into the half its threshold's bit selects, adding the
+    prefix's zeros whenever that bit is 1 (those values are below the threshold). Each of the
+    ``log2 N`` levels is a few vectorised O(N + Q) passes.
     """
     n = len(values)
     counts = np.zeros(len(prefix), dtype=np.int64)
-    positions = np.arange(n, dtype=np.int64)
-    level = 0
-    while (1 << level) <= n:
-        size = 1 << level
-        uses_level = (prefix >> level) & 1 == 1
-        if uses_level.any():
-            block = prefix[uses_level] // size - 1
-            keys = np.sort((positions // size) * n + values)
-            found = np.searchsorted(keys, block * n + threshold[uses_level], side="left")
-            counts[uses_level] += found - block * size
-        level += 1
+    if n == 0:
+        return counts
+    n_bits = max(1, (n - 1).bit_length())
+    lo = np.zeros(len(prefix), dtype=np.int64)
+    hi = np.array(prefix, dtype=np.int64)
+    threshold = np.asarray(threshold, dtype=np.int64)
+    above_all = threshold >= 1 << n_bits  # every value is below it: the whole prefix counts
+    counts[above_all] = hi[above_all]
+    hi[above_all] = 0
+    current = np.asarray(values, dtype=np.int64)
+    zeros_before = np.zeros(n + 1, dtype=np.int64)  # zeros_before[i]: zero bits in [0, i)
+    for bit in range(n_bits - 1, -1, -1):
+        is_one = (current >> bit) & 1
+        np.cumsum(1 - is_one, out=zeros_before[1:])
+        n_zeros = zeros_before[-1]
+        zeros_lo, zeros_hi = zeros_before[lo], zeros_before[hi]
+        go_right = (threshold >> bit) & 1 == 1
+        counts += np.where(go_right, zeros_hi - zeros_lo, 0)
+        lo = np.where(go_right, n_zeros + lo - zeros_lo, zeros_lo)
+        hi = np.where(go_right, n_zeros + hi - zeros_hi, zeros_hi)
+        current = np.concatenate([current[is_one == 0], current[is_one == 1]])
     return counts
 
 

@@ -151,3 +151,17 @@ def test_dice_score_rejects_probabilities_and_shape_mismatch():
         dice_score(np.array([0.2, 0.9]), np.array([0, 1]))
     with pytest.raises(InputError, match=r"same shape\. Received: pred\.shape=\(2,\)"):
         dice_score(np.array([0, 1]), np.array([0, 1, 1]))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 8, 31, 64, 257])
+def test_prefix_counting_matches_brute_force(n):
+    # The wavelet matrix behind concordance_index, against the definition, including the
+    # empty and full prefixes and the thresholds 0 and n.
+    from hnprog.metrics import _count_prefix_below
+
+    rng = np.random.default_rng(n)
+    values = rng.permutation(n)
+    prefix = np.concatenate([[0, n, n, 0], rng.integers(0, n + 1, size=100)])
+    threshold = np.concatenate([[0, 0, n, n], rng.integers(0, n + 1, size=100)])
+    expected = [int((values[:p] < t).sum()) for p, t in zip(prefix, threshold)]
+    np.testing.assert_array_equal(_count_prefix_below(values, prefix, threshold), expected)
