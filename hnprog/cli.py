@@ -12,7 +12,7 @@ import functools
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -44,9 +44,25 @@ class _Group(click.Group):
         except click.UsageError as exc:
             if ctx.find_root().params.get("debug"):
                 raise
-            command = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
-            click.echo(f"Error: {exc.format_message()} (see '{command} --help')", err=True)
-            sys.exit(exc.exit_code)
+            _exit_on_usage_error(exc, ctx.command_path)
+
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: click.Context | None = None, **extra: Any) -> click.Context:
+        # Mistakes in the options of `hnprog` itself are found here, before invoke().
+        debug = "--debug" in args  # before parsing, which consumes the list
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:
+            if debug:
+                raise
+            _exit_on_usage_error(exc, info_name or "hnprog")
+
+
+def _exit_on_usage_error(exc: click.UsageError, command_path: str) -> NoReturn:
+    """Print a command-line mistake as one ``Error:`` line naming the --help to read; exit 2."""
+    command = exc.ctx.command_path if exc.ctx is not None else command_path
+    click.echo(f"Error: {exc.format_message()} (see '{command} --help')", err=True)
+    sys.exit(exc.exit_code)
 
 
 @click.group(cls=_Group, context_settings=CONTEXT_SETTINGS)

@@ -197,3 +197,16 @@ def test_rerun_of_a_cohort_says_how_many_were_already_done(cohort_root, tiny_pre
     assert second.exit_code == 0, second.output
     assert "0 patients predicted now, 2 already done by an earlier run" in second.output
     assert json.loads((tmp_path / "metrics.json").read_text())["n_resumed"] == 2
+
+
+@pytest.mark.parametrize(("args", "command"), [
+    (["--bogus"], "hnprog"),  # an option of hnprog itself, found before any command runs
+    (["predikt"], "hnprog"),
+    (["presets", "--bogus"], "hnprog presets"),
+    (["predict", "--bogus"], "hnprog predict"),
+])
+def test_command_line_mistakes_are_one_error_line_with_status_2(args, command):
+    result = CliRunner().invoke(main, args, prog_name="hnprog")
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1 and result.output.startswith("Error: ")
+    assert f"(see '{command} --help')" in result.output
