@@ -48,7 +48,7 @@ def test_default_architecture_has_the_papers_parameter_count():
 )
 def test_variants_return_named_outputs_of_the_documented_shapes(tasks, outputs):
     model = build_multitask_unet(tasks=tasks, **TINY)
-    result = model(tiny_batch(), training=False)
+    result = model({"image": tiny_batch()}, training=False)
     assert set(result) == outputs
     if "segmentation" in outputs:
         seg = keras.ops.convert_to_numpy(result["segmentation"])
@@ -70,7 +70,7 @@ def test_radiomics_variant_has_no_decoder_and_segmentation_no_risk_head():
 
 def test_non_cubic_input_sizes_divisible_by_the_pooling_factor():
     model = build_multitask_unet(input_shape=(8, 16, 24, 2), filters=(2, 4, 8), dense_units=4)
-    result = model(tiny_batch((1, 8, 16, 24, 2)), training=False)
+    result = model({"image": tiny_batch((1, 8, 16, 24, 2))}, training=False)
     assert tuple(result["segmentation"].shape) == (1, 8, 16, 24, 1)
 
 
@@ -81,7 +81,7 @@ def test_non_cubic_input_sizes_divisible_by_the_pooling_factor():
 def test_none_spatial_sizes_accept_any_multiple_of_16():
     model = build_multitask_unet(input_shape=(None, None, None, 2), filters=(2, 4, 8, 8, 8))
     for shape in [(1, 16, 16, 16, 2), (1, 32, 16, 48, 2)]:
-        result = model(tiny_batch(shape), training=False)
+        result = model({"image": tiny_batch(shape)}, training=False)
         assert tuple(result["segmentation"].shape) == shape[:4] + (1,)
         assert tuple(result["risk"].shape) == (1, 1)
 
@@ -90,8 +90,8 @@ def test_none_spatial_sizes_accept_any_multiple_of_16():
 def test_keras_and_weights_round_trips_give_identical_outputs(normalization, tmp_path):
     model = build_multitask_unet(normalization=normalization, **TINY)
     # non-trivial weights and batch-norm statistics, so a bad reload would show
-    model(tiny_batch(), training=True)
-    run_model_saving_test(model, tiny_batch(seed=1), tmp_path / normalization)
+    model({"image": tiny_batch()}, training=True)
+    run_model_saving_test(model, {"image": tiny_batch(seed=1)}, tmp_path / normalization)
     run_serialization_test(model)
 
 
@@ -116,7 +116,7 @@ def test_outputs_stay_float32_under_mixed_precision(policy):
     keras.mixed_precision.set_dtype_policy(policy)
     try:
         model = build_multitask_unet(**TINY)
-        result = model(tiny_batch(), training=False)
+        result = model({"image": tiny_batch()}, training=False)
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
     assert model.get_layer("enc1_block1_conv").compute_dtype != "float32"
@@ -134,7 +134,7 @@ def test_one_training_step_with_both_losses_is_finite():
     mask = (x[..., :1] > 1.0).astype("float32")
     y_risk = np.array([[100.0, 1.0], [200.0, 0.0], [300.0, 1.0], [50.0, 0.0]], "float32")
     history = model.fit(
-        x, {"risk": y_risk, "segmentation": mask}, batch_size=4, epochs=2, verbose=0
+        {"image": x}, {"risk": y_risk, "segmentation": mask}, batch_size=4, epochs=2, verbose=0
     )
     assert np.all(np.isfinite(history.history["loss"]))
 

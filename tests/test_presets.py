@@ -40,7 +40,7 @@ def test_round_trip_of_the_unet_predicts_the_same(tmp_path, unet):
     preset = from_preset(folder)
     assert isinstance(preset, Preset)
     x = images(2)
-    expected = model.predict(x, verbose=0)
+    expected = model.predict({"image": x}, verbose=0)
     got = preset.predict(x)
     assert got["risk"].shape == (2, 1)
     assert got["segmentation"].shape == (2, 16, 16, 16, 1)

@@ -118,14 +118,14 @@ def test_train_logs_whole_set_metrics_and_keeps_best_epoch(tmp_path, data):
     best = min(history, key=lambda row: row["val_loss"])
     assert result.best_epoch == best["epoch"]
     # The kept model's whole-validation-set C-index equals scikit-survival's on its predictions.
-    risk = result.model.predict(val.image, verbose=0)["risk"].ravel()
+    risk = result.model.predict({"image": val.image}, verbose=0)["risk"].ravel()
     expected = concordance_index_censored(val.y[:, 1] > 0, val.y[:, 0], risk)[0]
     assert best["val_cindex"] == pytest.approx(expected, abs=1e-9)
     for name in ("config.json", "model.keras", "history.csv", "checkpoint/state.json"):
         assert (tmp_path / "run" / name).is_file(), name
     reloaded = keras.models.load_model(tmp_path / "run" / "model.keras", compile=False)
     np.testing.assert_allclose(
-        reloaded.predict(val.image, verbose=0)["risk"].ravel(), risk, rtol=1e-5, atol=1e-6
+        reloaded.predict({"image": val.image}, verbose=0)["risk"].ravel(), risk, rtol=1e-5, atol=1e-6
     )
 
 
@@ -137,7 +137,7 @@ def test_validation_metrics_use_whole_set_not_batch_mean(data):
     callback = ValidationMetrics(val, cox_loss=None, dice_loss=None)
     callback.set_model(model)
     logs = callback.evaluate()
-    out = model.predict(val.image, verbose=0)
+    out = model.predict({"image": val.image}, verbose=0)
     expected = concordance_index_censored(val.y[:, 1] > 0, val.y[:, 0], out["risk"].ravel())[0]
     assert logs["val_cindex"] == pytest.approx(expected, abs=1e-9)
     pred, truth = out["segmentation"] > 0.5, val.mask > 0.5
