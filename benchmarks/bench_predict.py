@@ -12,9 +12,11 @@ calls cannot bias.
 
 The patient is a full-size synthetic case (CT 256x256x~90 at ~0.98x0.98x3 mm, int16; PET
 128x128x~95 at ~4x4x3 mm). Best times are the minimum over ``--repeats`` after a warm-up.
+Then a cohort of ``--cohort`` such patients, with overlays and reference masks: the pipeline of
+``predict_cohort`` against ``predict_patient`` called for one patient after another.
 
 Usage:
-    python benchmarks/bench_predict.py [--repeats 3] [--crop-size 144] [--spacing 1.0]
+    python benchmarks/bench_predict.py [--repeats 3] [--crop-size 144] [--spacing 1.0] [--cohort 6]
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--crop-size", type=int, default=144)
     parser.add_argument("--spacing", type=float, default=1.0)
+    parser.add_argument("--cohort", type=int, default=6,
+                        help="patients of the cohort comparison (0 skips it)")
     args = parser.parse_args()
 
     import keras
@@ -43,13 +47,18 @@ def main() -> None:
     from hnprog.data.cohort import read_cohort
     from hnprog.data.synthetic import generate_cohort
     from hnprog.models import build_multitask_unet
-    from hnprog.predict import load_predictor, predict_patient, preprocess_config_from_spec
+    from hnprog.predict import (
+        load_predictor,
+        predict_cohort,
+        predict_patient,
+        preprocess_config_from_spec,
+    )
     from hnprog.presets import save_to_preset
     from hnprog.transforms import Case, PreprocessConfig, preprocess_case
     from hnprog.io import read_image
 
     work = Path(tempfile.mkdtemp(prefix="hnprog-bench-predict-"))
-    cohort = read_cohort(generate_cohort(work / "data", n_patients=1, seed=7))
+    cohort = read_cohort(generate_cohort(work / "data", n_patients=max(1, args.cohort), seed=7))
     patient = cohort.patients[0]
     box = cohort.bboxes[patient.patient_id]
     size = args.crop_size
@@ -110,6 +119,38 @@ def main() -> None:
                    for stage in stage_names]
         print(f"| {name.removeprefix('end to end, ')} | "
               + " | ".join(f"{m:.3f}" for m in medians) + " |")
+
+    if args.cohort:
+        bench_cohort(cohort, predictor, work, predict_patient, predict_cohort)
+
+
+def bench_cohort(cohort, predictor, work: Path, predict_patient, predict_cohort) -> None:
+    """A cohort with overlays: predict_cohort's pipeline against predict_patient in a loop."""
+
+    def one_by_one() -> None:
+        for patient in cohort.patients:
+            pid = patient.patient_id
+            predict_patient(patient.ct, patient.pet, predictor, work / "loop" / pid,
+                            patient_id=pid, box=cohort.bboxes.get(pid),
+                            reference_mask=patient.mask, reference_labels=patient.mask_labels)
+
+    def pipelined() -> None:
+        predict_cohort(cohort, predictor, work / "pipeline", resume=False, progress=False)
+
+    times = {"predict_patient, one after another (peer)": [], "predict_cohort, pipelined": []}
+    for _ in range(2):  # alternated, best of two
+        for name, run in zip(times, (one_by_one, pipelined)):
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    n = len(cohort.patients)
+    peer = min(times["predict_patient, one after another (peer)"])
+    print(f"\nA cohort of {n} patients with overlays and reference masks, best of 2:\n")
+    print(f"| {'measurement':<42} | {'s / patient':>11} | {'speed-up':>8} |")
+    print(f"| {'-' * 42} | {'-' * 10}: | {'-' * 7}: |")
+    for name, values in times.items():
+        best = min(values)
+        print(f"| {name:<42} | {best / n:11.3f} | {peer / best:8.2f} |")
 
 
 if __name__ == "__main__":

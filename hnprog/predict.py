@@ -166,36 +166,87 @@ def predict_patient(
             a PET not in SUV (swapped files, Bq/mL), PET and CT that do not overlap, or a box
             outside the images.
     """
+    job = _PatientJob(patient_id, Path(ct), Path(pet), Path(out_dir), box,
+                      None if reference_mask is None else Path(reference_mask),
+                      tuple(reference_labels))
+    loaded = _load_patient(job, preprocess_config_from_spec(predictor.preprocessing))
+    outputs = _forward(loaded, predictor)
+    return _write_patient(loaded, outputs, predictor, overlay=overlay, threshold=threshold)
+
+
+@dataclasses.dataclass(frozen=True)
+class _PatientJob:
+    """What :func:`predict_patient` is asked to do for one patient."""
+
+    patient_id: str
+    ct: Path
+    pet: Path
+    out_dir: Path
+    box: BoundingBox | None
+    reference_mask: Path | None
+    reference_labels: tuple[int, ...]
+
+
+@dataclasses.dataclass
+class _LoadedPatient:
+    """A patient read, checked, boxed and preprocessed, ready for the forward pass."""
+
+    job: _PatientJob
+    config: PreprocessConfig
+    ct_image: sitk.Image
+    pet_image: sitk.Image
+    case: Any  # PreprocessedCase
+    box: BoundingBox
+    box_source: str
+    start: float
+    stages: _StageTimer
+
+
+def _load_patient(job: _PatientJob, config: PreprocessConfig) -> _LoadedPatient:
+    """Read CT and PET, check their values, find the box and preprocess (no model needed)."""
     start = time.perf_counter()
     stages = _StageTimer()
-    out_dir = Path(out_dir)
-    config = preprocess_config_from_spec(predictor.preprocessing)
-    box_source = "given" if box is not None else "automatic"
 
     def read_pet_and_box() -> tuple[sitk.Image, BoundingBox | InputError]:
-        image = read_image(pet, patient_id=patient_id, role="PET")
-        if box is not None:
-            return image, box
+        image = read_image(job.pet, patient_id=job.patient_id, role="PET")
+        if job.box is not None:
+            return image, job.box
         try:
-            return image, auto_bbox(image, patient_id=patient_id)
+            return image, auto_bbox(image, patient_id=job.patient_id)
         except InputError as exc:  # raised below, after the clearer intensity checks
             return image, exc
 
     # SimpleITK releases the GIL: the CT is read while the PET is read and boxed.
     with ThreadPoolExecutor(max_workers=2) as pool:
-        ct_future = pool.submit(read_image, ct, patient_id=patient_id, role="CT")
+        ct_future = pool.submit(read_image, job.ct, patient_id=job.patient_id, role="CT")
         pet_future = pool.submit(read_pet_and_box)
         ct_image, (pet_image, box_or_error) = ct_future.result(), pet_future.result()
-    check_intensities(ct_image, pet_image, patient_id, ct, pet)
+    check_intensities(ct_image, pet_image, job.patient_id, job.ct, job.pet)
     if isinstance(box_or_error, InputError):
         raise box_or_error
-    box = box_or_error
     stages.end("read")
-    case = preprocess_case(Case({"ct": ct_image, "pet": pet_image}, box=box, patient_id=patient_id),
-                           config)
+    case = preprocess_case(
+        Case({"ct": ct_image, "pet": pet_image}, box=box_or_error, patient_id=job.patient_id),
+        config)
     stages.end("preprocess")
-    outputs = predictor.predict(case.image[None])
-    stages.end("forward")
+    return _LoadedPatient(job, config, ct_image, pet_image, case, box_or_error,
+                          "given" if job.box is not None else "automatic", start, stages)
+
+
+def _forward(loaded: _LoadedPatient, predictor: Any) -> dict[str, np.ndarray]:
+    """The model's forward pass on one loaded patient."""
+    loaded.stages.restart()
+    outputs = predictor.predict(loaded.case.image[None])
+    loaded.stages.end("forward")
+    return outputs
+
+
+def _write_patient(loaded: _LoadedPatient, outputs: dict[str, np.ndarray], predictor: Any, *,
+                   overlay: bool, threshold: float) -> PatientPrediction:
+    """Put the outputs back on the CT grid and write the patient's files, report.json last."""
+    job, ct_image, stages = loaded.job, loaded.ct_image, loaded.stages
+    stages.restart()
+    patient_id, out_dir = job.patient_id, job.out_dir
     risk = float(outputs["risk"][0, 0]) if "risk" in outputs else float("nan")
     threshold_value = _risk_threshold(predictor)
     risk_group = None
@@ -211,17 +262,17 @@ def predict_patient(
     with ThreadPoolExecutor(max_workers=2) as writers:
         if "segmentation" in outputs:
             probability = invert_to_reference(
-                outputs["segmentation"][0, ..., 0], case.grid, ct_image)
+                outputs["segmentation"][0, ..., 0], loaded.case.grid, ct_image)
             mask_image = sitk.Cast(probability >= threshold, sitk.sitkUInt8)
             writes = [writers.submit(write_image, probability, out_dir / PROBABILITY_FILE),
                       writers.submit(write_image, mask_image, out_dir / MASK_FILE)]
             files.update(probability=PROBABILITY_FILE, mask=MASK_FILE)
             voxels = int(np.count_nonzero(sitk.GetArrayViewFromImage(mask_image)))
             volume_ml = voxels * float(np.prod(ct_image.GetSpacing())) / 1000.0
-            if reference_mask is not None:
+            if job.reference_mask is not None:
                 from hnprog.metrics import dice_score
 
-                reference = read_mask(Path(reference_mask), patient_id, tuple(reference_labels))
+                reference = read_mask(job.reference_mask, patient_id, job.reference_labels)
                 if reference.GetSize() != ct_image.GetSize():
                     reference = sitk.Resample(reference, ct_image, sitk.Transform(),
                                               sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
@@ -236,8 +287,8 @@ def predict_patient(
                 title += f"   {risk_group} risk ({side} model threshold {threshold_value:+.3f})"
             if mask_image is not None and not volume_ml:
                 title += "\nno GTVt predicted (no voxel reaches the mask threshold)"
-            plot_overlay(ct_image, pet_image, mask_image, out_dir / OVERLAY_FILE, title=title,
-                         reference_mask=reference)
+            plot_overlay(ct_image, loaded.pet_image, mask_image, out_dir / OVERLAY_FILE,
+                         title=title, reference_mask=reference)
             files["overlay"] = OVERLAY_FILE
         for write in writes:
             write.result()
@@ -254,25 +305,26 @@ def predict_patient(
     write_json(
         {
             "patient_id": patient_id,
-            "inputs": {"ct": str(ct), "pet": str(pet),
-                       "reference_mask": None if reference_mask is None else str(reference_mask)},
+            "inputs": {"ct": str(job.ct), "pet": str(job.pet),
+                       "reference_mask": None if job.reference_mask is None
+                       else str(job.reference_mask)},
             "risk": {"log_hazard": risk, "group": risk_group, "threshold": threshold_value,
                      "meaning": "Cox log-hazard; higher means an earlier event is more likely"},
-            "box": {"source": box_source, "mm": box.to_dict()},
+            "box": {"source": loaded.box_source, "mm": loaded.box.to_dict()},
             "tumour_volume_ml": volume_ml,
             "dice_with_reference": dice,
             "mask_threshold": threshold,
-            "preprocessing": config.to_dict(),
+            "preprocessing": loaded.config.to_dict(),
             "models": models,
             "files": files,
             "versions": _versions(),
-            "seconds": round(time.perf_counter() - start, 3),
+            "seconds": round(time.perf_counter() - loaded.start, 3),
             "stage_seconds": stages.seconds,
         },
         out_dir / REPORT_FILE,
     )
-    return PatientPrediction(patient_id, risk, risk_group, box, box_source, volume_ml, dice,
-                             out_dir)
+    return PatientPrediction(patient_id, risk, risk_group, loaded.box, loaded.box_source,
+                             volume_ml, dice, out_dir)
 
 
 class _StageTimer:
@@ -286,6 +338,10 @@ class _StageTimer:
         now = time.perf_counter()
         self.seconds[stage] = round(now - self._last, 4)
         self._last = now
+
+    def restart(self) -> None:
+        """Start the next stage now (in a cohort run, a patient waits between stages)."""
+        self._last = time.perf_counter()
 
 
 def _versions() -> dict[str, str]:
@@ -310,8 +366,14 @@ def predict_cohort(
     Each patient gets a folder ``out_dir/<ID>/`` as :func:`predict_patient` writes it. A
     patient whose ``report.json`` names the same models is skipped when ``resume`` is True. A
     patient that fails is recorded in ``failures.csv`` with the reason and the others go on.
-    At the end ``predictions.csv`` (one row per patient) and ``metrics.json`` are written;
-    with endpoints the metrics hold the C-index, with reference masks the mean Dice.
+    At the end ``predictions.csv`` (one row per patient, in cohort order) and
+    ``metrics.json`` are written; with endpoints the metrics hold the C-index, with reference
+    masks the mean Dice.
+
+    Patients go through a pipeline: while the model runs on one patient, the next is read
+    and preprocessed and the previous one's outputs are written, in background threads, so
+    at most three patients are in memory. Each ``report.json`` records the patient's stage
+    times (``stage_seconds``, waits excluded) and its ``seconds`` from reading to report.
 
     Args:
         cohort: Cohort. From :func:`hnprog.data.cohort.read_cohort`.
@@ -336,11 +398,13 @@ def predict_cohort(
     out_dir.mkdir(parents=True, exist_ok=True)
     models = _models_used(predictor)
     patients: list[Patient] = cohort.patients if ids is None else [cohort[i] for i in ids]
-    rows, failures, n_resumed = [], [], 0
-    bar = tqdm(patients, desc="predict", unit="patient", disable=not progress)
-    for patient in bar:
+    rows: dict[str, dict[str, Any]] = {}
+    failed: dict[str, str] = {}
+    n_resumed = 0
+    jobs: list[_PatientJob] = []
+    bar = tqdm(total=len(patients), desc="predict", unit="patient", disable=not progress)
+    for patient in patients:
         pid = patient.patient_id
-        bar.set_postfix_str(pid)
         report_path = out_dir / pid / REPORT_FILE
         if resume and report_path.is_file():
             try:
@@ -348,19 +412,53 @@ def predict_cohort(
             except (OSError, ValueError):
                 report = {}
             if report.get("models") == models:
-                rows.append(_row_from_report(report))
+                rows[pid] = _row_from_report(report)
                 n_resumed += 1
+                bar.update()
                 continue
+        jobs.append(_PatientJob(pid, patient.ct, patient.pet, out_dir / pid,
+                                cohort.bboxes.get(pid), patient.mask,
+                                tuple(patient.mask_labels)))
+
+    def collect(job: _PatientJob, write: Any) -> None:
         try:
-            predict_patient(
-                patient.ct, patient.pet, predictor, out_dir / pid, patient_id=pid,
-                box=cohort.bboxes.get(pid), reference_mask=patient.mask,
-                reference_labels=patient.mask_labels, overlay=overlay,
-            )
+            write.result()
+            rows[job.patient_id] = _row_from_report(
+                json.loads((job.out_dir / REPORT_FILE).read_text()))
         except HnprogError as exc:
-            failures.append({"patient_id": pid, "error": getattr(exc, "reason", str(exc))})
-            continue
-        rows.append(_row_from_report(json.loads(report_path.read_text())))
+            failed[job.patient_id] = getattr(exc, "reason", str(exc))
+        bar.update()
+
+    # A pipeline with at most three patients in flight: while the model runs on one, the
+    # next is read and preprocessed and the previous one's outputs are written, each in a
+    # background thread (SimpleITK, NumPy, Pillow and ISA-L release the GIL).
+    config = preprocess_config_from_spec(predictor.preprocessing)
+    with ThreadPoolExecutor(max_workers=1) as loader, ThreadPoolExecutor(max_workers=1) as writer:
+        next_load = loader.submit(_load_patient, jobs[0], config) if jobs else None
+        pending: tuple[_PatientJob, Any] | None = None
+        for index, job in enumerate(jobs):
+            current = next_load
+            if index + 1 < len(jobs):
+                next_load = loader.submit(_load_patient, jobs[index + 1], config)
+            bar.set_postfix_str(job.patient_id)
+            write = None
+            try:
+                loaded = current.result()
+                outputs = _forward(loaded, predictor)
+                write = writer.submit(_write_patient, loaded, outputs, predictor,
+                                      overlay=overlay, threshold=0.5)
+            except HnprogError as exc:
+                failed[job.patient_id] = getattr(exc, "reason", str(exc))
+                bar.update()
+            if pending is not None:
+                collect(*pending)
+            pending = (job, write) if write is not None else None
+        if pending is not None:
+            collect(*pending)
+    bar.close()
+    order = [patient.patient_id for patient in patients]
+    rows = [rows[pid] for pid in order if pid in rows]
+    failures = [{"patient_id": pid, "error": failed[pid]} for pid in order if pid in failed]
     predictions = pd.DataFrame(
         rows, columns=["patient_id", "risk", "risk_group", "tumour_volume_ml", "dice",
                        "box_source"])

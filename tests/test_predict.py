@@ -78,6 +78,12 @@ def test_predict_cohort_resumes_and_reports_failures(cohort_dir, preset_dir, tmp
     assert failures["patient_id"].tolist() == [second]
     assert "PET file" in failures.loc[0, "error"]
     assert len(predictions) == 2 and metrics["n_failed"] == 1
+    third = cohort.ids[2]
+    assert predictions["patient_id"].tolist() == [first, third]  # cohort order
+    # the pipelined cohort run gives what a one-patient call gives
+    alone = predict_patient(cohort[third].ct, cohort[third].pet, predictor, tmp_path / "alone",
+                            patient_id=third, box=cohort.bboxes.get(third), overlay=False)
+    assert predictions["risk"].iloc[1] == pytest.approx(alone.risk, abs=1e-6)
     ends = cohort.endpoints.loc[predictions["patient_id"]]
     if ends["event"].any():
         expected = concordance_index(ends["time"].to_numpy(), ends["event"].to_numpy(),
@@ -86,6 +92,26 @@ def test_predict_cohort_resumes_and_reports_failures(cohort_dir, preset_dir, tmp
     stamp = (out / first / "report.json").stat().st_mtime_ns
     predict_cohort(cohort, predictor, out, overlay=False, progress=False)
     assert (out / first / "report.json").stat().st_mtime_ns == stamp  # resumed, not redone
+
+
+def test_a_failure_while_writing_outputs_is_recorded_and_the_others_finish(
+        cohort_dir, preset_dir, tmp_path):
+    # The reference mask is read in the output stage, which runs in a background thread.
+    predictor = load_predictor(preset_dir)
+    first = read_cohort(cohort_dir).ids[0]
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for path in cohort_dir.iterdir():
+        (broken / path.name).symlink_to(path)
+    (broken / f"{first}_gtvt.nii.gz").unlink()
+    (broken / f"{first}_gtvt.nii.gz").write_bytes(b"\x1f\x8b garbage")
+    cohort = read_cohort(broken)
+    predictions, failures, metrics = predict_cohort(cohort, predictor, tmp_path / "out",
+                                                    overlay=False, progress=False)
+    assert failures["patient_id"].tolist() == [first]
+    assert "mask" in failures.loc[0, "error"]
+    assert predictions["patient_id"].tolist() == cohort.ids[1:]
+    assert not (tmp_path / "out" / first / "report.json").exists()
 
 
 def test_preprocess_config_from_spec_checks_channels():
