@@ -62,16 +62,21 @@ def test_predict_patient_writes_outputs_on_the_original_ct_grid(cohort_dir, pres
     assert (tmp_path / "overlay.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_predict_cohort_resumes_and_reports_failures(cohort_dir, preset_dir, tmp_path):
-    predictor = load_predictor(preset_dir)
-    first, second = read_cohort(cohort_dir).ids[:2]
+def _with_garbage_file(cohort_dir, name, tmp_path):
+    """A copy of the cohort folder (as links) in which file ``name`` is corrupt gzip."""
     broken = tmp_path / "broken"
     broken.mkdir()
     for path in cohort_dir.iterdir():
         (broken / path.name).symlink_to(path)
-    (broken / f"{second}_pt.nii.gz").unlink()
-    (broken / f"{second}_pt.nii.gz").write_bytes(b"\x1f\x8b garbage")
-    cohort = read_cohort(broken)
+    (broken / name).unlink()
+    (broken / name).write_bytes(b"\x1f\x8b garbage")
+    return broken
+
+
+def test_predict_cohort_resumes_and_reports_failures(cohort_dir, preset_dir, tmp_path):
+    predictor = load_predictor(preset_dir)
+    first, second = read_cohort(cohort_dir).ids[:2]
+    cohort = read_cohort(_with_garbage_file(cohort_dir, f"{second}_pt.nii.gz", tmp_path))
     out = tmp_path / "out"
     predictions, failures, metrics = predict_cohort(cohort, predictor, out, overlay=False,
                                                     progress=False)
@@ -99,13 +104,7 @@ def test_a_failure_while_writing_outputs_is_recorded_and_the_others_finish(
     # The reference mask is read in the output stage, which runs in a background thread.
     predictor = load_predictor(preset_dir)
     first = read_cohort(cohort_dir).ids[0]
-    broken = tmp_path / "broken"
-    broken.mkdir()
-    for path in cohort_dir.iterdir():
-        (broken / path.name).symlink_to(path)
-    (broken / f"{first}_gtvt.nii.gz").unlink()
-    (broken / f"{first}_gtvt.nii.gz").write_bytes(b"\x1f\x8b garbage")
-    cohort = read_cohort(broken)
+    cohort = read_cohort(_with_garbage_file(cohort_dir, f"{first}_gtvt.nii.gz", tmp_path))
     predictions, failures, metrics = predict_cohort(cohort, predictor, tmp_path / "out",
                                                     overlay=False, progress=False)
     assert failures["patient_id"].tolist() == [first]
