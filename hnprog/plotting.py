@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import os
+from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
@@ -57,6 +58,19 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
         return ImageFont.load_default(size=size)  # Pillow >= 10.1 with FreeType
     except (TypeError, ImportError, OSError):
         return ImageFont.load_default()
+
+
+def _centred_text(draw: ImageDraw.ImageDraw, x: int, y: int, text: str, font: Any, *,
+                  middle: bool = False) -> None:
+    """Draw white text centred on ``x``, its top at ``y`` (or its middle, with ``middle``).
+
+    Positions come from the text's bounding box rather than Pillow's anchors, which older
+    Pillow versions refuse for the bitmap font used where FreeType is missing.
+    """
+    left, top, right, bottom = draw.multiline_textbbox((0, 0), text, font=font, spacing=6)
+    origin_y = y - (bottom + top) / 2 if middle else y - top
+    draw.multiline_text((x - (right + left) / 2, origin_y), text, fill="white", font=font,
+                        align="center", spacing=6)
 
 
 def _resize(slice_2d: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -171,10 +185,9 @@ def plot_overlay(
 
     picture = Image.fromarray(canvas)
     draw = ImageDraw.Draw(picture)
-    draw.multiline_text((canvas.shape[1] // 2, 8), heading, fill="white", font=_font(14),
-                        anchor="ma", align="center", spacing=6)
+    _centred_text(draw, canvas.shape[1] // 2, 8, heading, _font(14))
     label_font = _font(13)
     for x, y, text in labels:
-        draw.text((x, y), text, fill="white", font=label_font, anchor="mm")
+        _centred_text(draw, x, y, text, label_font, middle=True)
     with atomic_path(path) as tmp:
         picture.save(tmp, format="PNG", compress_level=1)

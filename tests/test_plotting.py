@@ -86,3 +86,15 @@ def test_overlay_reference_alone_is_green(tmp_path):
     rgb = _pixels(tmp_path / "o.png")
     assert _colour_mask(rgb, (0, 255, 0)).sum() > 100
     assert not _colour_mask(rgb, (255, 0, 0)).any()
+
+
+def test_overlay_writes_without_freetype(tmp_path, monkeypatch):
+    # Pillow built without FreeType falls back to its bitmap font.
+    from PIL import ImageFont
+
+    from hnprog import plotting
+
+    monkeypatch.setattr(plotting, "_font", lambda size: ImageFont.load_default_imagefont())
+    ct, pet, mask = _images()
+    plot_overlay(ct, pet, mask, tmp_path / "o.png", title="P1\nsecond line")
+    assert _colour_mask(_pixels(tmp_path / "o.png"), (255, 0, 0)).any()
