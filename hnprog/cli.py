@@ -890,7 +890,8 @@ def demo_command(out_dir: str, patients: int, seed: int, model: str | None, trai
 @main.command("info")
 @needs_keras
 def info_command() -> None:
-    """Show the Keras backend, the devices it sees and the versions of the key libraries.
+    """Show the CPU's vector extensions, whether TensorFlow's oneDNN kernels are on, the Keras
+    backend, the devices it sees and the versions of the key libraries.
 
     \b
     Example:
@@ -900,7 +901,13 @@ def info_command() -> None:
 
     import keras
 
+    from hnprog.cpu import cpu_name, cpu_vector_extensions, onednn_status
+
     click.echo(f"hnprog {__version__}")
+    extensions = cpu_vector_extensions()
+    click.echo(f"CPU: {cpu_name()}; vector extensions: {', '.join(extensions) or 'unknown'}")
+    if keras.backend.backend() == "tensorflow":
+        click.echo(f"TensorFlow oneDNN kernels: {onednn_status()}")
     click.echo(f"Keras backend: {keras.backend.backend()} (set KERAS_BACKEND to change it)")
     click.echo(f"devices: {', '.join(_devices(keras.backend.backend()))}")
     for package in ("keras", "tensorflow", "jax", "torch", "numpy", "SimpleITK",

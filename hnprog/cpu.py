@@ -1,0 +1,104 @@
+"""The CPU hnprog runs on: its vector extensions, and TensorFlow's oneDNN switch.
+
+TensorFlow turns its oneDNN kernels on by default only on CPUs with AVX-512 VNNI/BF16 or
+AMX. On a CPU with AVX2 and FMA but no AVX-512 (a common workstation and cloud CPU) they stay
+off, and the 3D convolutions of the UNet run 6-9 times slower than the same wheel can run
+them (see ``docs/troubleshooting.md``). :func:`enable_onednn` sets
+``TF_ENABLE_ONEDNN_OPTS=1`` unless the user set it; ``import hnprog`` calls it, so it takes
+effect whenever hnprog is imported before TensorFlow.
+
+This module imports nothing heavy: the CLI's ``--help`` and ``hnprog info`` use it before
+Keras starts.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+
+__all__ = ["ONEDNN_VARIABLE", "cpu_vector_extensions", "enable_onednn", "onednn_status"]
+
+ONEDNN_VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
+_FALSE_WORDS = {"0", "false", "no", "off"}
+
+# /proc/cpuinfo flag -> the name users know, in the order of the vector width they add
+_VECTOR_FLAGS = {
+    "sse4_2": "SSE4.2",
+    "avx": "AVX",
+    "avx2": "AVX2",
+    "fma": "FMA",
+    "avx512f": "AVX-512F",
+    "avx512_vnni": "AVX-512 VNNI",
+    "avx512_bf16": "AVX-512 BF16",
+    "avx512_fp16": "AVX-512 FP16",
+    "amx_tile": "AMX",
+    "amx_bf16": "AMX-BF16",
+    "amx_int8": "AMX-INT8",
+}
+
+
+def enable_onednn() -> bool:
+    """Set ``TF_ENABLE_ONEDNN_OPTS=1`` unless the user set the variable.
+
+    Must run before TensorFlow is imported to have any effect; with TensorFlow already
+    imported nothing changes.
+
+    Returns:
+        bool. True when this call set the variable.
+    """
+    if ONEDNN_VARIABLE in os.environ or "tensorflow" in sys.modules:
+        return False
+    os.environ[ONEDNN_VARIABLE] = "1"
+    return True
+
+
+def onednn_status() -> str:
+    """Whether TensorFlow's oneDNN kernels are on in this process, and who decided.
+
+    Returns:
+        str. ``"on"``, ``"off (TF_ENABLE_ONEDNN_OPTS=0 set by the user)"`` or ``"TensorFlow's
+        default"`` when the variable is unset (TensorFlow was imported before hnprog).
+    """
+    value = os.environ.get(ONEDNN_VARIABLE)
+    if value is None:
+        return "TensorFlow's default (TensorFlow was imported before hnprog)"
+    if value.strip().lower() in _FALSE_WORDS:
+        return f"off ({ONEDNN_VARIABLE}={value})"
+    return f"on ({ONEDNN_VARIABLE}={value})"
+
+
+def cpu_vector_extensions(cpuinfo: str | None = None) -> list[str]:
+    """The SIMD extensions of this CPU that matter for TensorFlow's kernels.
+
+    Args:
+        cpuinfo: str, optional. The text of ``/proc/cpuinfo``; read from the system when None.
+
+    Returns:
+        list of str, e.g. ``["SSE4.2", "AVX", "AVX2", "FMA"]``; empty when the flags cannot be
+        read (not Linux, or not x86-64).
+    """
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+                cpuinfo = f.read()
+        except OSError:
+            return []
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
+        if line.startswith(("flags", "Features")):
+            flags.update(line.partition(":")[2].split())
+            break
+    return [name for flag, name in _VECTOR_FLAGS.items() if flag in flags]
+
+
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else the platform's processor string."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
