@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from hnprog.data.bbox import BoundingBox, write_bboxes
+from hnprog.data.bbox import write_bboxes
+from hnprog.geometry import BoundingBox
 from hnprog.data.cohort import read_cohort
 from hnprog.io import read_image, write_image
 from hnprog.transforms import Case, NormaliseCT, NormalisePET, PreprocessConfig, preprocess_case

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from hnprog.data.bbox import _voxel_centres, auto_bbox
+from hnprog.data.bbox import auto_bbox
+from hnprog.geometry import voxel_centres
 from hnprog.data.synthetic import generate_cohort, oracle_cindex, read_truth
 from hnprog.io import write_image
 
@@ -59,7 +60,7 @@ def main() -> None:
             start = time.perf_counter()
             box = auto_bbox(pet, patient_id=pid)
             box_seconds += time.perf_counter() - start
-            points = _voxel_centres(mask, np.nonzero(sitk.GetArrayViewFromImage(mask)))
+            points = voxel_centres(mask, np.nonzero(sitk.GetArrayViewFromImage(mask)))
             contained.append(bool(((points >= box.lower) & (points <= box.upper)).all()))
         ct = sitk.ReadImage(str(images[0]))
 

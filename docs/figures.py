@@ -39,7 +39,8 @@ from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch, Rectangle  # noqa: E402
 
-from hnprog.data.bbox import BoundingBox, auto_bbox, physical_extent  # noqa: E402
+from hnprog.data.bbox import auto_bbox  # noqa: E402
+from hnprog.geometry import BoundingBox, physical_extent  # noqa: E402
 from hnprog.data.cohort import read_cohort  # noqa: E402
 from hnprog.data.preprocess import load_case  # noqa: E402
 from hnprog.data.synthetic import generate_cohort  # noqa: E402

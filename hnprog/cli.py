@@ -735,7 +735,7 @@ def patient_id_from_ct(path: str | os.PathLike) -> str:
 def _parse_bbox(value: str | None) -> Any:
     if value is None:
         return None
-    from hnprog.data.bbox import BoundingBox
+    from hnprog.geometry import BoundingBox
 
     parts = value.replace(" ", "").split(",")
     try:

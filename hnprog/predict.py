@@ -24,7 +24,8 @@ import pandas as pd
 import SimpleITK as sitk
 
 from hnprog import __version__
-from hnprog.data.bbox import BoundingBox, auto_bbox
+from hnprog.data.bbox import auto_bbox
+from hnprog.geometry import BoundingBox
 from hnprog.data.cohort import Cohort, Patient
 from hnprog.data.preprocess import check_intensities, read_mask
 from hnprog.errors import HnprogError, InputError

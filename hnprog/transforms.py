@@ -1,7 +1,7 @@
 """Composable PET/CT preprocessing transforms that keep each image's geometry.
 
 A :class:`Case` holds SimpleITK images under the keys ``"ct"`` (HU), ``"pet"`` (SUV) and,
-optionally, ``"mask"`` (GTVt, 0/1), with the patient's :class:`~hnprog.data.bbox.BoundingBox`.
+optionally, ``"mask"`` (GTVt, 0/1), with the patient's :class:`~hnprog.geometry.BoundingBox`.
 SimpleITK images carry their own origin, spacing (mm) and direction cosines in physical LPS
 space, so every transform is geometry-aware, like MONAI's dictionary transforms or TorchIO's
 ``Subject``. Transforms are callables ``Case -> Case`` that return a new case; chain them with
@@ -40,8 +40,8 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
-from hnprog.data.bbox import BoundingBox
 from hnprog.errors import InputError, PatientError
+from hnprog.geometry import BoundingBox, Grid, crop_to_box, index_range, physical_extent
 
 __all__ = [
     "Augmentation",
@@ -185,67 +185,6 @@ class PreprocessConfig:
         if unknown:
             raise InputError(f"unknown preprocessing parameters {unknown}; known: {sorted(known)}")
         return cls(**dict(values))
-
-
-@dataclass(frozen=True)
-class Grid:
-    """An axis-aligned voxel grid in physical LPS space (direction = identity).
-
-    Args:
-        origin: tuple of 3 floats. Centre of voxel ``(0, 0, 0)``, ``(x, y, z)`` in mm.
-        spacing: tuple of 3 floats. Voxel size ``(x, y, z)`` in mm.
-        size: tuple of 3 ints. Number of voxels ``(x, y, z)``.
-    """
-
-    origin: Vector3
-    spacing: Vector3
-    size: tuple[int, int, int]
-
-    @classmethod
-    def from_box(cls, box: BoundingBox, spacing: float, size: int) -> Grid:
-        """The cubic grid of ``size`` voxels of ``spacing`` mm centred on the box's centre."""
-        origin = tuple(c - (size - 1) / 2 * spacing for c in box.center)
-        return cls(origin, (float(spacing),) * 3, (int(size),) * 3)  # type: ignore[arg-type]
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        """The NumPy shape ``(z, y, x)`` of an array on this grid."""
-        return (self.size[2], self.size[1], self.size[0])
-
-    @property
-    def center(self) -> Vector3:
-        """Physical centre ``(x, y, z)`` in mm."""
-        return tuple(o + (n - 1) / 2 * s for o, s, n in zip(self.origin, self.spacing, self.size))  # type: ignore[return-value]
-
-    def image(self, array: np.ndarray) -> sitk.Image:
-        """Wrap a ``(z, y, x)`` array on this grid as a SimpleITK image with the grid's geometry.
-
-        Raises:
-            InputError: if the array's shape is not :attr:`shape`.
-        """
-        array = np.asarray(array)
-        if array.shape != self.shape:
-            raise InputError(
-                f"array does not match the grid. Expected shape (z, y, x)={self.shape}. "
-                f"Received: shape={array.shape}"
-            )
-        image = sitk.GetImageFromArray(array)
-        image.SetOrigin(self.origin)
-        image.SetSpacing(self.spacing)
-        return image
-
-    def to_dict(self) -> dict[str, list]:
-        """``{"origin": [...], "spacing": [...], "size": [...]}``, JSON-ready."""
-        return {"origin": list(self.origin), "spacing": list(self.spacing), "size": list(self.size)}
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Sequence[float]]) -> Grid:
-        """Rebuild a grid from :meth:`to_dict`'s output."""
-        return cls(
-            tuple(float(v) for v in values["origin"]),  # type: ignore[arg-type]
-            tuple(float(v) for v in values["spacing"]),  # type: ignore[arg-type]
-            tuple(int(v) for v in values["size"]),  # type: ignore[arg-type]
-        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -392,32 +331,6 @@ class Compose:
         return f"Compose({self.transforms!r})"
 
 
-def physical_extent(image: sitk.Image) -> tuple[np.ndarray, np.ndarray]:
-    """The axis-aligned physical bounds of an image's voxels (edges included), mm.
-
-    Returns:
-        tuple ``(lower, upper)`` of ``(x, y, z)`` arrays; direction cosines are respected.
-    """
-    size = image.GetSize()
-    corners = [
-        image.TransformContinuousIndexToPhysicalPoint(
-            [(-0.5 if bit == 0 else n - 0.5) for bit, n in zip(bits, size)]
-        )
-        for bits in np.ndindex(2, 2, 2)
-    ]
-    corners_arr = np.asarray(corners)
-    return corners_arr.min(axis=0), corners_arr.max(axis=0)
-
-
-def _intersects(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> bool:
-    return bool(np.all(np.maximum(a[0], b[0]) < np.minimum(a[1], b[1])))
-
-
-def _describe(bounds: tuple[np.ndarray, np.ndarray]) -> str:
-    lo, hi = bounds
-    return ", ".join(f"{a}=[{low:.1f}, {high:.1f}]" for a, low, high in zip("xyz", lo, hi)) + " mm"
-
-
 def check_overlap(case: Case) -> None:
     """Check that the PET and CT overlap and that the case's box meets both.
 
@@ -427,48 +340,18 @@ def check_overlap(case: Case) -> None:
     """
     if case.box is None:
         raise case.error("the case needs a bounding box")
-    box_bounds = (np.asarray(case.box.lower), np.asarray(case.box.upper))
     extents = {key: physical_extent(image) for key, image in case.images.items()}
-    if CT in extents and PET in extents and not _intersects(extents[CT], extents[PET]):
+    if CT in extents and PET in extents and not extents[CT].intersects(extents[PET]):
         raise case.error(
-            f"PET and CT do not overlap: CT spans {_describe(extents[CT])}, PET spans "
-            f"{_describe(extents[PET])}"
+            f"PET and CT do not overlap: CT spans {extents[CT].describe()}, PET spans "
+            f"{extents[PET].describe()}"
         )
     for key in (CT, PET):
-        if key in extents and not _intersects(box_bounds, extents[key]):
+        if key in extents and not case.box.intersects(extents[key]):
             raise case.error(
-                f"bounding box {_describe(box_bounds)} lies outside the {key.upper()} image, "
-                f"which spans {_describe(extents[key])}"
+                f"bounding box {case.box.describe()} lies outside the {key.upper()} image, "
+                f"which spans {extents[key].describe()}"
             )
-
-
-def index_range(
-    image: sitk.Image, lower: Sequence[float], upper: Sequence[float]
-) -> tuple[np.ndarray, np.ndarray]:
-    """The voxel index range of ``image`` that covers a physical box, with a 1-2 voxel rim.
-
-    Args:
-        image: SimpleITK.Image. Any geometry (direction cosines respected).
-        lower: sequence of 3 floats. The box's lower corner ``(x, y, z)``, mm.
-        upper: sequence of 3 floats. The box's upper corner ``(x, y, z)``, mm.
-
-    Returns:
-        tuple ``(start, stop)`` of int arrays in ``(x, y, z)`` index order, clipped to the
-        image; at least one voxel even when the box misses the image.
-    """
-    corners = np.asarray([
-        image.TransformPhysicalPointToContinuousIndex(
-            [float(lower[i] if bit == 0 else upper[i]) for i, bit in enumerate(bits)]
-        )
-        for bits in np.ndindex(2, 2, 2)
-    ])
-    size = np.asarray(image.GetSize())
-    start = np.clip(np.floor(corners.min(axis=0)).astype(int) - 1, 0, size)
-    stop = np.clip(np.ceil(corners.max(axis=0)).astype(int) + 2, 0, size)
-    if np.any(stop <= start):  # box outside this image (e.g. a mask): keep one voxel
-        start = np.minimum(start, size - 1)
-        stop = start + 1
-    return start, stop
 
 
 class CropToBox:
@@ -494,20 +377,9 @@ class CropToBox:
         if case.box is None:
             raise case.error("CropToBox needs a bounding box in the case")
         check_overlap(case)
-        box = case.box
-        lower = np.asarray(box.lower) - self.margin
-        upper = np.asarray(box.upper) + self.margin
-        cropped = {key: self._crop(image, lower, upper) for key, image in case.images.items()}
-        return case.with_images(cropped)
-
-    @staticmethod
-    def _crop(image: sitk.Image, lower: np.ndarray, upper: np.ndarray) -> sitk.Image:
-        start, stop = index_range(image, lower, upper)
-        if np.all(start == 0) and np.all(stop == np.asarray(image.GetSize())):
-            return image
-        return image[
-            int(start[0]) : int(stop[0]), int(start[1]) : int(stop[1]), int(start[2]) : int(stop[2])
-        ]
+        box = case.box.expanded(self.margin)
+        return case.with_images({key: crop_to_box(image, box)
+                                 for key, image in case.images.items()})
 
     def __repr__(self) -> str:
         return f"CropToBox(margin={self.margin})"
@@ -731,7 +603,7 @@ def invert_to_reference(
     # Only the reference voxels around the grid can be non-zero: resample onto that block
     # (the 144 mm box is a small part of a CT) and place it in a zero image. Same values as
     # resampling the whole reference, to float32 rounding.
-    start, stop = index_range(reference, *physical_extent(source))
+    start, stop = index_range(reference, physical_extent(source))
     block = sitk.Resample(  # the block's geometry only: no copy of the reference's voxels
         source,
         [int(n) for n in stop - start],

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from hnprog.data.bbox import BoundingBox, write_bboxes
+from hnprog.data.bbox import write_bboxes
+from hnprog.geometry import BoundingBox
 from hnprog.io import write_image
 from hnprog.transforms import PreprocessConfig
 

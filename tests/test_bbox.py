@@ -6,13 +6,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from hnprog.data.bbox import (
-    BoundingBox,
-    _voxel_centres,
-    auto_bbox,
-    physical_extent,
-    read_bboxes,
-)
+from hnprog.data.bbox import auto_bbox, read_bboxes
+from hnprog.geometry import BoundingBox, physical_extent, voxel_centres
 from hnprog.data.synthetic import generate_cohort, read_truth
 from hnprog.errors import InputError, PatientError
 
@@ -131,7 +126,7 @@ def test_voxel_centres_match_simpleitk():
         (np.cos(angle), -np.sin(angle), 0, np.sin(angle), np.cos(angle), 0, 0, 0, -1)
     )
     index = np.nonzero(np.ones((4, 5, 7), bool))  # (z, y, x)
-    points = _voxel_centres(image, index)
+    points = voxel_centres(image, index)
     expected = [
         image.TransformIndexToPhysicalPoint((int(x), int(y), int(z))) for z, y, x in zip(*index)
     ]
@@ -168,7 +163,7 @@ def test_auto_box_contains_the_whole_gtvt_for_95_percent(cohort):
         pet = sitk.ReadImage(str(cohort / f"{pid}_pt.nii.gz"))
         mask = sitk.ReadImage(str(cohort / f"{pid}_gtvt.nii.gz"))
         box = auto_bbox(pet, patient_id=pid)
-        points = _voxel_centres(mask, np.nonzero(sitk.GetArrayViewFromImage(mask)))
+        points = voxel_centres(mask, np.nonzero(sitk.GetArrayViewFromImage(mask)))
         inside = (points >= np.asarray(box.lower)) & (points <= np.asarray(box.upper))
         contained.append(bool(inside.all()))
     assert np.mean(contained) >= 0.95, dict(zip(truth.index, contained))
@@ -178,6 +173,6 @@ def test_given_boxes_contain_the_gtvt(cohort):
     boxes = read_bboxes(cohort / "bboxes.csv")
     for pid, box in boxes.items():
         mask = sitk.ReadImage(str(cohort / f"{pid}_gtvt.nii.gz"))
-        points = _voxel_centres(mask, np.nonzero(sitk.GetArrayViewFromImage(mask)))
+        points = voxel_centres(mask, np.nonzero(sitk.GetArrayViewFromImage(mask)))
         assert box.size == pytest.approx((144.0, 144.0, 144.0))
         assert ((points >= np.asarray(box.lower)) & (points <= np.asarray(box.upper))).all()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hnprog.data.bbox import BoundingBox, read_bboxes, write_bboxes
+from hnprog.data.bbox import read_bboxes, write_bboxes
+from hnprog.geometry import BoundingBox
 from hnprog.errors import InputError
 
 

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hnprog.data.bbox import BoundingBox, write_bboxes
+from hnprog.data.bbox import write_bboxes
+from hnprog.geometry import BoundingBox
 from hnprog.data.cohort import centre_from_id, read_cohort, read_endpoints
 from hnprog.errors import InputError
 

@@ -12,7 +12,8 @@ import pytest
 import SimpleITK as sitk
 from petct_fixtures import BOX, CONFIG, make_ct, make_mask, make_pet, write_cohort
 
-from hnprog.data.bbox import BoundingBox, write_bboxes
+from hnprog.data.bbox import write_bboxes
+from hnprog.geometry import BoundingBox
 from hnprog.data.cohort import Patient, read_cohort
 from hnprog.data.preprocess import (
     check_intensities,

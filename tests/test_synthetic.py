@@ -12,7 +12,8 @@ import SimpleITK as sitk
 from sksurv.metrics import concordance_index_censored
 
 from hnprog.data import synthetic
-from hnprog.data.bbox import _voxel_centres, read_bboxes
+from hnprog.data.bbox import read_bboxes
+from hnprog.geometry import voxel_centres
 from hnprog.data.synthetic import (
     ENDPOINT_COLUMNS,
     TRUTH_COLUMNS,
@@ -148,7 +149,7 @@ def test_tumour_volume_and_mask_match(cohort):
         volume = sitk.GetArrayViewFromImage(mask).sum() * voxel_ml
         assert volume == pytest.approx(row["tumour_volume_ml"], rel=1e-3)
         # centred where the generator put it (mm)
-        centre = _voxel_centres(mask, np.nonzero(sitk.GetArrayFromImage(mask))).mean(axis=0)
+        centre = voxel_centres(mask, np.nonzero(sitk.GetArrayFromImage(mask))).mean(axis=0)
         expected = row[["tumour_x", "tumour_y", "tumour_z"]].to_numpy(float)
         np.testing.assert_allclose(centre, expected, atol=12)
 

@@ -7,7 +7,7 @@ import pytest
 import SimpleITK as sitk
 from petct_fixtures import BOX, CONFIG, POINT, make_ct, make_mask, make_pet
 
-from hnprog.data.bbox import BoundingBox
+from hnprog.geometry import BoundingBox, physical_extent
 from hnprog.errors import InputError, PatientError
 from hnprog.transforms import (
     Augmentation,
@@ -23,7 +23,6 @@ from hnprog.transforms import (
     ResampleToGrid,
     crop_margin,
     invert_to_reference,
-    physical_extent,
     preprocess_case,
 )
 
@@ -117,8 +116,8 @@ def test_crop_keeps_physical_positions_and_is_smaller():
         ct[ct.TransformPhysicalPointToIndex(probe)]
         == ct_full[ct_full.TransformPhysicalPointToIndex(probe)]
     )
-    lower, upper = physical_extent(ct)
-    assert np.all(lower <= -5.0) and np.all(upper >= 5.0)
+    extent = physical_extent(ct)
+    assert np.all(np.asarray(extent.lower) <= -5.0) and np.all(np.asarray(extent.upper) >= 5.0)
 
 
 def test_crop_then_resample_equals_resample_of_whole_image():

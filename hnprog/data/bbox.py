@@ -1,130 +1,29 @@
-"""Bounding boxes in physical space: reading, writing and (with the PET) finding them.
+"""Bounding boxes of a cohort: the HECKTOR box CSV, and the automatic box found with the PET.
 
-A :class:`BoundingBox` is an axis-aligned box in physical LPS coordinates, in mm, written
-``(x1, x2, y1, y2, z1, z2)`` as in HECKTOR's ``bbox.csv``. The network's input grid is the
-box sampled at the chosen spacing, so the box, not the image, defines what the model sees.
+A box (:class:`hnprog.geometry.BoundingBox`) is an axis-aligned region in physical LPS
+coordinates, in mm, written ``(x1, x2, y1, y2, z1, z2)`` as in HECKTOR's ``bbox.csv``. The
+network's input grid is the box sampled at the chosen spacing, so the box, not the image,
+defines what the model sees.
 """
 
 from __future__ import annotations
 
 import csv
-import itertools
-import math
 import os
-from collections.abc import Iterable, Mapping
-from dataclasses import astuple, dataclass
+from collections.abc import Mapping
+from dataclasses import astuple
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
 from hnprog.errors import InputError, PatientError
+from hnprog.geometry import BoundingBox, physical_extent, voxel_centres
 from hnprog.io import atomic_write
 
-__all__ = ["BoundingBox", "auto_bbox", "physical_extent", "read_bboxes", "write_bboxes"]
+__all__ = ["auto_bbox", "read_bboxes", "write_bboxes"]
 
 BBOX_COLUMNS = ("PatientID", "x1", "x2", "y1", "y2", "z1", "z2")
-
-
-@dataclass(frozen=True)
-class BoundingBox:
-    """An axis-aligned box in physical LPS coordinates.
-
-    Args:
-        x1: float. Lower x bound, mm.
-        x2: float. Upper x bound, mm.
-        y1: float. Lower y bound, mm.
-        y2: float. Upper y bound, mm.
-        z1: float. Lower z bound, mm.
-        z2: float. Upper z bound, mm.
-
-    Raises:
-        InputError: if a bound is not finite or an upper bound is not above its lower bound.
-
-    Example:
-        >>> box = BoundingBox.from_center((0.0, -20.0, 100.0), 144.0)
-        >>> box.size
-        (144.0, 144.0, 144.0)
-    """
-
-    x1: float
-    x2: float
-    y1: float
-    y2: float
-    z1: float
-    z2: float
-
-    def __post_init__(self) -> None:
-        values = astuple(self)
-        if not all(math.isfinite(float(v)) for v in values):
-            raise InputError(f"bounding box bounds must be finite. Received: {values}")
-        for axis, (lo, hi) in zip("xyz", (values[0:2], values[2:4], values[4:6])):
-            if not hi > lo:
-                raise InputError(
-                    f"bounding box {axis}2 must be greater than {axis}1. "
-                    f"Received: {axis}1={lo}, {axis}2={hi}"
-                )
-
-    @classmethod
-    def from_center(
-        cls, center: Iterable[float], size: float | Iterable[float] = 144.0
-    ) -> BoundingBox:
-        """Build a box from its centre ``(x, y, z)`` in mm and its edge length(s) in mm."""
-        cx, cy, cz = (float(c) for c in center)
-        sx, sy, sz = (float(size),) * 3 if isinstance(size, (int, float)) else map(float, size)
-        return cls(cx - sx / 2, cx + sx / 2, cy - sy / 2, cy + sy / 2, cz - sz / 2, cz + sz / 2)
-
-    @property
-    def lower(self) -> tuple[float, float, float]:
-        """The corner with the smallest coordinates, ``(x1, y1, z1)`` in mm."""
-        return (self.x1, self.y1, self.z1)
-
-    @property
-    def upper(self) -> tuple[float, float, float]:
-        """The corner with the largest coordinates, ``(x2, y2, z2)`` in mm."""
-        return (self.x2, self.y2, self.z2)
-
-    @property
-    def size(self) -> tuple[float, float, float]:
-        """Edge lengths ``(x, y, z)`` in mm."""
-        return (self.x2 - self.x1, self.y2 - self.y1, self.z2 - self.z1)
-
-    @property
-    def center(self) -> tuple[float, float, float]:
-        """Centre ``(x, y, z)`` in mm."""
-        return ((self.x1 + self.x2) / 2, (self.y1 + self.y2) / 2, (self.z1 + self.z2) / 2)
-
-    def contains(self, point: Iterable[float]) -> bool:
-        """Whether the physical point ``(x, y, z)`` (mm) lies inside the box (bounds included)."""
-        x, y, z = point
-        return self.x1 <= x <= self.x2 and self.y1 <= y <= self.y2 and self.z1 <= z <= self.z2
-
-    def shifted_inside(self, extent: BoundingBox) -> BoundingBox:
-        """Move the box, without resizing it, so that it lies inside ``extent``.
-
-        Along an axis where the box is longer than ``extent``, the box is centred on
-        ``extent`` instead (it then sticks out on both sides).
-
-        Args:
-            extent: BoundingBox. The region to stay in, typically
-                :func:`physical_extent` of an image.
-
-        Returns:
-            BoundingBox. A box of the same size.
-        """
-        bounds = []
-        for lo, hi, e_lo, e_hi in zip(self.lower, self.upper, extent.lower, extent.upper):
-            if hi - lo > e_hi - e_lo:
-                shift = (e_lo + e_hi) / 2 - (lo + hi) / 2
-            else:
-                shift = max(e_lo - lo, 0.0) + min(e_hi - hi, 0.0)
-            bounds.append((lo + shift, hi + shift))
-        (x1, x2), (y1, y2), (z1, z2) = bounds
-        return BoundingBox(x1, x2, y1, y2, z1, z2)
-
-    def to_dict(self) -> dict[str, float]:
-        """The bounds as ``{"x1": ..., ..., "z2": ...}``, floats in mm."""
-        return dict(zip(BBOX_COLUMNS[1:], map(float, astuple(self))))
 
 
 def read_bboxes(path: str | os.PathLike) -> dict[str, BoundingBox]:
@@ -176,44 +75,6 @@ def write_bboxes(boxes: Mapping[str, BoundingBox], path: str | os.PathLike) -> N
         writer.writerow(BBOX_COLUMNS)
         for pid, box in boxes.items():
             writer.writerow([pid, *(f"{v:.3f}" for v in astuple(box))])
-
-
-def physical_extent(image: sitk.Image) -> BoundingBox:
-    """The axis-aligned physical region (mm, LPS) that an image's voxels cover.
-
-    The box spans the outer faces of the corner voxels (half a voxel beyond their centres),
-    after applying the image's direction cosines, so flipped or rotated images get the
-    region they really cover.
-
-    Args:
-        image: SimpleITK.Image. A 3D image.
-
-    Returns:
-        BoundingBox. The smallest axis-aligned box containing the whole image.
-    """
-    size = image.GetSize()
-    corners = np.array(
-        [
-            image.TransformContinuousIndexToPhysicalPoint(
-                [-0.5 if upper == 0 else n - 0.5 for upper, n in zip(choice, size)]
-            )
-            for choice in itertools.product((0, 1), repeat=3)
-        ]
-    )
-    low, high = corners.min(axis=0), corners.max(axis=0)
-    return BoundingBox(low[0], high[0], low[1], high[1], low[2], high[2])
-
-
-def _voxel_centres(image: sitk.Image, index_zyx: tuple[np.ndarray, ...]) -> np.ndarray:
-    """Physical points (mm, ``(n, 3)`` x-y-z) of voxels given as NumPy ``(z, y, x)`` indices.
-
-    The vectorised form of ``image.TransformIndexToPhysicalPoint``:
-    ``origin + direction @ (spacing * index)``.
-    """
-    index_xyz = np.stack(index_zyx[::-1], axis=1).astype(np.float64)
-    direction = np.asarray(image.GetDirection(), dtype=np.float64).reshape(3, 3)
-    scaled = index_xyz * np.asarray(image.GetSpacing(), dtype=np.float64)
-    return np.asarray(image.GetOrigin(), dtype=np.float64) + scaled @ direction.T
 
 
 def auto_bbox(
@@ -277,7 +138,7 @@ def auto_bbox(
     )
     index = np.nonzero(components)
     labels = components[index]
-    points = _voxel_centres(pet, index)
+    points = voxel_centres(pet, index)
     extent = physical_extent(pet)
     top_third = points[:, 2] > extent.z1 + 2.0 * (extent.z2 - extent.z1) / 3.0
     if not top_third.any():

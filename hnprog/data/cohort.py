@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hnprog.data.bbox import BoundingBox, read_bboxes
+from hnprog.data.bbox import read_bboxes
+from hnprog.geometry import BoundingBox
 from hnprog.errors import InputError
 from hnprog.survival import make_survival_y
 

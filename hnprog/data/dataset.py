@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
-from hnprog.data.bbox import BoundingBox
+from hnprog.geometry import BoundingBox
 from hnprog.data.cohort import Cohort, Patient
 from hnprog.data.preprocess import load_case
 from hnprog.errors import InputError

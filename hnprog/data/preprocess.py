@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
-from hnprog.data.bbox import BoundingBox, write_bboxes
+from hnprog.data.bbox import write_bboxes
+from hnprog.geometry import BoundingBox
 from hnprog.data.cohort import Cohort, Patient
 from hnprog.errors import InputError, PatientError
 from hnprog.io import atomic_write, read_image, write_image, write_json

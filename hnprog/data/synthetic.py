@@ -36,7 +36,8 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from hnprog.data.bbox import BoundingBox, physical_extent, write_bboxes
+from hnprog.data.bbox import write_bboxes
+from hnprog.geometry import BoundingBox, physical_extent
 from hnprog.errors import InputError
 from hnprog.io import atomic_write, write_image
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from hnprog.errors import InputError
 
-__all__ = ["SETTINGS", "TrainingConfig"]
+__all__ = ["FINETUNE_DEFAULTS", "SETTINGS", "TrainingConfig"]
 
 #: The paper's three deep settings: name -> (w_rad, w_seg).
 SETTINGS: dict[str, tuple[float, float]] = {
@@ -23,6 +23,9 @@ SETTINGS: dict[str, tuple[float, float]] = {
     "radiomics": (1.0, 0.0),
     "segmentation": (0.0, 1.0),
 }
+
+#: TrainingConfig fields that fine-tuning sets differently from training from scratch.
+FINETUNE_DEFAULTS: dict[str, Any] = {"epochs": 20, "learning_rate": 1e-4}
 
 _MIXED_PRECISION = (None, "mixed_float16", "mixed_bfloat16")
 _MONITOR_MODES = ("min", "max")

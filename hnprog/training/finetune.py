@@ -18,7 +18,7 @@ from typing import Any
 import keras
 
 from hnprog.errors import InputError
-from hnprog.training.config import TrainingConfig
+from hnprog.training.config import FINETUNE_DEFAULTS, TrainingConfig
 from hnprog.training.trainer import PREPROCESSING_FILE, TrainingResult, train_on_cohort
 
 __all__ = [
@@ -32,8 +32,6 @@ __all__ = [
 #: Layer-name prefixes of the UNet encoder (hnprog.models.build_multitask_unet).
 ENCODER_PREFIXES = ("enc",)
 
-#: TrainingConfig fields that fine-tuning sets differently from training from scratch.
-FINETUNE_DEFAULTS = {"epochs": 20, "learning_rate": 1e-4}
 
 
 def load_start_model(source: str | os.PathLike) -> tuple[keras.Model, dict[str, Any] | None]:
