@@ -131,16 +131,17 @@ def _train_fast_model(out_dir: Path, n_patients: int, epochs: int, jobs: int,
                       echo: Callable[[str], Any]) -> Path:
     from hnprog.data.synthetic import generate_cohort
     from hnprog.training import TrainingConfig, train_on_cohort
+    from hnprog.transforms import PreprocessConfig
 
     echo(f"[2/4] Training a fast multi-task model on {n_patients} other synthetic patients "
          f"({epochs} epochs, 3 mm voxels, 48^3 input) ...")
     train_dir = generate_cohort(out_dir / "train-data", n_patients=n_patients, seed=2026,
                                 censoring=0.7, n_jobs=jobs, progress=True)
-    config = TrainingConfig(epochs=epochs, batch_size=8, spacing=3.0, crop_size=48,
-                            filters=(4, 8, 16, 32, 64))
+    config = TrainingConfig(epochs=epochs, batch_size=8, filters=(4, 8, 16, 32, 64),
+                            preprocessing=PreprocessConfig(spacing=3.0, crop_size=48))
     result = train_on_cohort(train_dir, out_dir / "model", config=config, overwrite=True,
                              verbose=1)
-    return Path(result.out_dir) / "preset"
+    return result.preset
 
 
 def _summary_table(summary: dict[str, Any]) -> str:

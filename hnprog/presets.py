@@ -596,7 +596,7 @@ def _register_hnprog_objects() -> None:
     """Import the hnprog modules that register custom Keras objects (``hnprog>...``)."""
     import importlib
 
-    for module in ("hnprog.layers", "hnprog.models", "hnprog.losses", "hnprog.metrics"):
+    for module in ("hnprog.models.layers", "hnprog.losses", "hnprog.metrics"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

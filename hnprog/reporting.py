@@ -8,6 +8,12 @@ square root of the number of folds.
 
 Kaplan-Meier curves split the patients at the median predicted risk (risk above the median =
 high-risk group) and give the log-rank p-value of the difference.
+
+:class:`CVResult` is the one result of a cross-validation, deep
+(:func:`hnprog.training.cross_validate`) or radiomics (:func:`hnprog.radiomics.run_radiomics_cv`):
+a per-fold table (:data:`CV_FOLD_COLUMNS`) and a per-patient table
+(:data:`CV_PREDICTION_COLUMNS`) of the same layout for every model, which
+:func:`write_cv_report` and :func:`plot_cv_kaplan_meier` write.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +33,13 @@ from hnprog.io import atomic_path, atomic_write, write_json
 from hnprog.survival import make_survival_y
 
 __all__ = [
+    "CV_FOLD_COLUMNS",
+    "CV_PREDICTION_COLUMNS",
+    "CVResult",
     "METRIC_LABELS",
     "median_risk_split",
     "mean_and_standard_error",
+    "plot_cv_kaplan_meier",
     "plot_kaplan_meier",
     "summarise_folds",
     "write_cv_report",
@@ -36,6 +47,99 @@ __all__ = [
 
 METRIC_LABELS = {"c_index": "C-index", "dice": "Dice"}
 """Column headers of the metrics that the paper reports; other metrics keep their names."""
+
+CV_FOLD_COLUMNS = ("model", "fold", "c_index", "dice")
+"""The first columns of a cross-validation's per-fold table, one row per (model, fold): the
+report's model name, the 0-based fold, and the test C-index and mean Dice (NaN for a model
+without that output). Model-specific columns may follow."""
+
+CV_PREDICTION_COLUMNS = ("model", "fold", "patient_id", "time", "event", "risk", "dice")
+"""The columns of a cross-validation's per-patient table (``predictions.csv``), one row per
+(model, test patient): time in days, event (bool), risk (log-hazard, higher is worse) and the
+patient's Dice (NaN without a segmentation output)."""
+
+
+@dataclass
+class CVResult:
+    """The result of a cross-validation, deep or radiomics: one schema for every model.
+
+    Args:
+        per_fold: pandas.DataFrame. One row per (model, fold), columns
+            :data:`CV_FOLD_COLUMNS` (``dice`` is added as NaN when absent), then any
+            model-specific columns (the radiomics baseline's ``val_c_index``, ``threshold``,
+            ``alpha``, ``n_selected``, set sizes and events).
+        predictions: pandas.DataFrame. One row per (model, test patient), columns
+            :data:`CV_PREDICTION_COLUMNS` (``dice`` added as NaN when absent).
+        log_rank_p: dict. Model -> log-rank p-value of its pooled test patients split at the
+            median risk (:func:`plot_cv_kaplan_meier`). Defaults to empty.
+        files: dict. Output name -> path of the files written. Defaults to empty.
+        extra: dict. More JSON-ready entries of ``results.json`` (the settings, splits,
+            selected features per fold, ...). Defaults to empty.
+
+    Raises:
+        InputError: if a table lacks one of its columns.
+    """
+
+    per_fold: pd.DataFrame
+    predictions: pd.DataFrame
+    log_rank_p: dict[str, float] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.per_fold = _cv_table(self.per_fold, CV_FOLD_COLUMNS, "per-fold")
+        self.predictions = _cv_table(self.predictions, CV_PREDICTION_COLUMNS, "predictions")
+
+    @property
+    def models(self) -> list[str]:
+        """The model names, in table order."""
+        return list(dict.fromkeys(self.per_fold["model"]))
+
+    def summary(self, metrics: Sequence[str] | None = None) -> pd.DataFrame:
+        """Mean ± standard error of each metric per model (:func:`summarise_folds`)."""
+        return summarise_folds(self.per_fold, metrics=metrics or ["c_index", "dice"])
+
+    def mean_and_se(self, metric: str = "c_index", model: str | None = None) -> tuple[float, float]:
+        """Mean and standard error over folds of one model's metric.
+
+        Args:
+            metric: str. A per-fold column. Defaults to ``"c_index"``.
+            model: str, optional. The model; may be omitted when there is only one.
+
+        Raises:
+            InputError: for an unknown model, or no model named when there are several.
+        """
+        if model is None:
+            if len(self.models) != 1:
+                raise InputError(f"the result holds several models; name one of {self.models}")
+            model = self.models[0]
+        if model not in self.models:
+            raise InputError(f"unknown model {model!r}; the result holds {self.models}")
+        return mean_and_standard_error(self.per_fold.loc[self.per_fold["model"] == model, metric])
+
+    @property
+    def c_index_mean(self) -> float:
+        """Mean test C-index over folds (of the only model)."""
+        return self.mean_and_se("c_index")[0]
+
+    @property
+    def c_index_se(self) -> float:
+        """Standard error of the test C-index over folds (of the only model)."""
+        return self.mean_and_se("c_index")[1]
+
+
+def _cv_table(table: pd.DataFrame, columns: Sequence[str], what: str) -> pd.DataFrame:
+    table = table.reset_index(drop=True)
+    if "dice" not in table.columns:
+        table = table.assign(dice=np.nan)
+    missing = [c for c in columns if c not in table.columns]
+    if missing and len(table):
+        raise InputError(
+            f"a cross-validation's {what} table needs the columns {list(columns)}. "
+            f"Received columns: {list(table.columns)}"
+        )
+    table = table.reindex(columns=[*columns, *(c for c in table.columns if c not in columns)])
+    return table
 
 
 def mean_and_standard_error(values: Sequence[float] | np.ndarray) -> tuple[float, float]:
@@ -95,7 +199,7 @@ def summarise_folds(
 
 
 def write_cv_report(
-    per_fold: pd.DataFrame,
+    per_fold: pd.DataFrame | CVResult,
     out_dir: str | os.PathLike,
     *,
     metrics: Sequence[str] | None = None,
@@ -113,10 +217,13 @@ def write_cv_report(
     - ``<name>.md``: the paper's table (``| model | C-index | ...``, cells ``mean ± se``),
       then the per-fold table;
     - ``<name>.json``: ``{"title", "metrics", "models": {model: {"n_folds", metric:
-      {"mean", "se", "per_fold"}}}}`` plus ``extra``.
+      {"mean", "se", "per_fold"}}}}`` plus ``extra``;
+    - for a :class:`CVResult`, also ``predictions.csv`` (:data:`CV_PREDICTION_COLUMNS`), and
+      the result's ``extra`` and ``log_rank_p`` in the JSON.
 
     Args:
-        per_fold: pandas.DataFrame. One row per (model, fold); see :func:`summarise_folds`.
+        per_fold: pandas.DataFrame or CVResult. One row per (model, fold) (see
+            :func:`summarise_folds`), or a cross-validation's result.
         out_dir: str or PathLike. Output folder (created if needed).
         metrics: sequence of str, optional. Metric columns. Defaults to every numeric column
             other than ``fold``.
@@ -128,7 +235,8 @@ def write_cv_report(
         digits: int. Decimals in the Markdown table. Defaults to 3, as in the paper.
 
     Returns:
-        dict mapping ``"per_fold_csv"``, ``"csv"``, ``"markdown"``, ``"json"`` to the paths.
+        dict mapping ``"per_fold_csv"``, ``"csv"``, ``"markdown"``, ``"json"`` (and
+        ``"predictions"`` for a CVResult) to the paths.
 
     Raises:
         InputError: if a metric column is missing or not numeric.
@@ -137,6 +245,10 @@ def write_cv_report(
         >>> per_fold = pd.DataFrame({"fold": range(5), "c_index": [0.7, 0.6, 0.8, 0.7, 0.65]})
         >>> paths = write_cv_report(per_fold, "cv_out", title="Radiomics")  # doctest: +SKIP
     """
+    predictions = None
+    if isinstance(per_fold, CVResult):
+        extra = {**per_fold.extra, "log_rank_p": per_fold.log_rank_p, **dict(extra or {})}
+        predictions, per_fold = per_fold.predictions, per_fold.per_fold
     per_fold = _with_model_column(per_fold)
     metrics = _metric_columns(per_fold, metrics)
     summary = summarise_folds(per_fold, metrics=metrics)
@@ -190,7 +302,46 @@ def write_cv_report(
         **dict(extra or {}),
     }
     write_json(report, paths["json"])
+    if predictions is not None:
+        paths["predictions"] = out_dir / "predictions.csv"
+        with atomic_write(paths["predictions"], newline="") as f:
+            predictions.to_csv(f, index=False)
     return paths
+
+
+def plot_cv_kaplan_meier(
+    result: CVResult, model: str, path: str | os.PathLike, *, title: str
+) -> float | None:
+    """Plot one model's pooled test patients of a cross-validation, split at the median risk.
+
+    Records the log-rank p-value in ``result.log_rank_p[model]`` and the file in
+    ``result.files`` (under the file's stem, e.g. ``"kaplan_meier_multitask"``).
+
+    Args:
+        result: CVResult. The cross-validation.
+        model: str. A model of ``result.predictions``.
+        path: str or PathLike. The PNG file (:func:`plot_kaplan_meier`).
+        title: str. Plot title.
+
+    Returns:
+        float or None. The log-rank p-value; None, with no file, when there is nothing to
+        split: a risk is missing (a model without a risk output), no test patient had an
+        event, or the risk is constant.
+    """
+    rows = result.predictions[result.predictions["model"] == model]
+    if not len(rows) or rows["risk"].isna().any() or not rows["event"].any():
+        return None
+    try:
+        p_value = plot_kaplan_meier(
+            event=rows["event"].to_numpy(dtype=bool), time=rows["time"].to_numpy(dtype=float),
+            risk=rows["risk"].to_numpy(dtype=float), path=path, title=title,
+        )
+    except InputError:  # constant risk: no curve to draw, the tables still stand
+        return None
+    path = Path(path)
+    result.log_rank_p[model] = float(p_value)
+    result.files[path.stem] = path
+    return float(p_value)
 
 
 def median_risk_split(

@@ -25,9 +25,9 @@ def tiny_model(seed: int = 0, *, outputs: tuple[str, ...] = ("risk", "segmentati
     if unet is not None:
         from hnprog.models import build_multitask_unet
 
-        tasks = {("risk", "segmentation"): "multitask", ("risk",): "radiomics",
+        task = {("risk", "segmentation"): "multitask", ("risk",): "radiomics",
                  ("segmentation",): "segmentation"}[tuple(sorted(outputs))]
-        return build_multitask_unet(input_shape=SHAPE, tasks=tasks, filters=(2, 4, 4, 8, 8),
+        return build_multitask_unet(input_shape=SHAPE, task=task, filters=(2, 4, 4, 8, 8),
                                     dense_units=4, normalization=unet)
     image = keras.Input(SHAPE, name="image")
     features = keras.layers.Conv3D(2, 3, padding="same", activation="relu")(image)

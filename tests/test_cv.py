@@ -18,7 +18,8 @@ import pytest
 from hnprog.data.cohort import Cohort, Patient
 from hnprog.errors import InputError
 from hnprog.training import TrainingConfig, cross_validate, train_on_cohort
-from hnprog.training.trainer import check_training_set
+from hnprog.training.runs import check_training_set
+from hnprog.transforms import PreprocessConfig
 
 
 def paper_cohort(n: int, n_events: int) -> Cohort:
@@ -35,9 +36,11 @@ def paper_cohort(n: int, n_events: int) -> Cohort:
     return Cohort(root=Path("."), patients=patients, endpoints=endpoints)
 
 
-CONFIG = TrainingConfig(epochs=1, batch_size=2, crop_size=16, filters=(2, 4, 4, 8, 8))
+CONFIG = TrainingConfig(epochs=1, batch_size=2, preprocessing=PreprocessConfig(crop_size=16),
+                        filters=(2, 4, 4, 8, 8))
 #: A run small enough for the default suite: 2 training, 2 validation, 4 test patients a fold.
-TINY_RUN = CONFIG.replace(spacing=9.0, n_folds=2, val_fraction=0.5, augment=False,
+TINY_RUN = CONFIG.replace(preprocessing=PreprocessConfig(spacing=9.0, crop_size=16), n_folds=2,
+                          val_fraction=0.5, augment=False,
                           run_eagerly=keras.backend.backend() == "tensorflow")
 
 
@@ -66,8 +69,11 @@ def test_cv_refuses_batch_larger_than_training_set(tmp_path):
         cross_validate(paper_cohort(20, 10), tmp_path, config=config)
 
 
-def test_cv_refuses_unknown_setting_and_a_different_run(tmp_path):
-    with pytest.raises(InputError, match="settings must be among"):
+def test_cv_refuses_unknown_task_and_a_different_run(tmp_path):
+    with pytest.raises(InputError, match="tasks must be one of"):
+        cross_validate(paper_cohort(20, 10), tmp_path, config=CONFIG, tasks=["deep"])
+    with pytest.warns(DeprecationWarning, match="tasks="), \
+            pytest.raises(InputError, match="tasks must be one of"):
         cross_validate(paper_cohort(20, 10), tmp_path, config=CONFIG, settings=["deep"])
     (tmp_path / "cv.json").write_text('{"fingerprint": {"training": {}}}')
     with pytest.raises(InputError, match="already holds a run"):
@@ -103,7 +109,7 @@ def test_cv_writes_tables_predictions_and_loadable_presets(tmp_path, tiny_cohort
     from hnprog.presets import from_preset
 
     out = tmp_path / "cv"
-    result = cross_validate(tiny_cohort, out, config=TINY_RUN, settings=["multitask"],
+    result = cross_validate(tiny_cohort, out, config=TINY_RUN, tasks=["multitask"],
                             verbose=0)
     assert result.per_fold["fold"].tolist() == [0, 1]
     assert result.per_fold["c_index"].between(0, 1).all()
@@ -113,6 +119,12 @@ def test_cv_writes_tables_predictions_and_loadable_presets(tmp_path, tiny_cohort
                  "predictions.csv", "kaplan_meier_multitask.png", "cv.json"):
         assert (out / name).is_file(), name
     assert "deep multi-task (1,1)" in (out / "results.md").read_text()
+    written = pd.read_csv(out / "predictions.csv")
+    assert list(written.columns) == ["model", "fold", "patient_id", "time", "event", "risk",
+                                     "dice"]
+    report = json.loads((out / "results.json").read_text())
+    assert report["tasks"] == ["multitask"]
+    assert report["log_rank_p"] == result.log_rank_p and "deep multi-task (1,1)" in result.log_rank_p
     x = np.zeros((3, 16, 16, 16, 2), dtype="float32")
     for fold in (1, 2):
         folder = out / "multitask" / f"fold-{fold}" / "preset"
@@ -123,25 +135,50 @@ def test_cv_writes_tables_predictions_and_loadable_presets(tmp_path, tiny_cohort
         test_row = result.per_fold.iloc[fold - 1]
         assert metadata["metrics"]["test"]["c_index"] == pytest.approx(test_row["c_index"])
         assert metadata["dataset"]["synthetic"] is True
+        assert not (folder.parent / "model.keras").exists()  # one model format: the preset
+        # the risk threshold: the median of the kept epoch's validation risks from training
+        state = json.loads((folder.parent / "checkpoint" / "state.json").read_text())
+        assert metadata["outputs"]["risk"]["threshold"] == pytest.approx(
+            float(np.median(state["best_val_risk"])), abs=1e-12)
         preset = from_preset(folder)
         out_arrays = preset.predict(x)
         assert out_arrays["risk"].shape == (3, 1)
         assert out_arrays["segmentation"].shape == (3, 16, 16, 16, 1)
     with pytest.raises(InputError, match="already holds a run"):
-        cross_validate(tiny_cohort, out, config=TINY_RUN, settings=["multitask"])
+        cross_validate(tiny_cohort, out, config=TINY_RUN, tasks=["multitask"])
 
 
 @pytest.mark.large
 def test_finetune_a_cv_fold_keeps_its_preprocessing(tmp_path, tiny_cohort):
     from hnprog.training import finetune
 
-    cross_validate(tiny_cohort, tmp_path / "cv", config=TINY_RUN, settings=["multitask"],
+    cross_validate(tiny_cohort, tmp_path / "cv", config=TINY_RUN, tasks=["multitask"],
                    verbose=0)
+    config = TINY_RUN.replace(learning_rate=1e-4, preprocessing=PreprocessConfig(spacing=2.0))
     tuned = finetune(tiny_cohort, tmp_path / "ft", source=tmp_path / "cv/multitask/fold-1",
-                     config=TINY_RUN.replace(learning_rate=1e-4, spacing=2.0), freeze=True,
-                     verbose=0)
-    recorded = json.loads((tmp_path / "ft" / "preprocessing.json").read_text())
+                     config=config, freeze=True, verbose=0)
+    metadata = json.loads((tmp_path / "ft" / "preset" / "hnprog.json").read_text())
+    recorded = metadata["preprocessing"]
     assert (recorded["spacing"], recorded["crop_size"]) == (9.0, 16)  # the source's, not 2.0
     encoder = [layer for layer in tuned.model.layers if layer.name.startswith("enc")]
     assert encoder and not any(layer.trainable for layer in encoder)
     assert (tmp_path / "ft" / "preset" / "hnprog.json").is_file()
+
+
+def test_start_model_loads_a_preset_run_folder_and_warns_for_an_old_one(tmp_path):
+    from hnprog.models import build_multitask_unet
+    from hnprog.presets import save_to_preset
+    from hnprog.training.finetune import load_start_model
+
+    model = build_multitask_unet((16, 16, 16, 2), filters=(2, 2, 4, 4, 8), dense_units=4)
+    grid = PreprocessConfig(spacing=9.0, crop_size=16)
+    save_to_preset(model, tmp_path / "new" / "preset", preprocessing=grid)
+    loaded, preprocessing = load_start_model(tmp_path / "new")
+    assert preprocessing == grid and loaded.count_params() == model.count_params()
+    old = tmp_path / "old"
+    old.mkdir()
+    model.save(old / "model.keras")
+    (old / "preprocessing.json").write_text(json.dumps(grid.to_dict()))
+    with pytest.warns(DeprecationWarning, match="re-export it as a preset folder"):
+        loaded, preprocessing = load_start_model(old)
+    assert preprocessing == grid and loaded.count_params() == model.count_params()

@@ -15,7 +15,8 @@ SCRIPT = r"""
 import json
 import numpy as np, keras
 from hnprog.training import TrainingConfig
-from hnprog.training.trainer import build_model, compile_model, distribution_scope
+from hnprog.training.fit import build_model, compile_model, distribution_scope
+from hnprog.transforms import PreprocessConfig
 
 rng = np.random.default_rng(0)
 n, s = 4, 16
@@ -24,8 +25,8 @@ y = {"segmentation": (rng.random((n, s, s, s, 1)) > 0.8).astype("float32"),
      "risk": np.array([[100, 1], [200, 0], [300, 1], [400, 1]], "float32")}
 
 def run(distribute):
-    config = TrainingConfig(crop_size=s, spacing=9.0, batch_size=n, filters=(2, 2, 4, 4, 4),
-                            distribute=distribute, seed=1)
+    config = TrainingConfig(preprocessing=PreprocessConfig(spacing=9.0, crop_size=s), batch_size=n,
+                            filters=(2, 2, 4, 4, 4), distribute=distribute, seed=1)
     with distribution_scope(config) as n_devices:
         model = build_model(config)
         compile_model(model, config, steps_per_epoch=1)

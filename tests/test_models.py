@@ -39,15 +39,15 @@ def test_default_architecture_has_the_papers_parameter_count():
 
 
 @pytest.mark.parametrize(
-    "tasks, outputs",
+    "task, outputs",
     [
         ("multitask", {"segmentation", "risk"}),
         ("radiomics", {"risk"}),
         ("segmentation", {"segmentation"}),
     ],
 )
-def test_variants_return_named_outputs_of_the_documented_shapes(tasks, outputs):
-    model = build_multitask_unet(tasks=tasks, **TINY)
+def test_variants_return_named_outputs_of_the_documented_shapes(task, outputs):
+    model = build_multitask_unet(task=task, **TINY)
     result = model({"image": tiny_batch()}, training=False)
     assert set(result) == outputs
     if "segmentation" in outputs:
@@ -59,13 +59,16 @@ def test_variants_return_named_outputs_of_the_documented_shapes(tasks, outputs):
 
 
 def test_radiomics_variant_has_no_decoder_and_segmentation_no_risk_head():
-    radiomics = build_multitask_unet(tasks="radiomics", **TINY)
+    radiomics = build_multitask_unet(task="radiomics", **TINY)
     names = [layer.name for layer in radiomics.layers]
     assert not any(name.startswith("dec") for name in names)
-    segmentation = build_multitask_unet(tasks="segmentation", **TINY)
+    segmentation = build_multitask_unet(task="segmentation", **TINY)
     assert not any(layer.name.startswith("risk") for layer in segmentation.layers)
     multitask = build_multitask_unet(**TINY)
     assert multitask.count_params() > max(radiomics.count_params(), segmentation.count_params())
+    with pytest.warns(DeprecationWarning, match="task="):  # the old keyword, one release
+        assert build_multitask_unet(tasks="radiomics", **TINY).count_params() == \
+            radiomics.count_params()
 
 
 def test_non_cubic_input_sizes_divisible_by_the_pooling_factor():
@@ -142,7 +145,7 @@ def test_one_training_step_with_both_losses_is_finite():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"tasks": "survival"}, "tasks must be one of"),
+        ({"task": "survival"}, "task must be one of"),
         ({"normalization": "layer"}, "normalization must be one of"),
         ({"input_shape": (24, 24, 24, 2)}, "multiple of 16"),
         ({"input_shape": (32, 32, 32)}, r"\(D, H, W, channels\)"),

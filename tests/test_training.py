@@ -21,9 +21,11 @@ import pytest
 from sksurv.metrics import concordance_index_censored
 
 from hnprog.errors import InputError
+from hnprog.presets import from_preset
 from hnprog.training import TrainingConfig, train_model
 from hnprog.training.callbacks import DatasetEpoch, ValidationMetrics
-from hnprog.training.trainer import build_model, compile_model
+from hnprog.training.fit import build_model, compile_model
+from hnprog.transforms import PreprocessConfig
 
 SIZE = 16
 FILTERS = (2, 4, 4, 8, 8)
@@ -63,8 +65,8 @@ class TinyDataset(keras.utils.PyDataset):
 
 
 def tiny_config(**overrides) -> TrainingConfig:
-    values = dict(epochs=2, batch_size=4, crop_size=SIZE, filters=FILTERS, learning_rate=1e-2,
-                  run_eagerly=EAGER)
+    values = dict(epochs=2, batch_size=4, preprocessing=PreprocessConfig(crop_size=SIZE),
+                  filters=FILTERS, learning_rate=1e-2, run_eagerly=EAGER)
     return TrainingConfig(**{**values, **overrides})
 
 
@@ -121,12 +123,22 @@ def test_train_logs_whole_set_metrics_and_keeps_best_epoch(tmp_path, data):
     risk = result.model.predict({"image": val.image}, verbose=0)["risk"].ravel()
     expected = concordance_index_censored(val.y[:, 1] > 0, val.y[:, 0], risk)[0]
     assert best["val_cindex"] == pytest.approx(expected, abs=1e-9)
-    for name in ("config.json", "model.keras", "history.csv", "checkpoint/state.json"):
+    for name in ("config.json", "preset/hnprog.json", "history.csv", "checkpoint/state.json"):
         assert (tmp_path / "run" / name).is_file(), name
-    reloaded = keras.models.load_model(tmp_path / "run" / "model.keras", compile=False)
+    # One model format: the preset folder, and no second copy of the model or preprocessing.
+    assert not (tmp_path / "run" / "model.keras").exists()
+    assert not (tmp_path / "run" / "preprocessing.json").exists()
+    assert result.preset == tmp_path / "run" / "preset"
+    reloaded = from_preset(tmp_path / "run")
     np.testing.assert_allclose(
-        reloaded.predict({"image": val.image}, verbose=0)["risk"].ravel(), risk, rtol=1e-5, atol=1e-6
+        reloaded.predict({"image": val.image})["risk"].ravel(), risk, rtol=1e-5, atol=1e-6
     )
+    # The risk threshold is the median of the kept epoch's validation risks, as computed
+    # during training (not predicted again).
+    np.testing.assert_allclose(result.val_risk, risk, rtol=1e-5, atol=1e-6)
+    threshold = reloaded.metadata["outputs"]["risk"]["threshold"]
+    assert threshold == pytest.approx(float(np.median(result.val_risk)), abs=1e-12)
+    assert reloaded.metadata["preprocessing"]["crop_size"] == SIZE
 
 
 @pytest.mark.backend_independent
@@ -303,11 +315,13 @@ def test_compiled_mixed_bfloat16_fit_step(tmp_path, data):
 @pytest.mark.parametrize(
     ("overrides", "match"),
     [
-        ({"crop_size": 72}, "divisible by 16"),
+        ({"preprocessing": PreprocessConfig(crop_size=72)}, "divisible by 16"),
         ({"w_rad": 0.0, "w_seg": 0.0}, "not both 0"),
         ({"batch_size": 0}, "positive integer"),
         ({"mixed_precision": "float8"}, "mixed_precision"),
-        ({"tasks": "radiomics"}, "set w_seg=0"),
+        ({"heads": "radiomics"}, "set w_seg=0"),
+        ({"task": "radiomics", "w_seg": 1.0}, "trains the outputs"),
+        ({"task": "survival"}, "task must be one of"),
         ({"n_folds": 1}, "at least 2"),
     ],
 )
@@ -321,10 +335,84 @@ def test_config_round_trip_and_presets():
     config = TrainingConfig.fast_cpu(epochs=3)
     assert TrainingConfig.from_dict(config.to_dict()) == config
     assert (config.spacing, config.crop_size) == (2.0, 64)
-    assert TrainingConfig.for_setting("radiomics").w_seg == 0.0
+    assert config.preprocessing == PreprocessConfig.cpu()
+    assert TrainingConfig(task="radiomics").w_seg == 0.0
+    with pytest.warns(DeprecationWarning, match="task="):
+        assert TrainingConfig.for_setting("radiomics").w_seg == 0.0
     with pytest.raises(InputError, match="unknown training config keys"):
         TrainingConfig.from_dict({"epoch": 3})
     assert TrainingConfig(monitor="val_cindex").resolved_monitor_mode == "max"
     fingerprint = config.run_fingerprint()
-    assert "run_eagerly" not in fingerprint and "workers" not in fingerprint
-    assert config.replace(run_eagerly=True, workers=4).run_fingerprint() == fingerprint
+    assert "run_eagerly" not in fingerprint and "n_jobs" not in fingerprint
+    assert config.replace(run_eagerly=True, n_jobs=4).run_fingerprint() == fingerprint
+
+
+@pytest.mark.backend_independent
+def test_task_gives_loss_weights_and_heads_are_kept():
+    radiomics = TrainingConfig(task="radiomics")
+    assert (radiomics.w_rad, radiomics.w_seg, radiomics.heads) == (1.0, 0.0, "multitask")
+    assert TrainingConfig(w_rad=0.0).task == "segmentation"  # the weights imply the task
+    assert TrainingConfig(w_rad=2.0, w_seg=0.5).task == "multitask"
+    # a new task takes its weights; new weights give their task
+    assert radiomics.replace(task="segmentation").to_dict()["w_rad"] == 0.0
+    assert radiomics.replace(w_seg=1.0).task == "multitask"
+    risk_only = TrainingConfig(task="radiomics", heads="radiomics")
+    assert TrainingConfig.from_dict(risk_only.to_dict()) == risk_only
+
+
+@pytest.mark.backend_independent
+def test_deprecated_config_keywords_and_old_config_files_still_load():
+    with pytest.warns(DeprecationWarning, match="preprocessing=PreprocessConfig"):
+        config = TrainingConfig(spacing=9.0, crop_size=16)
+    assert config.preprocessing == PreprocessConfig(spacing=9.0, crop_size=16)
+    with pytest.warns(DeprecationWarning, match="preprocessing=PreprocessConfig"):
+        moved = config.replace(spacing=2.0)
+    assert (moved.crop_size, moved.preprocessing.max_shift) == (16, 15)  # 30 mm at 2 mm
+    with pytest.warns(DeprecationWarning, match="n_jobs"):
+        assert TrainingConfig(workers=3).n_jobs == 3
+    with pytest.warns(DeprecationWarning, match="heads"):
+        assert TrainingConfig(tasks="multitask").heads == "multitask"
+    with pytest.warns(DeprecationWarning, match="n_jobs"):
+        assert config.workers == 1
+    with pytest.warns(DeprecationWarning, match="Task"):
+        from hnprog.training import SETTINGS
+    assert SETTINGS["radiomics"] == (1.0, 0.0)
+    # a config.json of the previous version
+    old = {"epochs": 2, "w_rad": 1.0, "w_seg": 0.0, "spacing": 9.0, "crop_size": 16,
+           "workers": 2, "tasks": "multitask", "filters": [2, 4, 4, 8, 8],
+           "extra": {"preprocessing": {"spacing": 9.0, "crop_size": 16, "ct_clip": [-500, 500]}}}
+    loaded = TrainingConfig.from_dict(old)
+    assert (loaded.task, loaded.heads, loaded.n_jobs) == ("radiomics", "multitask", 2)
+    assert loaded.preprocessing == PreprocessConfig(spacing=9.0, crop_size=16,
+                                                    ct_clip=(-500.0, 500.0))
+
+
+def test_run_folder_of_the_previous_version_resumes(tmp_path):
+    # A run killed by the previous version: config.json with spacing/crop_size/workers/tasks,
+    # a checkpoint without the kept epoch's validation risks.
+    config = tiny_config(epochs=2)
+
+    def run(folder, **kwargs):
+        return train_model(TinyDataset(8, 4, 1), TinyDataset(6, 4, 2, False), tmp_path / folder,
+                           config=config, model=small_model(), verbose=0, **kwargs)
+
+    straight = run("a")
+    with pytest.raises(KeyboardInterrupt):
+        run("b", callbacks=[KillAfterEpoch(1)])
+    training = config.to_dict()
+    del training["preprocessing"], training["task"], training["n_jobs"]
+    training.update(spacing=1.0, crop_size=SIZE, workers=1, tasks=training.pop("heads"))
+    fingerprint = {k: v for k, v in training.items() if k not in ("workers", "run_eagerly",
+                                                                   "extra")}
+    (tmp_path / "b" / "config.json").write_text(json.dumps(
+        {"fingerprint": fingerprint, "training": training, "preprocessing": {"spacing": 1.0}}))
+    state_path = tmp_path / "b" / "checkpoint" / "state.json"
+    state = json.loads(state_path.read_text())
+    del state["best_val_risk"]
+    state_path.write_text(json.dumps(state))
+    resumed = run("b", resume=True)
+    assert resumed.best_epoch == straight.best_epoch
+    for a, b in zip(straight.history, resumed.history):
+        assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-6, abs=1e-7)
+    np.testing.assert_allclose(resumed.val_risk, straight.val_risk, rtol=1e-5, atol=1e-6)
+    assert (tmp_path / "b" / "preset" / "hnprog.json").is_file()

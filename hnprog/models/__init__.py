@@ -1,6 +1,19 @@
-"""Model builders: the multi-task 3D UNet and its deep-radiomics and segmentation variants."""
+"""Model builders: the multi-task 3D UNet and its deep-radiomics and segmentation variants.
 
-from hnprog.models.layers import SENormalization
-from hnprog.models.unet import build_multitask_unet
+The names are imported lazily, so :mod:`hnprog.models.task` (the task vocabulary, used by the
+Keras-free training settings and preset metadata) loads without Keras.
+"""
 
-__all__ = ["SENormalization", "build_multitask_unet"]
+from __future__ import annotations
+
+from hnprog._lazy import lazy_attributes
+
+_PUBLIC_API = {
+    "SENormalization": "hnprog.models.layers",
+    "Task": "hnprog.models.task",
+    "build_multitask_unet": "hnprog.models.unet",
+}
+
+__all__ = sorted(_PUBLIC_API)
+
+__getattr__, __dir__ = lazy_attributes(__name__, _PUBLIC_API)

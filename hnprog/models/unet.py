@@ -2,28 +2,31 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import keras
 from keras import layers
 
 from hnprog.errors import InputError
 from hnprog.models.layers import NORMALIZATIONS, residual_block
+from hnprog.models.task import Task
 
-__all__ = ["TASKS", "build_multitask_unet"]
-
-TASKS = ("multitask", "radiomics", "segmentation")
+__all__ = ["build_multitask_unet"]
 
 
 def build_multitask_unet(
     input_shape: Sequence[int | None] = (144, 144, 144, 2),
-    tasks: str = "multitask",
+    task: Task | str = Task.MULTITASK,
     filters: Sequence[int] = (8, 16, 32, 64, 128),
     dropout: float = 0.5,
     dense_units: int = 128,
     normalization: str = "batch",
     name: str | None = None,
     seed: int | None = None,
+    *,
+    tasks: Task | str | None = None,
 ) -> keras.Model:
     """Build the multi-task 3D UNet that segments the GTVt and predicts a Cox log-hazard.
 
@@ -34,13 +37,13 @@ def build_multitask_unet(
       kernel, then one with a 3^3 kernel. Every further level: 2x max-pooling, then two
       residual blocks with 3^3 kernels. A residual block sums ``conv(ReLU) + norm`` and a
       ``1x1 conv(ReLU) + norm`` shortcut.
-    - **Decoder** (``tasks`` ``"multitask"`` and ``"segmentation"``), one level per encoder
+    - **Decoder** (``task`` ``"multitask"`` and ``"segmentation"``), one level per encoder
       level but the deepest: a stride-2 3^3 transposed convolution (ReLU), concatenation of
       the encoder skip, one 3^3 convolution (ReLU). All decoder levels but the last emit a side
       output (1x1 convolution to ``filters[0]`` = 8 channels, upsampled to full size: x8, x4,
       x2 by default), summed into the last decoder feature map. Head: 3^3 convolution
       (``filters[0]`` channels, ReLU), then a 1x1 convolution with a sigmoid.
-    - **Risk branch** (``tasks`` ``"multitask"`` and ``"radiomics"``): global average pooling
+    - **Risk branch** (``task`` ``"multitask"`` and ``"radiomics"``): global average pooling
       of the output of every encoder level, concatenated (8+16+32+64+128 = 248 features),
       dropout, dense ``dense_units`` ReLU, dropout, dense 1 linear.
 
@@ -53,8 +56,9 @@ def build_multitask_unet(
         input_shape: tuple of 4 ints or None. ``(D, H, W, 2)`` with channels ``[CT, PET]``.
             Each spatial size must be divisible by ``2 ** (len(filters) - 1)`` (16 by default)
             or be None (any such size at call time). Defaults to ``(144, 144, 144, 2)``.
-        tasks: str. ``"multitask"`` (both outputs), ``"radiomics"`` (encoder and risk branch
-            only: the paper's deep radiomics model) or ``"segmentation"`` (no risk branch).
+        task: Task or str. The heads to build (:class:`hnprog.models.task.Task`):
+            ``"multitask"`` (both outputs), ``"radiomics"`` (encoder and risk branch only: the
+            paper's deep radiomics model) or ``"segmentation"`` (no risk branch).
             Defaults to ``"multitask"``.
         filters: sequence of int. Channels of each encoder level, shallowest first; at least
             two levels. Defaults to ``(8, 16, 32, 64, 128)``.
@@ -64,12 +68,14 @@ def build_multitask_unet(
         normalization: str. ``"batch"`` (the paper), ``"instance"`` (``GroupNormalization``
             with one group per channel) or ``"se"`` (squeeze-and-excitation normalisation,
             :class:`hnprog.models.layers.SENormalization`). Defaults to ``"batch"``.
-        name: str, optional. Model name. Defaults to ``f"unet_{tasks}"``.
+        name: str, optional. Model name. Defaults to ``f"unet_{task}"``.
         seed: int, optional. Seed of the two dropout layers' masks (``seed`` and
             ``seed + 1``). Seeded masks come from SeedGenerator variables on every backend,
             which a training checkpoint stores; without a seed the PyTorch backend draws
             them from torch's global generator, so a resumed run no longer repeats an
             uninterrupted one exactly. Defaults to None (Keras' global seed).
+        tasks: Task or str, optional. Deprecated alias of ``task``, removed in the next
+            release.
 
     Returns:
         keras.Model with one input named ``"image"``, shape ``(N, D, H, W, 2)``, that returns
@@ -77,7 +83,7 @@ def build_multitask_unet(
         threshold at 0.5) and/or ``"risk"`` (``(N, 1)``, log-hazard, higher means worse).
 
     Raises:
-        InputError: on an unknown ``tasks`` or ``normalization``, a spatial size not divisible
+        InputError: on an unknown ``task`` or ``normalization``, a spatial size not divisible
             by ``2 ** (len(filters) - 1)``, fewer than two levels, or a bad ``dropout``.
 
     Example:
@@ -87,11 +93,17 @@ def build_multitask_unet(
         >>> out["segmentation"].shape, out["risk"].shape
         ((1, 32, 32, 32, 1), (1, 1))
     """
+    argument = "task"
+    if tasks is not None:
+        warnings.warn("build_multitask_unet(tasks=...) is deprecated; use task=...",
+                      DeprecationWarning, stacklevel=2)
+        task, argument = tasks, "tasks"
+    task = Task.parse(task, name=argument)
     input_shape = tuple(input_shape)
     filters = tuple(int(f) for f in filters)
-    _check_arguments(input_shape, tasks, filters, dropout, dense_units, normalization)
-    with_decoder = tasks in ("multitask", "segmentation")
-    with_risk = tasks in ("multitask", "radiomics")
+    _check_arguments(input_shape, filters, dropout, dense_units, normalization)
+    with_decoder = "segmentation" in task.outputs
+    with_risk = "risk" in task.outputs
 
     # === Encoder ===
     image = keras.Input(shape=input_shape, name="image")
@@ -153,19 +165,16 @@ def build_multitask_unet(
 
     # A dict of inputs matches the {"image": x} batches of CohortDataset, so Keras does not warn
     # about the input structure; plain arrays are still accepted by predict() and call().
-    return keras.Model(inputs={"image": image}, outputs=outputs, name=name or f"unet_{tasks}")
+    return keras.Model(inputs={"image": image}, outputs=outputs, name=name or f"unet_{task}")
 
 
 def _check_arguments(
     input_shape: tuple,
-    tasks: str,
     filters: tuple[int, ...],
     dropout: float,
     dense_units: int,
     normalization: str,
 ) -> None:
-    if tasks not in TASKS:
-        raise InputError(f"tasks must be one of {TASKS}. Received: tasks={tasks!r}")
     if normalization not in NORMALIZATIONS:
         raise InputError(
             f"normalization must be one of {NORMALIZATIONS}. "
@@ -194,3 +203,11 @@ def _check_arguments(
         raise InputError(f"dropout must be in [0, 1). Received: dropout={dropout}")
     if dense_units < 1:
         raise InputError(f"dense_units must be positive. Received: dense_units={dense_units}")
+
+
+def __getattr__(name: str) -> Any:
+    if name == "TASKS":  # deprecated: the task vocabulary is hnprog.models.task.Task
+        warnings.warn("hnprog.models.unet.TASKS is deprecated; use hnprog.models.task.Task",
+                      DeprecationWarning, stacklevel=2)
+        return tuple(task.value for task in Task)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

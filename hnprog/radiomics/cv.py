@@ -4,25 +4,24 @@ For each of the 5 folds (:func:`hnprog.splits.cross_validation_splits`: 20% test
 training / 20% validation, stratified by event), a :class:`RadiomicsCoxPipeline` selects its
 features and correlation threshold on the validation patients, and is scored on the test
 patients. The report gives the per-fold test C-index and its mean ± standard error, in the
-format of the paper's Table 1.
+format of the paper's Table 1. The result is a :class:`hnprog.reporting.CVResult`, the schema
+the deep cross-validation returns too.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from hnprog.errors import InputError
-from hnprog.io import atomic_write
 from hnprog.metrics import concordance_index
 from hnprog.radiomics.baseline import RadiomicsCoxPipeline
 from hnprog.radiomics.extract import ID_COLUMN, check_finite_features
-from hnprog.reporting import mean_and_standard_error, plot_kaplan_meier, write_cv_report
+from hnprog.reporting import CVResult, plot_cv_kaplan_meier, write_cv_report
 from hnprog.splits import cross_validation_splits
 from hnprog.survival import make_survival_y
 
@@ -30,28 +29,8 @@ __all__ = ["RadiomicsCVResult", "run_radiomics_cv"]
 
 MODEL_NAME = "standard radiomics"
 
-
-@dataclass
-class RadiomicsCVResult:
-    """What :func:`run_radiomics_cv` computed.
-
-    Args:
-        per_fold: pandas.DataFrame. One row per fold: ``model``, ``fold``, ``c_index`` (test),
-            ``val_c_index``, ``threshold``, ``alpha``, ``n_selected``, set sizes and events.
-        predictions: pandas.DataFrame. One row per patient (index ``patient_id``): ``fold``,
-            ``risk`` (test-fold log-hazard, higher = worse), ``time`` (days), ``event``.
-        selected_features: dict. Fold number -> list of features of its Cox model.
-        c_index_mean: float. Mean test C-index over folds.
-        c_index_se: float. Its standard error.
-        files: dict. Output name -> path (empty when no ``out_dir`` was given).
-    """
-
-    per_fold: pd.DataFrame
-    predictions: pd.DataFrame
-    selected_features: dict[int, list[str]]
-    c_index_mean: float
-    c_index_se: float
-    files: dict[str, Path] = field(default_factory=dict)
+#: The result of :func:`run_radiomics_cv`: the shared cross-validation schema.
+RadiomicsCVResult = CVResult
 
 
 def run_radiomics_cv(
@@ -89,7 +68,12 @@ def run_radiomics_cv(
             Defaults to None.
 
     Returns:
-        RadiomicsCVResult.
+        CVResult. ``per_fold``: one row per fold, :data:`~hnprog.reporting.CV_FOLD_COLUMNS`
+        (``dice`` NaN), then ``val_c_index``, ``threshold``, ``alpha``, ``n_selected``, set
+        sizes and test events. ``predictions``: one row per patient, in the order of
+        ``features``, each with its test fold's risk (``dice`` NaN). ``c_index_mean`` and
+        ``c_index_se``: over folds. ``extra["selected_features"]``: fold -> features of its
+        Cox model. ``files``: empty when no ``out_dir`` was given.
 
     Raises:
         InputError: if the tables share no patients, features hold NaN or constant columns
@@ -182,44 +166,20 @@ def run_radiomics_cv(
                 index=pd.Index([ids[i] for i in split.test], name=ID_COLUMN),
             )
         )
-    per_fold = pd.DataFrame(rows)
-    predictions = pd.concat(prediction_parts).loc[ids]
-    mean, se = mean_and_standard_error(per_fold["c_index"])
-    result = RadiomicsCVResult(per_fold, predictions, selected, mean, se)
-    if out_dir is not None:
-        result.files = _write_outputs(result, Path(out_dir), n_folds, val_fraction, seed)
-    return result
-
-
-def _write_outputs(
-    result: RadiomicsCVResult, out_dir: Path, n_folds: int, val_fraction: float, seed: int
-) -> dict[str, Path]:
-    extra = {
-        "n_patients": len(result.predictions),
-        "n_events": int(result.predictions["event"].sum()),
+    predictions = pd.concat(prediction_parts).loc[ids].reset_index().assign(model=MODEL_NAME)
+    result = CVResult(pd.DataFrame(rows), predictions, extra={
+        "n_patients": len(predictions),
+        "n_events": int(predictions["event"].sum()),
         "splits": {"n_folds": n_folds, "val_fraction": val_fraction, "seed": seed},
-        "selected_features": {str(k): v for k, v in result.selected_features.items()},
-        "thresholds": [float(t) for t in result.per_fold["threshold"]],
-    }
-    files = write_cv_report(
-        result.per_fold,
-        out_dir,
-        metrics=["c_index"],
-        title="Standard radiomics baseline: test C-index per fold",
-        extra=extra,
-    )
-    files["predictions"] = out_dir / "predictions.csv"
-    with atomic_write(files["predictions"], newline="") as f:
-        result.predictions.to_csv(f, float_format="%.10g")
-    files["kaplan_meier"] = out_dir / "kaplan_meier.png"
-    try:
-        plot_kaplan_meier(
-            result.predictions["time"].to_numpy(),
-            result.predictions["event"].to_numpy(),
-            result.predictions["risk"].to_numpy(),
-            files["kaplan_meier"],
-            title="Standard radiomics, test folds pooled",
-        )
-    except InputError:  # constant risk: no curve to draw, the tables still stand
-        del files["kaplan_meier"]
-    return files
+        "selected_features": {str(k): v for k, v in selected.items()},
+        "thresholds": [float(row["threshold"]) for row in rows],
+    })
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        plot_cv_kaplan_meier(result, MODEL_NAME, out_dir / "kaplan_meier.png",
+                             title="Standard radiomics, test folds pooled")
+        result.files.update(write_cv_report(
+            result, out_dir, metrics=["c_index"],
+            title="Standard radiomics baseline: test C-index per fold",
+        ))
+    return result

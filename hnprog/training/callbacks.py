@@ -2,12 +2,13 @@
 
 - :class:`ValidationMetrics` predicts the **whole** validation set once per epoch and logs the
   validation losses, the C-index over all validation patients (not averaged per batch) and the
-  mean per-patient Dice.
+  mean per-patient Dice; it keeps that epoch's predictions for :class:`RunCheckpoint`.
 - :class:`RunCheckpoint` keeps the epoch with the best monitored value (the validation combined
   loss, as in the paper) and writes, after every epoch, a checkpoint from which a killed run
   resumes and ends where an uninterrupted run would have: model weights with the optimizer
-  state (moments and step count, hence the learning-rate schedule), the dropout seed states
-  and the history, committed by one atomic ``state.json``.
+  state (moments and step count, hence the learning-rate schedule), the dropout seed states,
+  the history and the kept epoch's validation risks (from which the preset's risk threshold
+  is taken, without predicting again), committed by one atomic ``state.json``.
 - :class:`DatasetEpoch` tells the training dataset which epoch starts, so its sampling and
   augmentation depend only on ``(seed, epoch)``, also after a resume.
 """
@@ -60,6 +61,9 @@ class ValidationMetrics(keras.callbacks.Callback):
       over all validation patients; NaN when no pair is comparable;
     - ``val_dice``: the mean Dice of the 0.5-thresholded probability per patient.
 
+    After each epoch, :attr:`predictions` holds that epoch's predictions
+    (:func:`collect_predictions`'s dict: ``risk``, ``time_event``, ``dice``, ``dice_loss``).
+
     Args:
         val_data: keras.utils.PyDataset. Yields ``({"image": x}, {"segmentation": m, "risk": y})``
             with ``x`` (N, D, H, W, 2), ``m`` (N, D, H, W[, 1]) binary and ``y`` (N, 2) holding
@@ -85,19 +89,21 @@ class ValidationMetrics(keras.callbacks.Callback):
         self.dice_loss = dice_loss
         self.w_rad = w_rad
         self.w_seg = w_seg
+        self.predictions: dict[str, Any] | None = None
 
     def evaluate(self) -> dict[str, float]:
         """Predict the validation set and return the metrics (see the class docstring)."""
         from hnprog.metrics import concordance_index
 
         collected = collect_predictions(self.model, self.val_data, dice_loss=self.dice_loss)
+        self.predictions = collected
         risk, time_event, dices = collected["risk"], collected["time_event"], collected["dice"]
         logs: dict[str, float] = {}
         total = 0.0
         if risk is not None:
             time, event = time_event[:, 0], time_event[:, 1] > 0.5
             try:
-                logs["val_cindex"] = float(concordance_index(time, event, risk))
+                logs["val_cindex"] = float(concordance_index(event=event, time=time, risk=risk))
             except (ValueError, ZeroDivisionError):  # no comparable pair in the set
                 logs["val_cindex"] = math.nan
             if self.cox_loss is not None:
@@ -215,7 +221,8 @@ def read_run_state(directory: str | Path) -> dict[str, Any] | None:
 
     Returns:
         dict or None. Keys ``epochs_completed``, ``best_epoch``, ``best_value``, ``monitor``,
-        ``weights``, ``best_weights``, ``seed_states``, ``history`` and ``fingerprint``.
+        ``weights``, ``best_weights``, ``best_val_risk`` (absent in checkpoints of older
+        versions), ``seed_states``, ``history`` and ``fingerprint``.
 
     Raises:
         InputError: if the file exists but is not valid JSON.
@@ -234,10 +241,11 @@ class RunCheckpoint(keras.callbacks.Callback):
 
     After each epoch it writes, in ``directory``: ``epoch-XXXX.weights.h5`` (model weights
     and optimizer state), ``best-XXXX.weights.h5`` when the monitored value improved, and
-    then ``state.json`` naming them, with the dropout seed states and the history. The state
-    file is written last and atomically, so it always names complete files; older weight
-    files are deleted after it. At the end of training the best epoch's weights are loaded
-    into the model.
+    then ``state.json`` naming them, with the dropout seed states, the history and the best
+    epoch's validation risks (``best_val_risk``, from ``validation``). The state file is
+    written last and atomically, so it always names complete files; older weight files are
+    deleted after it. At the end of training the best epoch's weights are loaded into the
+    model.
 
     Args:
         directory: str or Path. The checkpoint folder.
@@ -246,6 +254,8 @@ class RunCheckpoint(keras.callbacks.Callback):
         fingerprint: dict. Run settings stored with the state, compared on resume.
             Defaults to an empty dict.
         restore_best: bool. Load the best epoch's weights when training ends. Defaults to True.
+        validation: ValidationMetrics, optional. The callback (run before this one) whose
+            epoch predictions give :attr:`best_val_risk`. Defaults to None.
     """
 
     def __init__(
@@ -256,6 +266,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         mode: str = "min",
         fingerprint: dict[str, Any] | None = None,
         restore_best: bool = True,
+        validation: ValidationMetrics | None = None,
     ):
         super().__init__()
         self.directory = Path(directory)
@@ -263,6 +274,8 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.mode = mode
         self.fingerprint = fingerprint or {}
         self.restore_best = restore_best
+        self.validation = validation
+        self.best_val_risk: np.ndarray | None = None
         self.history: list[dict[str, Any]] = []
         self.best_epoch: int | None = None
         self.best_value: float | None = None
@@ -295,6 +308,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.best_value = state["best_value"]
         self.best_weights = state["best_weights"]
         self.weights = state["weights"]
+        self.best_val_risk = _as_array(state.get("best_val_risk"))
         return int(state["epochs_completed"])
 
     # -- every epoch -------------------------------------------------------------------------
@@ -326,6 +340,8 @@ class RunCheckpoint(keras.callbacks.Callback):
             stale.append(self.best_weights)
             self.best_epoch, self.best_value = epoch + 1, value
             self.best_weights = self._save_weights(f"best-{epoch + 1:04d}.weights.h5")
+            predictions = self.validation.predictions if self.validation is not None else None
+            self.best_val_risk = None if predictions is None else predictions["risk"]
         stale.append(self.weights)
         self.weights = self._save_weights(f"epoch-{epoch + 1:04d}.weights.h5")
         state = {
@@ -336,6 +352,7 @@ class RunCheckpoint(keras.callbacks.Callback):
             "best_value": self.best_value,
             "best_weights": self.best_weights,
             "weights": self.weights,
+            "best_val_risk": None if self.best_val_risk is None else self.best_val_risk.tolist(),
             "seed_states": [
                 keras.ops.convert_to_numpy(v).tolist() for v in _seed_variables(self.model)
             ],
@@ -351,6 +368,10 @@ class RunCheckpoint(keras.callbacks.Callback):
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         if self.restore_best and self.best_weights is not None:
             self.model.load_weights(self.directory / self.best_weights)
+
+
+def _as_array(values: list[float] | None) -> np.ndarray | None:
+    return None if values is None else np.asarray(values, dtype="float64")
 
 
 def _write_history_csv(history: Iterable[dict[str, Any]], path: Path) -> None:

@@ -2,35 +2,121 @@
 
 The defaults are the paper's (Andrearczyk et al., 2021): Adam with cosine decay from 1e-3,
 batch 10, 60 epochs, 1 mm voxels on a 144^3 crop, loss ``1 * Cox + 1 * Dice``.
-:meth:`TrainingConfig.fast_cpu` is a documented smaller preset (2 mm voxels, 64^3 crop) that
-trains in minutes on a laptop CPU.
+:meth:`TrainingConfig.fast_cpu` is a documented smaller preset (2 mm voxels, 64^3 crop,
+:meth:`hnprog.transforms.PreprocessConfig.cpu`) that trains in minutes on a laptop CPU.
+
+Two settings describe the model, with the one task vocabulary :class:`~hnprog.models.task.Task`:
+
+- ``task``: what the model is **trained for**, hence the loss weights ``(w_rad, w_seg)``:
+  multitask (1, 1), radiomics (1, 0), segmentation (0, 1);
+- ``heads``: which outputs the model **has**. The paper's deep-radiomics and
+  segmentation-only settings keep both heads (``heads="multitask"``, the default) and set one
+  loss weight to 0, so that both metrics are reported for every setting.
+
+This module does not import Keras: the CLI reads its defaults (:class:`TrainingConfig`'s field
+defaults and :data:`FINETUNE_DEFAULTS`) to show them in ``--help``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from hnprog.errors import InputError
+from hnprog.models.task import Task
+from hnprog.transforms import PreprocessConfig
 
-__all__ = ["FINETUNE_DEFAULTS", "SETTINGS", "TrainingConfig"]
-
-#: The paper's three deep settings: name -> (w_rad, w_seg).
-SETTINGS: dict[str, tuple[float, float]] = {
-    "multitask": (1.0, 1.0),
-    "radiomics": (1.0, 0.0),
-    "segmentation": (0.0, 1.0),
-}
+__all__ = ["FINETUNE_DEFAULTS", "Task", "TrainingConfig"]
 
 #: TrainingConfig fields that fine-tuning sets differently from training from scratch.
 FINETUNE_DEFAULTS: dict[str, Any] = {"epochs": 20, "learning_rate": 1e-4}
 
 _MIXED_PRECISION = (None, "mixed_float16", "mixed_bfloat16")
 _MONITOR_MODES = ("min", "max")
+_CROP_MULTIPLE = 16  # the UNet pools four times by 2
+
+#: Deprecated keyword -> field (one release): renamed fields.
+_RENAMED = {"workers": "n_jobs", "tasks": "heads"}
+#: Deprecated keywords that moved into ``preprocessing`` (one release).
+_GRID_KEYS = ("spacing", "crop_size")
 
 
+def _deprecated(old: str, new: str, stacklevel: int) -> None:
+    warnings.warn(f"{old} is deprecated and will be removed in the next release; use {new}",
+                  DeprecationWarning, stacklevel=stacklevel)
+
+
+def with_grid(
+    preprocessing: PreprocessConfig,
+    *,
+    spacing: float | None = None,
+    crop_size: int | None = None,
+) -> PreprocessConfig:
+    """``preprocessing`` with another voxel size (mm) and/or crop edge (voxels).
+
+    A shift limit (grid voxels) is recomputed for a new spacing, so that it stays the
+    paper's 30 mm (:class:`~hnprog.transforms.PreprocessConfig`'s default).
+    """
+    values = preprocessing.to_dict()
+    if spacing is not None and float(spacing) != preprocessing.spacing:
+        values.update(spacing=float(spacing), max_shift=None)
+    if crop_size is not None:
+        values["crop_size"] = crop_size
+    return PreprocessConfig.from_dict(values)
+
+
+def _translate_deprecated(
+    kwargs: dict[str, Any], stacklevel: int, base: PreprocessConfig | None = None
+) -> dict[str, Any]:
+    """Map the deprecated keywords (``spacing``, ``crop_size``, ``workers``, ``tasks``).
+
+    ``spacing`` and ``crop_size`` change ``kwargs["preprocessing"]``, else ``base``.
+    """
+    for old, new in _RENAMED.items():
+        if old in kwargs:
+            _deprecated(f"TrainingConfig({old}=...)", f"{new}=...", stacklevel)
+            if new in kwargs:
+                raise InputError(f"give {new} or its deprecated alias {old}, not both")
+            kwargs[new] = kwargs.pop(old)
+    grid = {k: kwargs.pop(k) for k in _GRID_KEYS if k in kwargs}
+    if grid:
+        _deprecated("TrainingConfig(spacing=..., crop_size=...)",
+                    "preprocessing=PreprocessConfig(spacing=..., crop_size=...)", stacklevel)
+        base = _as_preprocess_config(kwargs.get("preprocessing", base))
+        kwargs["preprocessing"] = with_grid(base, **grid)
+    return kwargs
+
+
+def _as_preprocess_config(value: Any) -> PreprocessConfig:
+    if value is None:
+        return PreprocessConfig()
+    if isinstance(value, PreprocessConfig):
+        return value
+    if isinstance(value, Mapping):
+        return PreprocessConfig.from_dict(value)
+    raise InputError(
+        f"preprocessing must be a PreprocessConfig. Received: preprocessing={value!r}"
+    )
+
+
+def _accepting_deprecated_keywords(cls: type) -> type:
+    """Let ``cls(...)`` (and ``dataclasses.replace``) take the deprecated keywords."""
+    init = cls.__init__
+
+    @functools.wraps(init)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **_translate_deprecated(kwargs, stacklevel=4))
+
+    cls.__init__ = __init__
+    return cls
+
+
+@_accepting_deprecated_keywords
 @dataclass(frozen=True)
 class TrainingConfig:
     """Everything that decides how a model is trained, saved with every run as ``config.json``.
@@ -40,20 +126,28 @@ class TrainingConfig:
         batch_size: int. Patients per batch. Defaults to 10 (the paper).
         learning_rate: float. Initial Adam learning rate, decayed to 0 with a cosine schedule
             over all training steps. Defaults to 1e-3 (the paper).
-        w_rad: float. Weight of the Cox loss on the ``"risk"`` output. Defaults to 1.0.
-        w_seg: float. Weight of the Dice loss on the ``"segmentation"`` output. Defaults to 1.0.
-        spacing: float. Isotropic voxel size of the network input, mm. Defaults to 1.0.
-        crop_size: int. Edge of the cubic network input, voxels; divisible by 16 (four
-            2x poolings). Defaults to 144.
+        w_rad: float, optional. Weight of the Cox loss on the ``"risk"`` output. Defaults to
+            the ``task``'s weight (1.0 for ``"multitask"``).
+        w_seg: float, optional. Weight of the Dice loss on the ``"segmentation"`` output.
+            Defaults to the ``task``'s weight (1.0 for ``"multitask"``).
+        preprocessing: PreprocessConfig. The network grid (``spacing`` in mm, ``crop_size``
+            in voxels, divisible by 16 for the four 2x poolings), the CT window and the
+            augmentation limits (``max_shift``, ``max_rotation``, ``mirror``); saved with the
+            model. Defaults to ``PreprocessConfig()`` (1 mm, 144^3, the paper).
         seed: int. Seeds splits, sampling, augmentation, weight initialisation and dropout.
             Defaults to 0.
-        workers: int. Data-loading workers (threads) of the Keras ``PyDataset``.
+        n_jobs: int. Data-loading workers (threads) of the Keras ``PyDataset``.
             Defaults to 1.
         mixed_precision: str or None. ``"mixed_float16"``, ``"mixed_bfloat16"`` or None for
             float32. Defaults to None.
-        tasks: str. Heads of the model built for training: ``"multitask"`` (both),
-            ``"radiomics"`` (risk only) or ``"segmentation"`` (mask only). Defaults to
-            ``"multitask"``; the paper's deep-radiomics and segmentation-only settings keep
+        task: Task or str, optional. What the model is trained for: ``"multitask"`` (Cox +
+            Dice), ``"radiomics"`` (Cox only) or ``"segmentation"`` (Dice only); it gives the
+            loss weights not set explicitly, and given weights must agree with it (a positive
+            weight exactly on the task's outputs). Defaults to what the loss weights imply,
+            ``"multitask"`` when neither is given.
+        heads: Task or str. The outputs of the model built for training: ``"multitask"``
+            (both), ``"radiomics"`` (risk only) or ``"segmentation"`` (mask only). Defaults to
+            ``"multitask"``: the paper's deep-radiomics and segmentation-only settings keep
             both heads and set a loss weight to 0, so that both metrics are reported.
         filters: tuple of int. Filters of the five encoder levels. Defaults to
             ``(8, 16, 32, 64, 128)`` (the paper).
@@ -71,8 +165,8 @@ class TrainingConfig:
             and ``"min"`` otherwise. Defaults to None.
         balance_events: bool. Resample the training set so that half of the samples have an
             event (the paper's censoring balance). Defaults to True.
-        augment: bool. Random shifts, sagittal mirroring and small rotations during training.
-            Defaults to True.
+        augment: bool. Random shifts, sagittal mirroring and small rotations during training,
+            within ``preprocessing``'s limits. Defaults to True.
         distribute: bool. Data-parallel training over all local accelerators. Defaults to
             False.
         run_eagerly: bool. Run the training and prediction steps eagerly instead of compiling
@@ -80,28 +174,37 @@ class TrainingConfig:
             it skips the one-off graph building, which dominates tiny runs under TensorFlow
             (seconds instead of about 20 s); for debugging and tests. Not part of the run
             fingerprint. Defaults to False.
+        extra: dict. Free-form notes recorded with the run (fine-tuning stores its source
+            here). Not part of the run fingerprint. Defaults to an empty dict.
+
+    Deprecated keywords (one release): ``spacing=`` and ``crop_size=`` (set them in
+    ``preprocessing``; ``config.spacing`` and ``config.crop_size`` stay readable),
+    ``workers=`` (``n_jobs``) and ``tasks=`` (``heads``).
 
     Raises:
         InputError: on a crop size not divisible by 16, non-positive sizes or rates, negative
-            or all-zero loss weights, or an unknown mixed-precision policy or task.
+            or all-zero loss weights, weights that disagree with ``task``, a loss on an output
+            that ``heads`` lacks, or an unknown mixed-precision policy or task.
 
     Example:
         >>> config = TrainingConfig.fast_cpu(epochs=2)
         >>> config.spacing, config.crop_size, config.batch_size
         (2.0, 64, 10)
+        >>> TrainingConfig(task="radiomics").w_seg
+        0.0
     """
 
     epochs: int = 60
     batch_size: int = 10
     learning_rate: float = 1e-3
-    w_rad: float = 1.0
-    w_seg: float = 1.0
-    spacing: float = 1.0
-    crop_size: int = 144
+    w_rad: float | None = None
+    w_seg: float | None = None
+    preprocessing: PreprocessConfig = field(default_factory=PreprocessConfig)
     seed: int = 0
-    workers: int = 1
+    n_jobs: int = 1
     mixed_precision: str | None = None
-    tasks: str = "multitask"
+    task: Task | None = None
+    heads: Task = Task.MULTITASK
     filters: tuple[int, ...] = (8, 16, 32, 64, 128)
     dropout: float = 0.5
     ties: str = "breslow"
@@ -116,40 +219,38 @@ class TrainingConfig:
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "filters", tuple(int(f) for f in self.filters))
-        for name in ("epochs", "batch_size", "crop_size", "workers", "n_folds"):
+        set_ = functools.partial(object.__setattr__, self)
+        set_("filters", tuple(int(f) for f in self.filters))
+        set_("preprocessing", _as_preprocess_config(self.preprocessing))
+        for name in ("epochs", "batch_size", "n_jobs", "n_folds"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise InputError(f"{name} must be a positive integer. Received: {name}={value!r}")
         if self.n_folds < 2:
             raise InputError(f"n_folds must be at least 2. Received: n_folds={self.n_folds}")
-        if self.crop_size % 16:
+        if self.crop_size % _CROP_MULTIPLE:
             raise InputError(
-                "crop_size must be divisible by 16 (the UNet pools four times by 2). "
-                f"Received: crop_size={self.crop_size}"
+                f"crop_size must be divisible by {_CROP_MULTIPLE} (the UNet pools four times "
+                f"by 2). Received: crop_size={self.crop_size}"
             )
-        for name in ("learning_rate", "spacing"):
-            value = float(getattr(self, name))
-            if not (math.isfinite(value) and value > 0):
-                raise InputError(f"{name} must be a positive number. Received: {name}={value!r}")
-        if min(self.w_rad, self.w_seg) < 0 or self.w_rad + self.w_seg == 0:
+        value = float(self.learning_rate)
+        if not (math.isfinite(value) and value > 0):
             raise InputError(
-                "loss weights must be >= 0 and not both 0. "
-                f"Received: w_rad={self.w_rad}, w_seg={self.w_seg}"
+                f"learning_rate must be a positive number. Received: learning_rate={value!r}"
             )
+        self._resolve_task_and_weights()
+        set_("heads", Task.parse(self.heads, name="heads"))
+        if "segmentation" not in self.heads.outputs and self.w_seg > 0:
+            raise InputError(
+                f"heads={self.heads.value!r} has no segmentation output; set w_seg=0."
+            )
+        if "risk" not in self.heads.outputs and self.w_rad > 0:
+            raise InputError(f"heads={self.heads.value!r} has no risk output; set w_rad=0.")
         if self.mixed_precision not in _MIXED_PRECISION:
             raise InputError(
                 f"mixed_precision must be one of {_MIXED_PRECISION}. "
                 f"Received: mixed_precision={self.mixed_precision!r}"
             )
-        if self.tasks not in SETTINGS:
-            raise InputError(
-                f"tasks must be one of {tuple(SETTINGS)}. Received: tasks={self.tasks!r}"
-            )
-        if self.tasks == "radiomics" and self.w_seg > 0:
-            raise InputError("tasks='radiomics' has no segmentation output; set w_seg=0.")
-        if self.tasks == "segmentation" and self.w_rad > 0:
-            raise InputError("tasks='segmentation' has no risk output; set w_rad=0.")
         if not 0 < self.val_fraction < 1:
             raise InputError(
                 f"val_fraction must be in (0, 1). Received: val_fraction={self.val_fraction}"
@@ -161,6 +262,55 @@ class TrainingConfig:
         if self.ties not in ("breslow", "efron"):
             raise InputError(f"ties must be 'breslow' or 'efron'. Received: ties={self.ties!r}")
 
+    def _resolve_task_and_weights(self) -> None:
+        """Fill the loss weights from ``task`` and ``task`` from the weights; check both."""
+        given = None if self.task is None else Task.parse(self.task, name="task")
+        defaults = (given or Task.MULTITASK).loss_weights
+        w_rad, w_seg = (
+            defaults[i] if value is None else float(value)
+            for i, value in enumerate((self.w_rad, self.w_seg))
+        )
+        if min(w_rad, w_seg) < 0 or w_rad + w_seg == 0:
+            raise InputError(
+                f"loss weights must be >= 0 and not both 0. Received: w_rad={w_rad}, w_seg={w_seg}"
+            )
+        trained = Task.from_outputs(
+            [name for name, w in (("risk", w_rad), ("segmentation", w_seg)) if w > 0]
+        )
+        if given is not None and trained is not given:
+            raise InputError(
+                f"task={given.value!r} trains the outputs {list(given.outputs)}, so its loss "
+                f"weights are {given.loss_weights} up to scale. Received: w_rad={w_rad}, "
+                f"w_seg={w_seg}"
+            )
+        object.__setattr__(self, "w_rad", w_rad)
+        object.__setattr__(self, "w_seg", w_seg)
+        object.__setattr__(self, "task", trained)
+
+    # -- the preprocessing grid ---------------------------------------------------------------
+    @property
+    def spacing(self) -> float:
+        """Isotropic voxel size of the network input, mm (``preprocessing.spacing``)."""
+        return self.preprocessing.spacing
+
+    @property
+    def crop_size(self) -> int:
+        """Edge of the cubic network input, voxels (``preprocessing.crop_size``)."""
+        return self.preprocessing.crop_size
+
+    @property
+    def workers(self) -> int:
+        """Deprecated alias of :attr:`n_jobs`."""
+        _deprecated("TrainingConfig.workers", "n_jobs", stacklevel=3)
+        return self.n_jobs
+
+    @property
+    def tasks(self) -> Task:
+        """Deprecated alias of :attr:`heads`."""
+        _deprecated("TrainingConfig.tasks", "heads", stacklevel=3)
+        return self.heads
+
+    # -- presets ------------------------------------------------------------------------------
     @classmethod
     def fast_cpu(cls, **overrides: Any) -> TrainingConfig:
         """The CPU preset: 2 mm voxels on a 64^3 crop (a 128 mm cube), other values as given.
@@ -169,31 +319,28 @@ class TrainingConfig:
             **overrides: any field of :class:`TrainingConfig`.
 
         Returns:
-            TrainingConfig.
+            TrainingConfig. Its ``preprocessing`` is :meth:`PreprocessConfig.cpu`.
         """
-        return cls(**{"spacing": 2.0, "crop_size": 64, **overrides})
+        cpu = PreprocessConfig.cpu()
+        overrides = _translate_deprecated(dict(overrides), stacklevel=4, base=cpu)
+        return cls(**{"preprocessing": cpu, **overrides})
 
     @classmethod
     def for_setting(cls, setting: str, **overrides: Any) -> TrainingConfig:
-        """A config with the loss weights of one of the paper's settings.
+        """Deprecated: use ``TrainingConfig(task=setting, ...)``.
 
         Args:
             setting: str. ``"multitask"`` (1, 1), ``"radiomics"`` (1, 0) or
                 ``"segmentation"`` (0, 1).
-            **overrides: any other field.
+            **overrides: any other field; ``w_rad`` and ``w_seg`` are replaced by the task's.
 
         Returns:
             TrainingConfig.
-
-        Raises:
-            InputError: on an unknown setting.
         """
-        if setting not in SETTINGS:
-            raise InputError(
-                f"setting must be one of {tuple(SETTINGS)}. Received: setting={setting!r}"
-            )
-        w_rad, w_seg = SETTINGS[setting]
-        return cls(**{**overrides, "w_rad": w_rad, "w_seg": w_seg})
+        _deprecated("TrainingConfig.for_setting(setting)", "TrainingConfig(task=...)",
+                    stacklevel=3)
+        task = Task.parse(setting, name="setting")
+        return cls(**{**overrides, "task": task, "w_rad": None, "w_seg": None})
 
     @property
     def resolved_monitor_mode(self) -> str:
@@ -203,36 +350,72 @@ class TrainingConfig:
         return "max" if self.monitor.endswith(("cindex", "dice")) else "min"
 
     def replace(self, **changes: Any) -> TrainingConfig:
-        """A copy with some fields changed (and checked again)."""
+        """A copy with some fields changed (and checked again).
+
+        A new ``task`` without weights takes the task's loss weights; new weights without a
+        ``task`` give the task they imply.
+        """
+        changes = _translate_deprecated(dict(changes), stacklevel=4, base=self.preprocessing)
+        weights = {"w_rad", "w_seg"} & set(changes)
+        if "task" in changes and not weights:
+            changes.update(w_rad=None, w_seg=None)
+        elif weights and "task" not in changes:
+            changes["task"] = None
         return dataclasses.replace(self, **changes)
 
+    # -- JSON ---------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """The fields as a JSON-ready dict (``filters`` as a list)."""
-        out = dataclasses.asdict(self)
-        out["filters"] = list(self.filters)
+        """The fields as a JSON-ready dict (``filters`` as a list, tasks as their names)."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out.update(
+            filters=list(self.filters), preprocessing=self.preprocessing.to_dict(),
+            task=self.task.value, heads=self.heads.value, extra=dict(self.extra),
+        )
         return out
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainingConfig:
-        """Build a config from :meth:`to_dict` output; unknown keys are an error.
+    def from_dict(cls, values: Mapping[str, Any]) -> TrainingConfig:
+        """Build a config from :meth:`to_dict` output, also that of older versions.
+
+        Older ``config.json`` files (``spacing``, ``crop_size``, ``workers`` and ``tasks``
+        fields; a fine-tuned run's recorded preprocessing in ``extra``) load as the same
+        settings, so their runs resume.
 
         Raises:
             InputError: on unknown keys or invalid values.
         """
-        known = {f.name for f in dataclasses.fields(cls)}
+        values = dict(values)
+        known = {f.name for f in dataclasses.fields(cls)} | set(_RENAMED) | set(_GRID_KEYS)
         unknown = sorted(set(values) - known)
         if unknown:
             raise InputError(f"unknown training config keys: {unknown}")
+        for old, new in _RENAMED.items():
+            if old in values:
+                values[new] = values.pop(old)
+        grid = {k: values.pop(k) for k in _GRID_KEYS if k in values}
+        if grid and "preprocessing" not in values:
+            # before PreprocessConfig was held here, a fine-tuned run kept the source's
+            # recorded preprocessing in extra, and spacing/crop_size overrode it
+            recorded = (values.get("extra") or {}).get("preprocessing")
+            base = PreprocessConfig.from_recorded(recorded) if recorded else PreprocessConfig()
+            values["preprocessing"] = with_grid(base, **grid)
         return cls(**values)
 
     def run_fingerprint(self) -> dict[str, Any]:
         """The fields that must match for ``--resume`` to continue a run.
 
-        All but ``workers``, ``run_eagerly`` and ``extra``, which change how a run executes,
+        All but ``n_jobs``, ``run_eagerly`` and ``extra``, which change how a run executes,
         not what it computes.
         """
         out = self.to_dict()
-        out.pop("workers")
-        out.pop("run_eagerly")
-        out.pop("extra")
+        for name in ("n_jobs", "run_eagerly", "extra"):
+            out.pop(name)
         return out
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SETTINGS":  # deprecated: the paper's settings are the members of Task
+        _deprecated("hnprog.training.SETTINGS", "hnprog.models.task.Task (Task.loss_weights)",
+                    stacklevel=3)
+        return {task.value: task.loss_weights for task in Task}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

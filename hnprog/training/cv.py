@@ -1,24 +1,25 @@
-"""The paper's cross-validation protocol for the three deep settings (Andrearczyk et al., 2021).
+"""The paper's cross-validation protocol for the three deep tasks (Andrearczyk et al., 2021).
 
 For each of 5 folds (20% test, stratified by event and, when known, by centre; the rest split
-80% training / 20% validation), each selected setting is trained (:func:`train_model`), its
+80% training / 20% validation), each selected task (:class:`~hnprog.models.task.Task`:
+multitask (1,1), radiomics (1,0), segmentation (0,1)) is trained (:func:`train_model`), its
 best epoch by validation combined loss is kept, and the test patients are predicted. The
-results go to one table in the format of the paper's Tables 1-2 (C-index and Dice, mean ±
-standard error over folds) through :mod:`hnprog.reporting`, with the per-patient predictions
-and a Kaplan-Meier plot per setting. Output folder::
+results are a :class:`hnprog.reporting.CVResult`, written as one table in the format of the
+paper's Tables 1-2 (C-index and Dice, mean ± standard error over folds), with the per-patient
+predictions and a Kaplan-Meier plot per task. Output folder::
 
-    OUT/cv.json                         settings of the run (``--resume`` checks them)
-    OUT/results.{csv,md,json}           the table; results_per_fold.csv
-    OUT/predictions.csv                 setting, fold, patient_id, time, event, risk, dice
-    OUT/kaplan_meier_<setting>.png      test patients split at the median predicted risk
-    OUT/<setting>/fold-<k>/             one run folder per fold (model.keras, history.csv, ...)
+    OUT/cv.json                       settings of the run (``--resume`` checks them)
+    OUT/results.{csv,md,json}         the table; results_per_fold.csv
+    OUT/predictions.csv               model, fold, patient_id, time, event, risk, dice
+    OUT/kaplan_meier_<task>.png       test patients split at the median predicted risk
+    OUT/<task>/fold-<k>/              one run folder per fold (preset/, history.csv, ...)
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,45 +27,40 @@ import numpy as np
 import pandas as pd
 
 from hnprog.errors import InputError
-from hnprog.io import atomic_write, write_json
-from hnprog.training.config import SETTINGS, TrainingConfig
-from hnprog.training.trainer import (
+from hnprog.io import write_json
+from hnprog.models.task import Task
+from hnprog.reporting import CVResult
+from hnprog.training.config import TrainingConfig
+from hnprog.training.fit import export_preset, prepare_run_folder, train_model
+from hnprog.training.runs import (
     check_training_set,
     cohort_datasets,
-    export_preset,
+    dataset_metadata,
     predict_dataset,
-    prepare_run_folder,
-    preprocess_config,
-    train_model,
+    read_cohort_with_endpoints,
 )
 
 __all__ = ["CVResult", "cross_validate"]
 
-MODEL_NAMES = {
-    "radiomics": "deep radiomics (1,0)",
-    "multitask": "deep multi-task (1,1)",
-    "segmentation": "deep segmentation (0,1)",
-}
+CV_FILE = "cv.json"
 
 
-@dataclass
-class CVResult:
-    """What :func:`cross_validate` returns.
+def _task_configs(config: TrainingConfig, tasks: Sequence[Task | str]) -> dict[Task, TrainingConfig]:
+    """Each task's config: ``config`` with the task's loss weights (its heads unchanged)."""
+    parsed = [Task.parse(t, name="tasks") for t in tasks]
+    if not parsed:
+        raise InputError("tasks must name at least one of "
+                         f"{[t.value for t in Task]}. Received: tasks={list(tasks)}")
+    return {task: config.replace(task=task) for task in dict.fromkeys(parsed)}
 
-    Args:
-        per_fold: pandas.DataFrame. One row per (model, fold): ``model``, ``fold``,
-            ``c_index`` and ``dice`` on the test patients.
-        predictions: pandas.DataFrame. One row per (setting, test patient): ``setting``,
-            ``fold``, ``patient_id``, ``time`` (days), ``event``, ``risk`` (log-hazard, higher
-            is worse) and ``dice``.
-        log_rank_p: dict. Setting -> log-rank p-value of the median-risk split.
-        files: dict. Output name -> path.
-    """
 
-    per_fold: pd.DataFrame
-    predictions: pd.DataFrame
-    log_rank_p: dict[str, float] = field(default_factory=dict)
-    files: dict[str, Path] = field(default_factory=dict)
+def _stored_cv_fingerprint(document: dict[str, Any]) -> dict[str, Any]:
+    """The fingerprint of a ``cv.json``, also one of an older version (``settings``)."""
+    stored = dict(document["fingerprint"])
+    if "settings" in stored:
+        stored["tasks"] = stored.pop("settings")
+    stored["training"] = TrainingConfig.from_dict(stored["training"]).run_fingerprint()
+    return stored
 
 
 def cross_validate(
@@ -72,41 +68,40 @@ def cross_validate(
     out_dir: str | os.PathLike,
     *,
     config: TrainingConfig | None = None,
-    settings: Sequence[str] = ("multitask", "radiomics", "segmentation"),
+    tasks: Sequence[Task | str] = tuple(Task),
     radiomics_features: str | os.PathLike | pd.DataFrame | None = None,
     cache_dir: str | os.PathLike | None = None,
     resume: bool = False,
     overwrite: bool = False,
     verbose: int | str = "auto",
+    settings: Sequence[str] | None = None,
 ) -> CVResult:
-    """Run the paper's 5-fold cross-validation of the deep settings on a cohort.
+    """Run the paper's 5-fold cross-validation of the deep tasks on a cohort.
 
     Args:
-        data: str, PathLike or Cohort. A cohort folder or manifest (read with
-            :func:`hnprog.data.cohort.read_cohort`) or an already-read ``Cohort``; it needs
-            endpoints and GTVt masks.
-        out_dir: str or PathLike. Output folder (see the module docstring).
+        data, out_dir, cache_dir, overwrite, verbose: as
+            :func:`~hnprog.training.runs.train_on_cohort` (``out_dir``: see the module
+            docstring; the case cache is shared by all folds).
         config: TrainingConfig, optional. ``n_folds``, ``val_fraction``, ``seed`` and the
-            training settings; ``w_rad``/``w_seg`` are replaced by each setting's weights.
+            training settings; ``task`` and the loss weights are replaced by each task's, the
+            heads are kept (both by default, so that every task reports both metrics).
             Defaults to ``TrainingConfig()`` (the paper).
-        settings: sequence of str. Among ``"multitask"`` (1,1), ``"radiomics"`` (1,0) and
-            ``"segmentation"`` (0,1). Defaults to all three.
+        tasks: sequence of Task or str. Among ``"multitask"`` (1,1), ``"radiomics"`` (1,0)
+            and ``"segmentation"`` (0,1). Defaults to all three.
         radiomics_features: path or DataFrame, optional. Handcrafted features of the same
             patients (``hnprog radiomics extract`` output); the standard radiomics baseline is
             then cross-validated on the same splits (same seed and patients) and added to the
             table. Defaults to None.
-        cache_dir: str or PathLike, optional. Cache of cropped cases, shared by all folds.
-            Defaults to ``OUT/cache``.
         resume: bool. Continue a killed run: finished folds are kept, the interrupted one
             resumes from its last epoch. Defaults to False.
-        overwrite: bool. Replace an earlier run in ``out_dir``. Defaults to False.
-        verbose: int or str. Keras ``fit`` verbosity. Defaults to ``"auto"``.
+        settings: sequence of str, optional. Deprecated alias of ``tasks``.
 
     Returns:
-        CVResult.
+        CVResult. ``per_fold`` (model = :attr:`Task.label`, e.g. ``"deep multi-task
+        (1,1)"``), ``predictions``, ``log_rank_p`` by model, ``files``.
 
     Raises:
-        InputError: before any training, on an unknown setting, fewer patients than folds, a
+        InputError: before any training, on an unknown task, fewer patients than folds, a
             fold whose training or validation set holds no event, a batch size larger than a
             training set, a cohort without endpoints or masks, or an output folder holding a
             different run (without ``resume``/``overwrite``).
@@ -116,19 +111,17 @@ def cross_validate(
         ...                         config=TrainingConfig.fast_cpu(epochs=10))
         >>> print(open("cv/results.md").read())  # doctest: +SKIP
     """
-    from hnprog.data.cohort import read_cohort
     from hnprog.metrics import concordance_index
-    from hnprog.reporting import plot_kaplan_meier, write_cv_report
+    from hnprog.reporting import plot_cv_kaplan_meier, write_cv_report
     from hnprog.splits import cross_validation_splits
 
+    if settings is not None:
+        warnings.warn("cross_validate(settings=...) is deprecated and will be removed in the "
+                      "next release; use tasks=...", DeprecationWarning, stacklevel=2)
+        tasks = settings
     config = config or TrainingConfig()
-    settings = list(dict.fromkeys(settings))
-    unknown = [s for s in settings if s not in SETTINGS]
-    if unknown or not settings:
-        raise InputError(f"settings must be among {tuple(SETTINGS)}. Received: {settings}")
-    cohort = data if hasattr(data, "patients") else read_cohort(data)
-    if cohort.endpoints is None:
-        raise InputError(f"cohort {cohort.root} has no endpoints (endpoints.csv)")
+    configs = _task_configs(config, tasks)
+    cohort = read_cohort_with_endpoints(data)
     y = cohort.survival_y()
     ids = np.asarray(cohort.ids)
     centres = cohort.centres
@@ -143,80 +136,64 @@ def cross_validate(
             n_val=len(split.val), where=f"fold {split.fold}",
         )
     out_dir = Path(out_dir)
-    fingerprint = {"training": config.run_fingerprint(), "settings": settings,
+    names = [task.value for task in configs]
+    fingerprint = {"training": config.run_fingerprint(), "tasks": names,
                    "patients": ids.tolist()}
     prepare_run_folder(
-        out_dir, fingerprint, resume=resume, overwrite=overwrite, marker="cv.json",
-        remove=("cv.json", "predictions.csv", *settings),
+        out_dir, fingerprint, resume=resume, overwrite=overwrite, marker=CV_FILE,
+        remove=(CV_FILE, "predictions.csv", *names), stored_fingerprint=_stored_cv_fingerprint,
     )
-    write_json({"fingerprint": fingerprint}, out_dir / "cv.json")
+    write_json({"fingerprint": fingerprint}, out_dir / CV_FILE)
     cache_dir = Path(cache_dir) if cache_dir is not None else out_dir / "cache"
-    preprocessing = preprocess_config(config)
+    dataset = dataset_metadata(cohort)
 
     fold_rows, prediction_rows = [], []
-    for setting in settings:
-        setting_config = TrainingConfig.for_setting(
-            setting, **{k: v for k, v in config.to_dict().items() if k not in ("w_rad", "w_seg")}
-        )
+    for task, task_config in configs.items():
         for split in splits:
             train_ds, val_ds = cohort_datasets(
-                cohort, ids[split.train], ids[split.val], setting_config, cache_dir=cache_dir
+                cohort, ids[split.train], ids[split.val], task_config, cache_dir=cache_dir
             )
-            run_dir = out_dir / setting / f"fold-{split.fold + 1}"
             result = train_model(
-                train_ds, val_ds, run_dir, config=setting_config,
-                preprocessing=preprocessing.to_dict(), resume=resume, verbose=verbose,
+                train_ds, val_ds, out_dir / task.value / f"fold-{split.fold + 1}",
+                config=task_config, resume=resume, verbose=verbose, export=False,
             )
             test_ids = ids[split.test]
             _, test_ds = cohort_datasets(
-                cohort, ids[split.train], test_ids, setting_config, cache_dir=cache_dir,
+                cohort, ids[split.train], test_ids, task_config, cache_dir=cache_dir,
                 train=False,
             )
             risk, dice = predict_dataset(result.model, test_ds)
             time, event = y["time"][split.test], y["event"][split.test]
-            c_index = concordance_index(time, event, risk) if risk is not None else np.nan
-            fold_rows.append({
-                "model": MODEL_NAMES[setting], "fold": split.fold,
-                "c_index": float(c_index),
+            row = {
+                "model": task.label, "fold": split.fold,
+                "c_index": (float(concordance_index(event=event, time=time, risk=risk))
+                            if risk is not None else np.nan),
                 "dice": float(np.mean(dice)) if dice is not None else np.nan,
-            })
-            export_preset(result, cohort, val_ds, setting_config,
-                          name=f"{setting}_fold{split.fold + 1}", fold=split.fold,
-                          test_metrics={k: fold_rows[-1][k] for k in ("c_index", "dice")})
-            for i, pid in enumerate(test_ids):
-                prediction_rows.append({
-                    "setting": setting, "fold": split.fold, "patient_id": pid,
-                    "time": float(time[i]), "event": bool(event[i]),
-                    "risk": float(risk[i]) if risk is not None else np.nan,
-                    "dice": float(dice[i]) if dice is not None else np.nan,
-                })
+            }
+            fold_rows.append(row)
+            export_preset(result, task_config, name=f"{task}_fold{split.fold + 1}",
+                          dataset=dataset, fold=split.fold,
+                          test_metrics={k: row[k] for k in ("c_index", "dice")})
+            prediction_rows.append(pd.DataFrame({
+                "model": task.label, "fold": split.fold, "patient_id": test_ids,
+                "time": time.astype(float), "event": event.astype(bool),
+                "risk": risk if risk is not None else np.nan,
+                "dice": dice if dice is not None else np.nan,
+            }))
     per_fold = pd.DataFrame(fold_rows)
-    predictions = pd.DataFrame(prediction_rows)
-    extra: dict[str, Any] = {"config": config.to_dict(), "settings": settings}
     if radiomics_features is not None:
         per_fold = pd.concat([per_fold, _radiomics_rows(radiomics_features, cohort, config,
                                                         groups)], ignore_index=True)
-    files: dict[str, Path] = {}
-    log_rank: dict[str, float] = {}
-    for setting in settings:
-        rows = predictions[predictions["setting"] == setting]
-        if rows["risk"].notna().all() and rows["event"].any():
-            path = out_dir / f"kaplan_meier_{setting}.png"
-            log_rank[setting] = plot_kaplan_meier(
-                rows["time"].to_numpy(), rows["event"].to_numpy(), rows["risk"].to_numpy(),
-                path, title=f"{MODEL_NAMES[setting]}: test patients, split at median risk",
-            )
-            files[f"kaplan_meier_{setting}"] = path
-    extra["log_rank_p"] = log_rank
-    files.update(write_cv_report(
-        per_fold, out_dir, metrics=["c_index", "dice"],
+    result = CVResult(per_fold, pd.concat(prediction_rows, ignore_index=True),
+                      extra={"config": config.to_dict(), "tasks": names})
+    for task in configs:
+        plot_cv_kaplan_meier(result, task.label, out_dir / f"kaplan_meier_{task}.png",
+                             title=f"{task.label}: test patients, split at median risk")
+    result.files.update(write_cv_report(
+        result, out_dir, metrics=["c_index", "dice"],
         title="Cross-validation: test C-index and Dice (mean ± standard error over folds)",
-        extra=extra,
     ))
-    with atomic_write(out_dir / "predictions.csv", newline="") as f:
-        predictions.to_csv(f, index=False)
-    files["predictions"] = out_dir / "predictions.csv"
-    return CVResult(per_fold=per_fold, predictions=predictions, log_rank_p=log_rank, files=files)
+    return result
 
 
 def _radiomics_rows(
@@ -242,7 +219,13 @@ def _radiomics_rows(
         val_fraction=config.val_fraction, seed=config.seed,
         groups=dict(zip(cohort.ids, groups)) if groups is not None else None,
     )
-    rows = result.per_fold[["fold", "c_index"]].copy()
-    rows.insert(0, "model", "standard radiomics")
-    rows["dice"] = np.nan
-    return rows
+    return result.per_fold[["model", "fold", "c_index", "dice"]]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "MODEL_NAMES":  # deprecated: the report names are Task.label
+        warnings.warn("hnprog.training.cv.MODEL_NAMES is deprecated and will be removed in the "
+                      "next release; use hnprog.models.task.Task(...).label",
+                      DeprecationWarning, stacklevel=2)
+        return {task.value: task.label for task in Task}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,25 +1,39 @@
 """Fine-tuning a trained model or preset on a new cohort.
 
-The starting model comes from a ``.keras`` file, a run folder of :func:`hnprog.training.train_model`
-(``model.keras`` + ``preprocessing.json``) or a preset (a registered name, ``hf://org/repo`` or
-a preset folder, loaded with :func:`hnprog.presets.from_preset`). Its recorded preprocessing
-(voxel spacing and crop size) is kept: the new cohort is preprocessed the same way and the
-fine-tuned model is saved with the same ``preprocessing.json``. The encoder can be frozen and
-the learning rate is lower than for training from scratch (1e-4 by default).
+The starting model is loaded through :func:`hnprog.presets.from_preset`: a registered preset
+name, an ``hf://org/repo`` URI, a preset folder, or a run folder holding ``preset/`` (what
+``train``, ``cv`` and ``finetune`` write). Its recorded preprocessing
+(:class:`~hnprog.transforms.PreprocessConfig`: voxel spacing, crop size, CT window, ...) is
+kept: the new cohort is prepared the same way and the fine-tuned preset records it again. The
+encoder can be frozen and the learning rate is lower than for training from scratch (1e-4 by
+default, :data:`~hnprog.training.config.FINETUNE_DEFAULTS`).
+
+Run folders of older versions (``model.keras`` with ``preprocessing.json``) and bare
+``.keras`` files still load for one release, with a :class:`DeprecationWarning`.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import keras
 
 from hnprog.errors import InputError
+from hnprog.models.task import Task
+from hnprog.training.callbacks import output_names
 from hnprog.training.config import FINETUNE_DEFAULTS, TrainingConfig
-from hnprog.training.trainer import PREPROCESSING_FILE, TrainingResult, train_on_cohort
+from hnprog.training.fit import (
+    LEGACY_MODEL_FILE,
+    LEGACY_PREPROCESSING_FILE,
+    PRESET_DIR,
+    TrainingResult,
+)
+from hnprog.training.runs import train_on_cohort
 
 __all__ = [
     "ENCODER_PREFIXES",
@@ -33,43 +47,63 @@ __all__ = [
 ENCODER_PREFIXES = ("enc",)
 
 
-
-def load_start_model(source: str | os.PathLike) -> tuple[keras.Model, dict[str, Any] | None]:
+def load_start_model(source: str | os.PathLike) -> tuple[keras.Model, Any]:
     """Load the model to fine-tune and the preprocessing recorded with it.
 
     Args:
-        source: str or PathLike. A ``.keras`` file (with an optional ``preprocessing.json``
-            next to it), a folder holding ``model.keras``, or a preset name, ``hf://`` URI or
-            preset folder.
+        source: str or PathLike. A preset name, ``hf://`` URI or preset folder, or a run
+            folder holding ``preset/``; deprecated for one release: an older run folder
+            holding ``model.keras`` (and ``preprocessing.json``) or a ``.keras`` file.
 
     Returns:
-        tuple ``(model, preprocessing)``: the uncompiled model and the preprocessing dict
-        (``spacing`` in mm, ``crop_size`` in voxels, ...) or None when none is recorded.
+        tuple ``(model, preprocessing)``: the uncompiled model and its
+        :class:`~hnprog.transforms.PreprocessConfig`, or None for a ``.keras`` file saved
+        without a ``preprocessing.json``.
 
     Raises:
-        InputError: if the source cannot be found or loaded.
+        InputError: if the source cannot be found or loaded, or is an ensemble of presets.
     """
-    path = Path(source)
-    if path.is_dir() and (path / "model.keras").is_file():
-        path = path / "model.keras"
-    if path.suffix == ".keras":
-        if not path.is_file():
-            raise InputError(f"model file not found: {path}")
-        import hnprog.models  # noqa: F401  (registers the custom layers)
-
-        try:
-            model = keras.models.load_model(path, compile=False)
-        except (ValueError, OSError) as exc:
-            raise InputError(f"cannot load model {path}: {exc}") from None
-        recorded = path.parent / PREPROCESSING_FILE
-        preprocessing = json.loads(recorded.read_text()) if recorded.is_file() else None
-        return model, preprocessing
     from hnprog.presets import from_preset
+    from hnprog.transforms import PreprocessConfig
 
+    path = Path(source)
+    if path.is_dir() and (path / PRESET_DIR).is_dir():
+        source = path / PRESET_DIR
+    elif path.suffix == ".keras" or (path / LEGACY_MODEL_FILE).is_file():
+        return _load_legacy_model(path)
     preset = from_preset(source)
     if not hasattr(preset, "model"):
         raise InputError(f"{source} is an ensemble of presets; fine-tune one member at a time")
-    return preset.model, preset.preprocessing
+    recorded = preset.preprocessing
+    if isinstance(recorded, Mapping):
+        recorded = PreprocessConfig.from_recorded(recorded)
+    return preset.model, recorded
+
+
+def _load_legacy_model(path: Path) -> tuple[keras.Model, Any]:
+    """A ``.keras`` file (or a run folder's ``model.keras``) with its ``preprocessing.json``."""
+    from hnprog.transforms import PreprocessConfig
+
+    if path.is_dir():
+        path = path / LEGACY_MODEL_FILE
+    if not path.is_file():
+        raise InputError(f"model file not found: {path}")
+    warnings.warn(
+        f"loading {path} (a .keras model file) is deprecated and will be removed in the next "
+        "release; re-export it as a preset folder with hnprog.save_to_preset(model, folder, "
+        "preprocessing=PreprocessConfig(...)), or give a run folder holding preset/",
+        DeprecationWarning, stacklevel=3,
+    )
+    import hnprog.models.layers  # noqa: F401  (registers the custom layers)
+
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except (ValueError, OSError) as exc:
+        raise InputError(f"cannot load model {path}: {exc}") from None
+    recorded = path.parent / LEGACY_PREPROCESSING_FILE
+    if not recorded.is_file():
+        return model, None
+    return model, PreprocessConfig.from_recorded(json.loads(recorded.read_text()))
 
 
 def freeze_encoder(model: keras.Model, prefixes: tuple[str, ...] = ENCODER_PREFIXES) -> int:
@@ -112,44 +146,45 @@ def finetune(
     overwrite: bool = False,
     verbose: int | str = "auto",
 ) -> TrainingResult:
-    """Fine-tune a saved model or preset on a cohort, keeping its preprocessing.
+    """Fine-tune a saved preset (or run) on a cohort, keeping its preprocessing.
 
     Args:
-        data: str, PathLike or Cohort. The new cohort (with masks and endpoints).
-        out_dir: str or PathLike. The run folder (``model.keras``, ``preprocessing.json``,
-            ``history.csv``, ``checkpoint/``).
+        data, out_dir, cache_dir, resume, overwrite, verbose: as
+            :func:`~hnprog.training.runs.train_on_cohort`; the run folder ends with
+            ``preset/``, the fine-tuned model.
         source: str or PathLike. Where the starting model comes from (see
             :func:`load_start_model`).
-        config: TrainingConfig, optional. Training settings; its ``spacing`` and
-            ``crop_size`` are replaced by the recorded preprocessing (they apply only to a
-            model that records none), and its ``filters``, ``dropout`` and
-            ``mixed_precision`` are unused (the model is already built). Defaults to
-            ``TrainingConfig(**FINETUNE_DEFAULTS)`` (20 epochs, learning rate 1e-4).
+        config: TrainingConfig, optional. Training settings; its ``preprocessing`` is
+            replaced by the recorded one (it applies only to a ``.keras`` file that records
+            none), its ``heads`` by the model's outputs (an output the model lacks gets loss
+            weight 0), and its ``filters``, ``dropout`` and ``mixed_precision`` are unused (the
+            model is already built). Defaults to ``TrainingConfig(**FINETUNE_DEFAULTS)``
+            (20 epochs, learning rate 1e-4).
         freeze: bool. Freeze the encoder (train only the decoder and the risk head).
             Defaults to False.
-        cache_dir: str or PathLike, optional. Case cache. Defaults to ``out_dir/cache``.
-        resume: bool. Continue the run in ``out_dir``. Defaults to False.
-        overwrite: bool. Replace the run in ``out_dir``. Defaults to False.
-        verbose: int or str. Keras verbosity. Defaults to ``"auto"``.
 
     Returns:
         TrainingResult.
 
     Raises:
         InputError: on an unloadable source, a model whose input size differs from the
-            recorded crop size, or any error of :func:`hnprog.training.trainer.train_on_cohort`.
+            recorded crop size, or any error of :func:`~hnprog.training.runs.train_on_cohort`.
 
     Example:
-        >>> finetune("my_cohort/", "ft/", source="runs/fold1/model.keras",  # doctest: +SKIP
-        ...          freeze=True)
+        >>> finetune("my_cohort/", "ft/", source="runs/fold1", freeze=True)  # doctest: +SKIP
     """
     config = config or TrainingConfig(**FINETUNE_DEFAULTS)
     model, preprocessing = load_start_model(source)
-    if preprocessing:
-        config = config.replace(
-            spacing=float(preprocessing.get("spacing", config.spacing)),
-            crop_size=int(preprocessing.get("crop_size", config.crop_size)),
-        )
+    outputs = output_names(model)
+    changes: dict[str, Any] = {
+        "heads": Task.from_outputs(outputs),
+        "w_rad": config.w_rad if "risk" in outputs else 0.0,
+        "w_seg": config.w_seg if "segmentation" in outputs else 0.0,
+        "extra": {**config.extra, "source": str(source), "freeze": freeze},
+    }
+    if preprocessing is not None:
+        changes["preprocessing"] = preprocessing
+    config = config.replace(**changes)
     input_size = model.inputs[0].shape[1]
     if input_size is not None and input_size != config.crop_size:
         raise InputError(
@@ -158,9 +193,6 @@ def finetune(
         )
     if freeze:
         freeze_encoder(model)
-    config = config.replace(extra={
-        **config.extra, "source": str(source), "freeze": freeze, "preprocessing": preprocessing,
-    })
     return train_on_cohort(
         data, out_dir, config=config, model=model, cache_dir=cache_dir, resume=resume,
         overwrite=overwrite, verbose=verbose,

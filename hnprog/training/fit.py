@@ -1,0 +1,501 @@
+"""Fitting the multi-task UNet: build, compile, fit with whole-set validation, keep the best epoch.
+
+The loss is ``w_rad * CoxLoss`` on the ``"risk"`` output plus ``w_seg * DiceLoss`` on the
+``"segmentation"`` output, given to Keras as loss dicts with ``loss_weights``; the optimiser is
+Adam with a cosine decay of the learning rate from ``learning_rate`` to 0 over all steps
+(Andrearczyk et al., 2021). A run folder holds::
+
+    RUN/config.json     the TrainingConfig (with its PreprocessConfig) and the run fingerprint
+    RUN/history.csv     one row per epoch (losses, val_cindex, val_dice, learning rate)
+    RUN/checkpoint/     the last epoch's weights and optimizer state, the best epoch's weights
+                        and state.json (see hnprog.training.callbacks.RunCheckpoint)
+    RUN/preset/         the model at the kept epoch: the one saved-model format
+                        (hnprog.presets.save_to_preset; load it with hnprog.from_preset)
+
+Run folders of older versions also hold ``model.keras`` and ``preprocessing.json``; they still
+resume and load (:func:`hnprog.training.finetune.load_start_model`) for one release.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from hnprog.errors import InputError
+from hnprog.io import write_json
+from hnprog.training.callbacks import (
+    DatasetEpoch,
+    RunCheckpoint,
+    ValidationMetrics,
+    collect_predictions,
+    output_names,
+)
+from hnprog.training.config import TrainingConfig
+
+__all__ = [
+    "CHECKPOINT_DIR",
+    "CONFIG_FILE",
+    "PRESET_DIR",
+    "TrainingResult",
+    "build_model",
+    "compile_model",
+    "distribution_scope",
+    "export_preset",
+    "precision_policy",
+    "prepare_run_folder",
+    "train_model",
+]
+
+CONFIG_FILE = "config.json"
+HISTORY_FILE = "history.csv"
+CHECKPOINT_DIR = "checkpoint"
+PRESET_DIR = "preset"
+#: The model files of run folders written before the preset became the one format.
+LEGACY_MODEL_FILE = "model.keras"
+LEGACY_PREPROCESSING_FILE = "preprocessing.json"
+_RUN_FILES = (CONFIG_FILE, HISTORY_FILE, CHECKPOINT_DIR, PRESET_DIR, LEGACY_MODEL_FILE,
+              LEGACY_PREPROCESSING_FILE)
+
+
+@dataclass
+class TrainingResult:
+    """What :func:`train_model` returns.
+
+    Args:
+        model: keras.Model. The model with the kept (best) epoch's weights.
+        history: list of dict. One dict per epoch: ``epoch`` (1-based), losses, ``val_cindex``,
+            ``val_dice``, ``learning_rate``.
+        best_epoch: int. The kept epoch (1-based).
+        best_value: float or None. The monitored value at that epoch.
+        out_dir: Path. The run folder.
+        val_risk: numpy.ndarray or None. Predicted log-hazards (higher is worse) of the
+            validation patients at the kept epoch, shape ``(N,)`` in dataset order; None for a
+            model without a risk output. Defaults to None.
+        preset: Path or None. The preset folder ``RUN/preset`` once written
+            (:func:`export_preset`). Defaults to None.
+    """
+
+    model: keras.Model
+    history: list[dict[str, Any]]
+    best_epoch: int
+    best_value: float | None
+    out_dir: Path
+    val_risk: np.ndarray | None = None
+    preset: Path | None = None
+
+
+@contextlib.contextmanager
+def precision_policy(mixed_precision: str | None) -> Iterator[None]:
+    """Use a Keras dtype policy while models are built, then restore the previous one.
+
+    Args:
+        mixed_precision: str or None. ``"mixed_float16"``, ``"mixed_bfloat16"``, or None for
+            ``"float32"``.
+    """
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(mixed_precision or "float32")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def build_model(config: TrainingConfig, *, name: str | None = None) -> keras.Model:
+    """Build the UNet for ``config`` (input ``(crop, crop, crop, 2)``), seeded by ``config.seed``.
+
+    Args:
+        config: TrainingConfig. Uses ``crop_size``, ``heads``, ``filters``, ``dropout``,
+            ``mixed_precision`` and ``seed``.
+        name: str, optional. Model name.
+
+    Returns:
+        keras.Model. Uncompiled.
+    """
+    from hnprog.models.unet import build_multitask_unet
+
+    keras.utils.set_random_seed(config.seed)
+    size = config.crop_size
+    with precision_policy(config.mixed_precision):
+        return build_multitask_unet(
+            (size, size, size, 2),
+            task=config.heads,
+            filters=config.filters,
+            dropout=config.dropout,
+            name=name,
+            seed=config.seed,
+        )
+
+
+def compile_model(
+    model: keras.Model,
+    config: TrainingConfig,
+    *,
+    steps_per_epoch: int,
+) -> dict[str, keras.losses.Loss]:
+    """Compile ``model`` with ``w_rad * CoxLoss + w_seg * DiceLoss`` and Adam + cosine decay.
+
+    Args:
+        model: keras.Model. Outputs ``"risk"`` and/or ``"segmentation"``.
+        config: TrainingConfig. Uses ``learning_rate``, ``epochs``, ``w_rad``, ``w_seg``,
+            ``ties`` and ``run_eagerly``. Freezing layers (see
+            :func:`hnprog.training.finetune`) is done before compiling.
+        steps_per_epoch: int. Batches per epoch; the cosine decay spans
+            ``epochs * steps_per_epoch`` steps.
+
+    Returns:
+        dict. The loss object of each output, by output name.
+    """
+    from hnprog.losses import CoxLoss, DiceLoss
+
+    names = output_names(model)
+    losses: dict[str, keras.losses.Loss] = {}
+    weights: dict[str, float] = {}
+    if "risk" in names:
+        losses["risk"] = CoxLoss(ties=config.ties)
+        weights["risk"] = float(config.w_rad)
+    if "segmentation" in names:
+        losses["segmentation"] = DiceLoss()
+        weights["segmentation"] = float(config.w_seg)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        config.learning_rate, decay_steps=max(1, config.epochs * steps_per_epoch)
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=schedule),
+        loss=losses,
+        loss_weights=weights,
+        run_eagerly=config.run_eagerly,
+    )
+    return losses
+
+
+@contextlib.contextmanager
+def distribution_scope(config: TrainingConfig) -> Iterator[int]:
+    """Data-parallel training over all local accelerators when ``config.distribute`` is set.
+
+    Under JAX this is ``keras.distribution.DataParallel``: each device holds
+    ``batch_size / n_devices`` patients, but the step is one global computation, so the Cox
+    loss and batch statistics see the whole batch. Under TensorFlow it is
+    ``tf.distribute.MirroredStrategy``: each replica computes them on its share (a reduced
+    risk set: see the training docs). Build and compile the model inside the block.
+
+    Args:
+        config: TrainingConfig. Uses ``distribute`` and ``batch_size``.
+
+    Yields:
+        int. The number of devices used (1 when not distributing).
+
+    Raises:
+        InputError: with the PyTorch backend, or when ``batch_size`` is not divisible by the
+            number of devices.
+    """
+    if not config.distribute:
+        yield 1
+        return
+    backend = keras.backend.backend()
+    if backend == "jax":
+        devices = keras.distribution.list_devices()
+        _check_divisible(config.batch_size, len(devices))
+        with keras.distribution.DataParallel(devices=devices).scope():
+            yield len(devices)
+    elif backend == "tensorflow":
+        import tensorflow as tf  # the only TensorFlow call of hnprog: multi-GPU mirroring
+
+        strategy = tf.distribute.MirroredStrategy()
+        _check_divisible(config.batch_size, strategy.num_replicas_in_sync)
+        with strategy.scope():
+            yield strategy.num_replicas_in_sync
+    else:
+        raise InputError(
+            "distributed training needs the JAX or TensorFlow backend. "
+            f"Received: KERAS_BACKEND={backend!r}"
+        )
+
+
+def _check_divisible(batch_size: int, n_devices: int) -> None:
+    if batch_size % n_devices:
+        raise InputError(
+            f"batch_size must be divisible by the number of devices ({n_devices}) to train "
+            f"data-parallel. Received: batch_size={batch_size}"
+        )
+
+
+def prepare_run_folder(
+    out_dir: str | Path,
+    fingerprint: dict[str, Any],
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    marker: str = CONFIG_FILE,
+    remove: Sequence[str] = _RUN_FILES,
+    stored_fingerprint: Callable[[dict[str, Any]], Any] | None = None,
+) -> bool:
+    """Check that ``out_dir`` may receive this run; clear it on ``overwrite``.
+
+    Args:
+        out_dir: str or Path. The run folder.
+        fingerprint: dict. The settings of this run, compared with the fingerprint stored in
+            ``marker``.
+        resume: bool. Continue a run with the same settings. Defaults to False.
+        overwrite: bool. Delete an earlier run's files (only those in ``remove``).
+            Defaults to False.
+        marker: str. File that marks a run folder. Defaults to ``"config.json"``.
+        remove: sequence of str. Files and folders deleted by ``overwrite``. Defaults to the
+            files of a training run (see the module docstring).
+        stored_fingerprint: callable, optional. Reads the fingerprint from the marker's JSON
+            in the current vocabulary, so that runs written by older versions resume.
+            Defaults to the marker's ``"fingerprint"`` entry.
+
+    Returns:
+        bool. True when an earlier run with the same settings is to be continued.
+
+    Raises:
+        InputError: if the folder holds a run and neither flag is given, if ``resume`` is
+            given for a run with different settings, or if both flags are given.
+    """
+    if resume and overwrite:
+        raise InputError("give either resume or overwrite, not both")
+    out_dir = Path(out_dir)
+    marker_path = out_dir / marker
+    if not marker_path.is_file():
+        return False
+    if overwrite:
+        for name in remove:
+            path = out_dir / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+        return False
+    if not resume:
+        raise InputError(
+            f"output folder {out_dir} already holds a run ({marker}); pass --resume to continue "
+            "it or --overwrite to replace it, or choose another folder"
+        )
+    try:
+        document = json.loads(marker_path.read_text())
+        stored = (stored_fingerprint or (lambda doc: doc.get("fingerprint")))(document)
+    except (json.JSONDecodeError, InputError, AttributeError, KeyError, TypeError):
+        stored = None
+    stored = json.loads(json.dumps(stored or {}))
+    expected = json.loads(json.dumps(fingerprint))
+    if stored != expected:
+        changed = sorted(k for k in set(stored) | set(expected) if stored.get(k) != expected.get(k))
+        raise InputError(
+            f"output folder {out_dir} holds a different run (settings differ: {changed}); "
+            "--resume continues only the same run. Use --overwrite or another folder"
+        )
+    return True
+
+
+def _training_fingerprint(document: dict[str, Any]) -> dict[str, Any]:
+    """The fingerprint of a run folder's ``config.json``, also one of an older version."""
+    return TrainingConfig.from_dict(document["training"]).run_fingerprint()
+
+
+def train_model(
+    train_data: keras.utils.PyDataset,
+    val_data: keras.utils.PyDataset,
+    out_dir: str | Path,
+    *,
+    config: TrainingConfig | None = None,
+    model: keras.Model | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    verbose: int | str = "auto",
+    export: bool = True,
+    preprocessing: Mapping[str, Any] | None = None,
+) -> TrainingResult:
+    """Train (or resume training) a model and keep the epoch with the best validation value.
+
+    Each epoch logs the training losses and, over the **whole** validation set, the losses,
+    the C-index and the mean Dice (:class:`~hnprog.training.callbacks.ValidationMetrics`).
+    After each epoch a checkpoint is written; with ``resume=True`` a killed run continues
+    from its last completed epoch with the same optimizer state, learning-rate schedule,
+    dropout seeds and (for datasets with ``set_epoch``) sampling, so it ends where an
+    uninterrupted run ends. The kept epoch's validation risks are kept with it
+    (:attr:`TrainingResult.val_risk`) and give the preset's risk threshold.
+
+    Args:
+        train_data: keras.utils.PyDataset. Yields ``({"image": x}, {"segmentation": m,
+            "risk": y})``: ``x`` float32 (N, D, H, W, 2) [CT, PET], ``m`` (N, D, H, W, 1) binary
+            GTVt, ``y`` float32 (N, 2) (time in days, event). A ``set_epoch(epoch)`` method,
+            when present, is called before each epoch.
+        val_data: keras.utils.PyDataset. Same layout, not shuffled nor augmented.
+        out_dir: str or Path. The run folder (see the module docstring).
+        config: TrainingConfig, optional. Defaults to ``TrainingConfig()`` (the paper). Its
+            ``preprocessing`` is recorded in the preset: it should be how the datasets were
+            prepared.
+        model: keras.Model, optional. A model to train (for fine-tuning), built by the
+            caller inside :func:`distribution_scope` when distributing. Defaults to
+            :func:`build_model` ``(config)``.
+        resume: bool. Continue the run in ``out_dir`` (same settings). Defaults to False.
+        overwrite: bool. Replace a run in ``out_dir``. Defaults to False.
+        callbacks: sequence of keras.callbacks.Callback. Extra callbacks, run after the
+            validation and checkpoint callbacks. Defaults to none.
+        verbose: int or str. Keras ``fit`` verbosity. Defaults to ``"auto"``.
+        export: bool. Save the kept model as ``RUN/preset`` (:func:`export_preset`, without
+            dataset metadata). The cohort runs pass False and export with their metadata
+            themselves. Defaults to True.
+        preprocessing: dict, optional. Deprecated: set ``config.preprocessing`` instead; when
+            given it replaces it. Defaults to None.
+
+    Returns:
+        TrainingResult.
+
+    Raises:
+        InputError: if ``out_dir`` holds a run and neither ``resume`` nor ``overwrite`` is
+            given, or holds a different run and ``resume`` is given.
+
+    Example:
+        >>> result = train_model(train_ds, val_ds, "runs/fold1",  # doctest: +SKIP
+        ...                      config=TrainingConfig.fast_cpu(epochs=5))
+        >>> result.best_epoch, result.history[-1].get("val_cindex")  # doctest: +SKIP
+        >>> hnprog.from_preset(result.preset)  # doctest: +SKIP
+    """
+    from hnprog.transforms import PreprocessConfig
+
+    config = config or TrainingConfig()
+    if preprocessing is not None:
+        warnings.warn("train_model(preprocessing=...) is deprecated and will be removed in the "
+                      "next release; set TrainingConfig(preprocessing=PreprocessConfig(...))",
+                      DeprecationWarning, stacklevel=2)
+        config = config.replace(preprocessing=PreprocessConfig.from_recorded(preprocessing))
+    out_dir = Path(out_dir)
+    fingerprint = config.run_fingerprint()
+    resuming = prepare_run_folder(out_dir, fingerprint, resume=resume, overwrite=overwrite,
+                                  stored_fingerprint=_training_fingerprint)
+    write_json({"fingerprint": fingerprint, "training": config.to_dict()}, out_dir / CONFIG_FILE)
+    steps = len(train_data)
+    if steps < 1:
+        raise InputError("the training dataset yields no batch")
+    with distribution_scope(config):
+        if model is None:
+            model = build_model(config)
+        else:
+            keras.utils.set_random_seed(config.seed)
+        losses = compile_model(model, config, steps_per_epoch=steps)
+        # Build the optimizer state now, eagerly: inside the first traced train step it costs
+        # seconds of graph building (TensorFlow). A resume loads this state.
+        model.optimizer.build(model.trainable_variables)
+        validation = ValidationMetrics(
+            val_data,
+            cox_loss=losses.get("risk"),
+            dice_loss=losses.get("segmentation"),
+            w_rad=config.w_rad,
+            w_seg=config.w_seg,
+        )
+        checkpoint = RunCheckpoint(
+            out_dir / CHECKPOINT_DIR,
+            monitor=config.monitor,
+            mode=config.resolved_monitor_mode,
+            fingerprint=fingerprint,
+            validation=validation,
+        )
+        initial_epoch = checkpoint.restore(model) if resuming else 0
+        all_callbacks = [
+            DatasetEpoch(train_data),
+            validation,
+            checkpoint,
+            keras.callbacks.TerminateOnNaN(),
+            *callbacks,
+        ]
+        if initial_epoch < config.epochs:
+            model.fit(
+                train_data,
+                epochs=config.epochs,
+                initial_epoch=initial_epoch,
+                callbacks=all_callbacks,
+                verbose=verbose,
+                # The dataset orders its epochs from (seed, epoch); Keras' own shuffle of the
+                # batch order draws from Python's global RNG, which a resumed run cannot replay.
+                shuffle=False,
+            )
+        else:  # the run had finished: load its kept epoch
+            checkpoint.set_model(model)
+            checkpoint.on_train_end()
+    if checkpoint.best_epoch is None:
+        raise InputError(f"training in {out_dir} ended before its first epoch completed")
+    val_risk = checkpoint.best_val_risk
+    if val_risk is None and "risk" in output_names(model):
+        # a checkpoint of an older version, whose best epoch came before the resume, does not
+        # hold that epoch's validation risks: predict them once with the kept weights
+        val_risk = collect_predictions(model, val_data)["risk"]
+    result = TrainingResult(
+        model=model,
+        history=checkpoint.history,
+        best_epoch=int(checkpoint.best_epoch),
+        best_value=checkpoint.best_value,
+        out_dir=out_dir,
+        val_risk=val_risk,
+    )
+    if export:
+        export_preset(result, config)
+    return result
+
+
+def export_preset(
+    result: TrainingResult,
+    config: TrainingConfig,
+    *,
+    name: str | None = None,
+    dataset: Mapping[str, Any] | None = None,
+    fold: int | None = None,
+    test_metrics: Mapping[str, float] | None = None,
+) -> Path:
+    """Save a run's kept model as its preset folder ``RUN/preset`` (:func:`hnprog.save_to_preset`).
+
+    The preset records ``config.preprocessing``, ``config.task``, the training recipe, the
+    validation C-index and Dice of the kept epoch (and the test metrics when given) and, as
+    the risk-group threshold used by ``hnprog predict``, the median of the kept epoch's
+    validation risks (:attr:`TrainingResult.val_risk`, computed during training). Sets
+    ``result.preset``.
+
+    Args:
+        result: TrainingResult. The finished run.
+        config: TrainingConfig. The run's settings.
+        name: str, optional. Preset name, e.g. ``"multitask_fold1"``. Defaults to the run
+            folder's name.
+        dataset: dict, optional. The training data (``name``, ``id``, ``n_patients``,
+            ``synthetic``), see :func:`hnprog.save_to_preset`. Defaults to unknown data.
+        fold: int, optional. Cross-validation fold (0-based). Defaults to None.
+        test_metrics: dict, optional. ``{"c_index": ..., "dice": ...}`` on the test patients;
+            values that are not finite are left out. Defaults to None.
+
+    Returns:
+        pathlib.Path. The preset folder.
+    """
+    from hnprog.presets import save_to_preset
+
+    best = next((row for row in result.history if row.get("epoch") == result.best_epoch), {})
+    metrics: dict[str, dict[str, float]] = {}
+    validation = _finite({"c_index": best.get("val_cindex"), "dice": best.get("val_dice")})
+    if validation:
+        metrics["validation"] = validation
+    test = _finite(test_metrics or {})
+    if test:
+        metrics["test"] = test
+    risk = result.val_risk
+    threshold = float(np.median(risk)) if risk is not None and np.isfinite(risk).all() else None
+    out_dir = Path(result.out_dir)
+    result.preset = save_to_preset(
+        result.model, out_dir / PRESET_DIR,
+        preprocessing=config.preprocessing, name=name or out_dir.name, task=config.task.value,
+        fold=fold, n_folds=config.n_folds if fold is not None else None, split_seed=config.seed,
+        dataset=dataset, training=config.to_dict(), metrics=metrics or None,
+        risk_threshold=threshold, overwrite=True,
+    )
+    return result.preset
+
+
+def _finite(values: Mapping[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in values.items() if v is not None and np.isfinite(v)}

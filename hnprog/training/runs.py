@@ -1,0 +1,214 @@
+"""Training runs on a cohort: datasets -> fit -> preset.
+
+:func:`train_on_cohort` is the run that ``hnprog train`` and :func:`hnprog.training.finetune`
+make; :func:`hnprog.training.cross_validate` makes one per task and fold from the same pieces:
+:func:`check_training_set` (refuse a split before the first epoch), :func:`cohort_datasets`
+(:class:`hnprog.data.dataset.CohortDataset` prepared with ``config.preprocessing``),
+:func:`hnprog.training.fit.train_model`, then :func:`hnprog.training.fit.export_preset` with
+:func:`dataset_metadata`. Each run folder ends with ``preset/``, the one saved-model format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from hnprog.errors import InputError
+from hnprog.io import write_json
+from hnprog.training.callbacks import collect_predictions
+from hnprog.training.config import TrainingConfig
+from hnprog.training.fit import TrainingResult, export_preset, train_model
+
+__all__ = [
+    "check_training_set",
+    "cohort_datasets",
+    "dataset_metadata",
+    "predict_dataset",
+    "read_cohort_with_endpoints",
+    "train_on_cohort",
+]
+
+
+def check_training_set(
+    n_train: int, n_events: int, batch_size: int, *, n_val: int | None = None, where: str = ""
+) -> None:
+    """Refuse, before training, a split the Cox loss, the batch size or validation cannot use.
+
+    Args:
+        n_train: int. Patients in the training set.
+        n_events: int. Observed events among them.
+        batch_size: int. Patients per batch.
+        n_val: int, optional. Patients in the validation set; checked when given.
+            Defaults to None.
+        where: str. Named in the message (e.g. ``"fold 2"``). Defaults to ``""``.
+
+    Raises:
+        InputError: if the training set holds no event or fewer patients than
+            ``batch_size``, or the validation set is empty.
+    """
+    prefix = f"{where}: " if where else ""
+    if n_val == 0:
+        raise InputError(
+            f"{prefix}the validation set is empty ({n_train} training patients); the kept "
+            "epoch is chosen on validation patients. Use more patients, fewer folds or a "
+            "larger val_fraction"
+        )
+    if n_events == 0:
+        raise InputError(
+            f"{prefix}the training set ({n_train} patients) holds no event; the Cox loss needs "
+            "events. Use fewer folds or check the endpoint file"
+        )
+    if batch_size > n_train:
+        raise InputError(
+            f"{prefix}batch_size is larger than the training set ({n_train} patients). "
+            f"Received: batch_size={batch_size}"
+        )
+
+
+def read_cohort_with_endpoints(data: str | Path | Any) -> Any:
+    """The cohort of ``data`` (a folder, a manifest or a read ``Cohort``), with endpoints.
+
+    Raises:
+        InputError: if the cohort has no endpoints (``endpoints.csv``).
+    """
+    from hnprog.data.cohort import read_cohort
+
+    cohort = data if hasattr(data, "patients") else read_cohort(data)
+    if cohort.endpoints is None:
+        raise InputError(f"cohort {cohort.root} has no endpoints (endpoints.csv)")
+    return cohort
+
+
+def cohort_datasets(
+    cohort: Any,
+    train_ids: Sequence[str],
+    val_ids: Sequence[str],
+    config: TrainingConfig,
+    *,
+    cache_dir: str | Path | None = None,
+    train: bool = True,
+) -> tuple[keras.utils.PyDataset | None, keras.utils.PyDataset]:
+    """Training and validation datasets of a cohort (:class:`hnprog.data.dataset.CohortDataset`).
+
+    Both are prepared with ``config.preprocessing``. The training set is augmented and
+    censoring-balanced (half events per epoch) as configured, seeded by ``config.seed``; the
+    validation set is neither.
+
+    Args:
+        cohort: Cohort. Patients with masks and endpoints.
+        train_ids: sequence of str. Training patients.
+        val_ids: sequence of str. Validation (or test) patients.
+        config: TrainingConfig.
+        cache_dir: str or Path, optional. Case cache folder. Defaults to None.
+        train: bool. Build the training dataset too (False returns ``(None, val)``).
+            Defaults to True.
+
+    Returns:
+        tuple ``(train_dataset, val_dataset)``.
+    """
+    from hnprog.data.dataset import CohortDataset
+
+    common = {"config": config.preprocessing, "batch_size": config.batch_size,
+              "cache_dir": cache_dir, "seed": config.seed, "workers": config.n_jobs}
+    train_ds = None
+    if train:
+        train_ds = CohortDataset(
+            cohort, list(train_ids), augment=config.augment, shuffle=True,
+            event_fraction=0.5 if config.balance_events else None, **common,
+        )
+    val_ds = CohortDataset(cohort, list(val_ids), **common)
+    return train_ds, val_ds
+
+
+def predict_dataset(
+    model: keras.Model, dataset: keras.utils.PyDataset
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Risks and per-patient Dice of a dataset's patients, in dataset order.
+
+    Returns:
+        tuple ``(risk, dice)``: float arrays of shape ``(N,)`` (log-hazard, higher is worse;
+        Dice of the 0.5-thresholded probability), each None when the model lacks that output.
+    """
+    collected = collect_predictions(model, dataset)
+    dice = None if collected["dice"] is None else np.asarray(collected["dice"], dtype=float)
+    return collected["risk"], dice
+
+
+def dataset_metadata(cohort: Any) -> dict[str, Any]:
+    """The preset's ``dataset`` entry for a training cohort.
+
+    The cohort folder's name names the data set; a folder holding the generator's
+    ``truth.csv`` is labelled synthetic, so the card says the weights are for trying the tool
+    only.
+    """
+    root = Path(cohort.root)
+    return {"name": root.name, "id": root.name, "n_patients": len(cohort),
+            "synthetic": (root / "truth.csv").is_file()}
+
+
+def train_on_cohort(
+    data: str | Path | Any,
+    out_dir: str | Path,
+    *,
+    config: TrainingConfig | None = None,
+    model: keras.Model | None = None,
+    cache_dir: str | Path | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    verbose: int | str = "auto",
+) -> TrainingResult:
+    """Train on a whole cohort: a seeded, event-stratified 80/20 training/validation split.
+
+    The run folder (see :mod:`hnprog.training.fit`) also holds ``split.json`` (the patients
+    of each part) and ends with ``preset/``, named ``<task>_<run folder name>``.
+
+    Args:
+        data: str, Path or Cohort. A cohort folder or manifest (read with
+            :func:`hnprog.data.cohort.read_cohort`), or a read ``Cohort``, with GTVt masks
+            and endpoints.
+        out_dir: str or Path. The run folder.
+        config: TrainingConfig, optional. Defaults to ``TrainingConfig()`` (the paper).
+        model: keras.Model, optional. Start from this model (fine-tuning). Defaults to a new
+            one.
+        cache_dir: str or Path, optional. Cache of cropped cases. Defaults to
+            ``out_dir/cache``.
+        resume: bool. Continue a killed run in ``out_dir`` from its last epoch (same settings
+            only). Defaults to False.
+        overwrite: bool. Replace an earlier run in ``out_dir``. Defaults to False.
+        verbose: int or str. Keras ``fit`` verbosity. Defaults to ``"auto"``.
+
+    Returns:
+        TrainingResult. ``result.preset`` is the preset folder.
+
+    Raises:
+        InputError: before training, if the cohort has no endpoints, a part of the split holds
+            no event, or the batch size is larger than the training set.
+    """
+    from hnprog.splits import holdout_split
+
+    config = config or TrainingConfig()
+    cohort = read_cohort_with_endpoints(data)
+    y = cohort.survival_y()
+    ids = np.asarray(cohort.ids)
+    train_idx, val_idx = holdout_split(y["event"], val_fraction=config.val_fraction,
+                                       seed=config.seed)
+    check_training_set(len(train_idx), int(y["event"][train_idx].sum()), config.batch_size,
+                       n_val=len(val_idx))
+    out_dir = Path(out_dir)
+    train_ds, val_ds = cohort_datasets(
+        cohort, ids[train_idx], ids[val_idx], config,
+        cache_dir=cache_dir if cache_dir is not None else out_dir / "cache",
+    )
+    result = train_model(
+        train_ds, val_ds, out_dir, config=config, model=model, resume=resume,
+        overwrite=overwrite, verbose=verbose, export=False,
+    )
+    write_json({"train": ids[train_idx].tolist(), "val": ids[val_idx].tolist()},
+               out_dir / "split.json")
+    export_preset(result, config, name=f"{config.task}_{out_dir.name}",
+                  dataset=dataset_metadata(cohort))
+    return result
