@@ -32,13 +32,15 @@ CHILD = r"""
 import json, os, resource, sys, time
 import numpy as np, keras
 from hnprog.training import TrainingConfig
-from hnprog.training.trainer import build_model, compile_model
+from hnprog.training.fit import build_model, compile_model
+from hnprog.transforms import PreprocessConfig
 size, batch, steps = (int(v) for v in sys.argv[1:4])
 mode, data, workers = sys.argv[4], sys.argv[5], int(sys.argv[7])
 precision = sys.argv[8] or None
 filters = [int(f) for f in sys.argv[6].split(",")] if sys.argv[6] else None
-config = TrainingConfig(crop_size=size, batch_size=batch, spacing=144.0 / size, epochs=1,
-                        mixed_precision=precision, **({"filters": filters} if filters else {}))
+config = TrainingConfig(preprocessing=PreprocessConfig(spacing=144.0 / size, crop_size=size),
+                        batch_size=batch, epochs=1, mixed_precision=precision,
+                        **({"filters": filters} if filters else {}))
 model = build_model(config)
 if mode == "step":
     compile_model(model, config, steps_per_epoch=steps)
@@ -55,9 +57,8 @@ if mode == "step":
 else:
     from hnprog.data.cohort import read_cohort
     from hnprog.data.dataset import CohortDataset
-    from hnprog.transforms import PreprocessConfig
     cohort = read_cohort(data)
-    ds = CohortDataset(cohort, config=PreprocessConfig(spacing=config.spacing, crop_size=size),
+    ds = CohortDataset(cohort, config=config.preprocessing,
                        batch_size=batch, augment=True, shuffle=True, workers=workers,
                        cache_dir=os.path.join(data, "cache"))
     compile_model(model, config, steps_per_epoch=len(ds))

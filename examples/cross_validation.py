@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hnprog import TrainingConfig, cross_validate
+from hnprog import PreprocessConfig, TrainingConfig, cross_validate
 
 
 def main() -> None:
@@ -28,17 +28,17 @@ def main() -> None:
         from _tiny import tiny_cohort
 
         data = tiny_cohort(args.out / "data", n_patients=12)
-        config = TrainingConfig(epochs=1, batch_size=2, spacing=9.0, crop_size=16,
-                                filters=(2, 2, 4, 4, 8), n_folds=2)
-        settings = ("multitask",)
+        config = TrainingConfig(epochs=1, batch_size=2, filters=(2, 2, 4, 4, 8), n_folds=2,
+                                preprocessing=PreprocessConfig(spacing=9.0, crop_size=16))
+        tasks = ("multitask",)
     else:
         if args.data is None:
             parser.error("give DATA (or --tiny)")
         data = args.data
         config = (TrainingConfig.fast_cpu(epochs=args.epochs) if args.cpu
                   else TrainingConfig(epochs=args.epochs))
-        settings = ("multitask", "radiomics", "segmentation")
-    result = cross_validate(data, args.out / "run", config=config, settings=settings,
+        tasks = ("multitask", "radiomics", "segmentation")
+    result = cross_validate(data, args.out / "run", config=config, tasks=tasks,
                             overwrite=True, verbose=0)
     print(Path(result.files["markdown"]).read_text())
     print("presets:", *sorted((args.out / "run").glob("*/fold-*/preset")), sep="\n  ")

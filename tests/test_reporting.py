@@ -131,3 +131,27 @@ def test_kaplan_meier_bad_inputs(tmp_path):
     with pytest.raises(InputError, match="NaN"):
         plot_kaplan_meier([10.0, 20.0], [1, 0], [0.1, float("nan")], tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
+
+
+def test_cv_result_has_one_schema_and_writes_predictions(per_fold, tmp_path):
+    from hnprog.reporting import CV_FOLD_COLUMNS, CV_PREDICTION_COLUMNS, CVResult
+
+    predictions = pd.DataFrame({"patient_id": ["a", "b"], "fold": [0, 1], "risk": [0.1, 0.2],
+                                "time": [100.0, 200.0], "event": [True, False],
+                                "model": "multi-task"})
+    result = CVResult(per_fold.assign(n_selected=3), predictions, extra={"seed": 0})
+    assert tuple(result.per_fold.columns[:4]) == CV_FOLD_COLUMNS
+    assert list(result.per_fold.columns[4:]) == ["n_selected"]  # model-specific, after
+    assert tuple(result.predictions.columns) == CV_PREDICTION_COLUMNS
+    assert result.predictions["dice"].isna().all()  # no segmentation: NaN
+    mean, se = result.mean_and_se("c_index", model="multi-task")
+    assert (mean, se) == pytest.approx((np.mean([0.70, 0.75, 0.72]), stats.sem([0.70, 0.75, 0.72])))
+    with pytest.raises(InputError, match="several models"):
+        result.c_index_mean
+    paths = write_cv_report(result, tmp_path, metrics=["c_index", "dice"])
+    written = pd.read_csv(paths["predictions"])
+    assert tuple(written.columns) == CV_PREDICTION_COLUMNS
+    report = json.loads(paths["json"].read_text())
+    assert report["seed"] == 0 and report["log_rank_p"] == {}
+    with pytest.raises(InputError, match="needs the columns"):
+        CVResult(per_fold.drop(columns="c_index"), predictions)

@@ -110,6 +110,12 @@ def small_model(seed: int = 0) -> keras.Model:
     return keras.Model({"image": image}, {"segmentation": segmentation, "risk": risk})
 
 
+def small_run(folder, **kwargs):
+    """Two epochs of :func:`small_model` on the tiny datasets, in ``folder``."""
+    return train_model(TinyDataset(8, 4, 1), TinyDataset(6, 4, 2, False), folder,
+                       config=tiny_config(epochs=2), model=small_model(), verbose=0, **kwargs)
+
+
 def test_train_logs_whole_set_metrics_and_keeps_best_epoch(tmp_path, data):
     train, val = data
     result = train_model(train, val, tmp_path / "run", config=tiny_config(), verbose=0)
@@ -251,11 +257,8 @@ def test_killed_run_resumes_and_ends_like_uninterrupted_run(tmp_path):
 def test_training_loop_resumes_exactly_on_every_backend(tmp_path):
     # The loop (whole-set validation, checkpoints, dropout seed states, optimizer state,
     # epoch-seeded data) on a small model, so that it is cheap under JAX too.
-    config = tiny_config(epochs=2)
-
     def run(folder, **kwargs):
-        return train_model(TinyDataset(8, 4, 1), TinyDataset(6, 4, 2, False), tmp_path / folder,
-                           config=config, model=small_model(), verbose=0, **kwargs)
+        return small_run(tmp_path / folder, **kwargs)
 
     straight = run("a")
     assert [row["epoch"] for row in straight.history] == [1, 2]
@@ -390,16 +393,13 @@ def test_deprecated_config_keywords_and_old_config_files_still_load():
 def test_run_folder_of_the_previous_version_resumes(tmp_path):
     # A run killed by the previous version: config.json with spacing/crop_size/workers/tasks,
     # a checkpoint without the kept epoch's validation risks.
-    config = tiny_config(epochs=2)
-
     def run(folder, **kwargs):
-        return train_model(TinyDataset(8, 4, 1), TinyDataset(6, 4, 2, False), tmp_path / folder,
-                           config=config, model=small_model(), verbose=0, **kwargs)
+        return small_run(tmp_path / folder, **kwargs)
 
     straight = run("a")
     with pytest.raises(KeyboardInterrupt):
         run("b", callbacks=[KillAfterEpoch(1)])
-    training = config.to_dict()
+    training = tiny_config(epochs=2).to_dict()
     del training["preprocessing"], training["task"], training["n_jobs"]
     training.update(spacing=1.0, crop_size=SIZE, workers=1, tasks=training.pop("heads"))
     fingerprint = {k: v for k, v in training.items() if k not in ("workers", "run_eagerly",

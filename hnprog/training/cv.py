@@ -78,10 +78,11 @@ def cross_validate(
 ) -> CVResult:
     """Run the paper's 5-fold cross-validation of the deep tasks on a cohort.
 
+    ``data``, ``out_dir`` (laid out as the module docstring says), ``cache_dir`` (shared by all
+    folds), ``overwrite`` and ``verbose`` are those of
+    :func:`~hnprog.training.runs.train_on_cohort`.
+
     Args:
-        data, out_dir, cache_dir, overwrite, verbose: as
-            :func:`~hnprog.training.runs.train_on_cohort` (``out_dir``: see the module
-            docstring; the case cache is shared by all folds).
         config: TrainingConfig, optional. ``n_folds``, ``val_fraction``, ``seed`` and the
             training settings; ``task`` and the loss weights are replaced by each task's, the
             heads are kept (both by default, so that every task reports both metrics).

@@ -148,10 +148,11 @@ def finetune(
 ) -> TrainingResult:
     """Fine-tune a saved preset (or run) on a cohort, keeping its preprocessing.
 
+    ``data``, ``out_dir``, ``cache_dir``, ``resume``, ``overwrite`` and ``verbose`` are those
+    of :func:`~hnprog.training.runs.train_on_cohort`; the run folder ends with ``preset/``,
+    the fine-tuned model.
+
     Args:
-        data, out_dir, cache_dir, resume, overwrite, verbose: as
-            :func:`~hnprog.training.runs.train_on_cohort`; the run folder ends with
-            ``preset/``, the fine-tuned model.
         source: str or PathLike. Where the starting model comes from (see
             :func:`load_start_model`).
         config: TrainingConfig, optional. Training settings; its ``preprocessing`` is
