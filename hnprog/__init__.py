@@ -85,8 +85,8 @@ _PUBLIC_API: dict[str, str] = {
     "list_presets": "hnprog.presets",
     "download_preset": "hnprog.presets",
     "Preset": "hnprog.presets",
-    "upload_preset": "hnprog.hub",
-    "FoldEnsemble": "hnprog.models.ensemble",
+    "upload_preset": "hnprog.presets",
+    "FoldEnsemble": "hnprog.presets",
     # == prediction ==
     "predict_patient": "hnprog.predict",
     "predict_cohort": "hnprog.predict",

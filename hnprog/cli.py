@@ -681,7 +681,7 @@ def upload(folder: str, uri: str, tag: str | None, private: bool, endpoint: str 
     Example:
       hnprog upload cv/multitask/fold-1/preset hf://my-lab/unet3d_multitask_petct_fold1 --tag v1
     """
-    from hnprog.hub import upload_preset
+    from hnprog.presets.hub import upload_preset
 
     commit = upload_preset(folder, uri, tag=tag, private=private, endpoint=endpoint)
     echo_done(f"uploaded {folder} -> commit {commit}; pin it as {uri}@{commit}")
@@ -704,7 +704,7 @@ def card(run_dir: str, cards_dir: str) -> None:
     Example:
       hnprog card cv/multitask --cards-dir weights_cards
     """
-    from hnprog.cards import card_run
+    from hnprog.presets.cards import card_run
 
     written = card_run(run_dir, cards_dir=cards_dir)
     echo_done(f"{len(written)} card(s) written; copies in {cards_dir}")
