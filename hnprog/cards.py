@@ -2,17 +2,11 @@
 
 import warnings
 
-from hnprog.presets.cards import (
-    PAPER,
-    SYNTHETIC_WARNING,
-    card_run,
-    make_model_card,
-    render_card,
-    write_card,
-)
+from hnprog.presets.cards import *  # noqa: F403 (the moved module's public names)
+from hnprog.presets.cards import PAPER, SYNTHETIC_WARNING
+from hnprog.presets.cards import __all__ as _moved
 
 warnings.warn("hnprog.cards is deprecated; import from hnprog.presets.cards (or hnprog.presets).",
               DeprecationWarning, stacklevel=2)
 
-__all__ = ["PAPER", "SYNTHETIC_WARNING", "card_run", "make_model_card", "render_card",
-           "write_card"]
+__all__ = [*_moved, "PAPER", "SYNTHETIC_WARNING"]

@@ -98,13 +98,9 @@ class FoldEnsemble:
         return [m.metadata for m in self.members]
 
     def predict(self, x: Any, *, batch_size: int = 1, verbose: int = 0) -> dict[str, np.ndarray]:
-        """Mean prediction of the members.
-
-        Args:
-            x: array (N, D, H, W, 2) float32, channels [CT, PET] preprocessed as
-                :attr:`preprocessing` says, or ``{"image": array}``.
-            batch_size: int. Images per forward pass. Defaults to 1.
-            verbose: int. Keras progress output. Defaults to 0.
+        """Mean prediction of the members, with the arguments of
+        :meth:`hnprog.presets.preset.Preset.predict` (``x``: (N, D, H, W, 2) float32,
+        [CT, PET], preprocessed as :attr:`preprocessing` says).
 
         Returns:
             dict. ``"risk"``: (N, 1) mean log-hazard (higher is worse) and/or

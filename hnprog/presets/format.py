@@ -22,8 +22,9 @@ The checks, all raising :class:`~hnprog.errors.InputError` before a model is bui
   stays inside the preset folder: no absolute path, no ``..``, no backslash, and no symlink
   that resolves outside the folder (a Hugging Face cache snapshot may link into its own
   repository's cache folder, passed as ``root``);
-- each file is read and hashed once per load, and its sha256 must equal every checksum
-  recorded for it (``hnprog.json`` and, for registered presets, the registry);
+- each file is hashed once per load, and its sha256 must equal every checksum recorded for
+  it (``hnprog.json`` and, for registered presets, the registry); ``hnprog.json`` and
+  ``config.json`` are parsed from the very bytes that were hashed;
 - ``config.json`` names only Keras and hnprog classes (:func:`check_config_classes`).
 """
 
