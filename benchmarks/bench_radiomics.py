@@ -76,7 +76,8 @@ def paper_sized_table(seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
     event = event_time < censor
     keep = rng.random(239) < 0.18 / max(event.mean(), 1e-9)  # thin events to about 18%
     event &= keep
-    y = make_survival_y(event, np.where(event, event_time, np.minimum(censor, event_time + censor)))
+    time = np.where(event, event_time, np.minimum(censor, event_time + censor))
+    y = make_survival_y(event=event, time=time)
     return pd.DataFrame(X, columns=names), y
 
 

@@ -283,7 +283,7 @@ def survival_table(n: int = 150, n_features: int = 30, seed: int = 0):
     risk = (X["f0"] - 10.0) / 3.0 - 0.6 * (X["f3"] - 10.0) / 3.0
     time = rng.exponential(np.exp(-risk.to_numpy())) * 800.0
     censor = rng.uniform(0, 2000, size=n)
-    y = make_survival_y(time <= censor, np.round(np.minimum(time, censor)))  # rounded: ties
+    y = make_survival_y(event=time <= censor, time=np.round(np.minimum(time, censor)))  # ties
     return X, y
 
 
@@ -346,7 +346,7 @@ def test_diverging_fit_falls_back_to_a_ridge_penalty():
     # one feature that orders the event times perfectly: the partial likelihood has no maximum
     x = np.linspace(-2.0, 2.0, 30)
     X = pd.DataFrame({"x": x})
-    y = make_survival_y(np.ones(30, bool), 1000.0 - 400.0 * x)
+    y = make_survival_y(event=np.ones(30, bool), time=1000.0 - 400.0 * x)
     model = RadiomicsCoxPipeline(n_features=1, validation_fraction=None).fit(X, y)
     assert model.alpha_ > 0.0
     assert np.isfinite(model.coef_).all() and abs(model.coef_[0]) <= 10.0
