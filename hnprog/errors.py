@@ -33,3 +33,7 @@ class PatientError(InputError):
         self.patient_id = patient_id
         self.reason = message
         super().__init__(f"patient {patient_id}: {message}")
+
+    def __reduce__(self) -> tuple:
+        # picklable with its two arguments, so it crosses a process pool's boundary intact
+        return (type(self), (self.patient_id, self.reason))

@@ -18,7 +18,7 @@ from sklearn.base import BaseEstimator
 
 from hnprog.errors import InputError
 from hnprog.metrics import concordance_index
-from hnprog.radiomics.extract import check_finite_features
+from hnprog.radiomics.cohort import check_finite_features
 from hnprog.splits import holdout_split
 from hnprog.survival import check_survival_y, make_survival_y
 

@@ -21,7 +21,7 @@ from hnprog.errors import InputError
 from hnprog.io import atomic_write
 from hnprog.metrics import concordance_index
 from hnprog.radiomics.baseline import RadiomicsCoxPipeline
-from hnprog.radiomics.extract import ID_COLUMN, check_finite_features
+from hnprog.radiomics.cohort import ID_COLUMN, check_finite_features
 from hnprog.reporting import mean_and_standard_error, plot_kaplan_meier, write_cv_report
 from hnprog.splits import cross_validation_splits
 from hnprog.survival import make_survival_y
@@ -72,7 +72,7 @@ def run_radiomics_cv(
 
     Args:
         features: pandas.DataFrame. Index = patient id, one numeric column per feature (as
-            :func:`hnprog.radiomics.extract.read_features` returns).
+            :func:`hnprog.radiomics.cohort.read_features` returns).
         endpoints: pandas.DataFrame. Index = patient id, columns ``event`` (bool) and ``time``
             (days), as ``hnprog.data.cohort.read_endpoints`` returns.
         out_dir: str, PathLike or None. Folder of the report; None writes nothing. Files:
