@@ -36,13 +36,18 @@ _PUBLIC_API: dict[str, str] = {
     "write_image": "hnprog.io",
     # == core: models, losses, metrics ==
     "build_multitask_unet": "hnprog.models",
+    "Task": "hnprog.models.task",
     "CoxLoss": "hnprog.losses",
     "DiceLoss": "hnprog.losses",
     "concordance_index": "hnprog.metrics",
     "dice_score": "hnprog.metrics",
+    # == geometry ==
+    "BoundingBox": "hnprog.geometry",
+    "Grid": "hnprog.geometry",
     # == data ==
-    "BoundingBox": "hnprog.data.bbox",
     "auto_bbox": "hnprog.data.bbox",
+    "load_case": "hnprog.data.loading",
+    "run_cohort": "hnprog.data.runner",
     "generate_cohort": "hnprog.data.synthetic",
     "oracle_cindex": "hnprog.data.synthetic",
     "Patient": "hnprog.data.cohort",
@@ -83,6 +88,8 @@ _PUBLIC_API: dict[str, str] = {
     "upload_preset": "hnprog.hub",
     "FoldEnsemble": "hnprog.models.ensemble",
     # == prediction ==
+    "predict_patient": "hnprog.predict",
+    "predict_cohort": "hnprog.predict",
 }
 
 __all__ = ["__version__", *_PUBLIC_API]

@@ -35,5 +35,6 @@ class PatientError(InputError):
         super().__init__(f"patient {patient_id}: {message}")
 
     def __reduce__(self) -> tuple:
-        # picklable with its two arguments, so it crosses a process pool's boundary intact
+        # Rebuilt from its two arguments, so that the error crosses process boundaries
+        # (a cohort run's worker processes) intact.
         return (type(self), (self.patient_id, self.reason))

@@ -36,7 +36,8 @@ import SimpleITK as sitk
 
 from hnprog.geometry import BoundingBox
 from hnprog.data.cohort import Cohort, Patient
-from hnprog.data.preprocess import load_case
+from hnprog.data.loading import load_case
+from hnprog.data.runner import run_cohort
 from hnprog.errors import InputError
 from hnprog.io import atomic_write, input_fingerprint
 from hnprog.transforms import (
@@ -182,20 +183,21 @@ class CaseCache:
     def fill(
         self, cohort: Cohort, ids: Sequence[str] | None = None, *, progress: bool = False
     ) -> pd.DataFrame:
-        """Cache every patient; return the failures (``patient_id, error``) instead of raising."""
-        ids = cohort.ids if ids is None else list(ids)
-        failures = []
-        iterator = ids
-        if progress:
-            from tqdm import tqdm
+        """Cache every patient through the cohort runner; return the failures
+        (``patient_id, error``) instead of raising.
 
-            iterator = tqdm(ids, desc="cache", unit="case")
-        for pid in iterator:
-            try:
-                self.load(cohort[pid], cohort.bboxes.get(pid))
-            except InputError as exc:
-                failures.append({"patient_id": pid, "error": getattr(exc, "reason", str(exc))})
-        return pd.DataFrame(failures, columns=["patient_id", "error"])
+        Args:
+            cohort: Cohort. The patients and their boxes.
+            ids: sequence of str, optional. The patients to cache. Defaults to all.
+            progress: bool. Show a progress bar. Defaults to False.
+
+        Returns:
+            pandas.DataFrame with columns ``patient_id, error``; empty when all are cached.
+        """
+        patients = cohort.patients if ids is None else [cohort[i] for i in ids]
+        run = run_cohort(patients, lambda p: self.load(p, cohort.bboxes.get(p.patient_id)),
+                         progress=progress, desc="cache")
+        return run.failure_table
 
     @staticmethod
     def _write(case: Case, path: Path) -> None:
