@@ -2,28 +2,27 @@
 
 :func:`extract_patient` is the work for one patient (read through the patient loader, extract,
 cache) and returns its row; it is a top-level function, so a process pool can run it.
-:func:`extract_cohort_features` runs it over a cohort, writes the features table and
-``failures.csv`` (``patient_id,error``), and :func:`read_features` reads such a table back.
+:func:`extract_cohort_features` runs it over a cohort through the cohort runner
+(:func:`hnprog.data.runner.run_cohort`: progress, ``n_jobs``, resume from the cache,
+``failures.csv`` with ``patient_id,error``) and writes the features table;
+:func:`read_features` reads such a table back.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-import csv
 import functools
 import json
-import multiprocessing
 import os
 import re
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from hnprog.data.cohort import Patient
+from hnprog.data.runner import FAILURES_FILE, run_cohort
 from hnprog.errors import InputError, PatientError
 from hnprog.io import atomic_write, input_fingerprint, write_json
 from hnprog.radiomics.features import (
@@ -37,6 +36,7 @@ from hnprog.radiomics.params import feature_names, load_params
 
 __all__ = [
     "ID_COLUMN",
+    "cached_row",
     "check_finite_features",
     "extract_cohort_features",
     "extract_patient",
@@ -95,16 +95,43 @@ def extract_patient(
     ]
     if missing:
         raise PatientError(pid, f"file not found: {', '.join(missing)}")
-    cache_file = None
     if cache_dir is not None:
-        cache_file = Path(cache_dir) / f"{_safe_name(pid)}-{_cache_key(patient, loaded)}.json"
-        cached = _read_cache(cache_file, feature_names(loaded))
+        cached = cached_row(patient, params=loaded, cache_dir=cache_dir)
         if cached is not None:
-            return {ID_COLUMN: pid, **cached}
+            return cached
     features = extract_features(read_case(patient), params=loaded)
-    if cache_file is not None:
+    if cache_dir is not None:
+        cache_file = _cache_file(patient, loaded, cache_dir)
         write_json({"patient_id": pid, "features": features}, cache_file)
     return {ID_COLUMN: pid, **features}
+
+
+def cached_row(
+    patient: PatientRecord, *, params: Mapping[str, Any], cache_dir: str | os.PathLike
+) -> dict[str, Any] | None:
+    """The patient's row from the cache of :func:`extract_patient`, or None to compute it.
+
+    The ``resume`` of the cohort runner: None when there is no cache file for the patient's
+    current inputs and params, or when it is unreadable or holds other features.
+
+    Args:
+        patient: Patient, or any record with ``patient_id``, ``ct``, ``pet`` and ``mask``.
+        params: dict. Loaded params (:func:`hnprog.radiomics.params.load_params`).
+        cache_dir: str or PathLike. The cache folder.
+
+    Returns:
+        dict (as :func:`extract_patient` returns) or None.
+    """
+    path = _cache_file(patient, params, cache_dir)
+    if patient.mask is None or not path.is_file():
+        return None
+    try:
+        cached = json.loads(path.read_text())["features"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # unreadable cache file: recompute
+    if not isinstance(cached, dict) or list(cached) != feature_names(params):
+        return None
+    return {ID_COLUMN: patient.patient_id, **cached}
 
 
 def _check_label(params: Mapping[str, Any]) -> None:
@@ -115,26 +142,16 @@ def _check_label(params: Mapping[str, Any]) -> None:
         )
 
 
-def _cache_key(patient: PatientRecord, params: Mapping[str, Any]) -> str:
+def _cache_file(
+    patient: PatientRecord, params: Mapping[str, Any], cache_dir: str | os.PathLike
+) -> Path:
+    """``<cache_dir>/<ID>-<fingerprint of the input files, params, PyRadiomics>.json``."""
     import radiomics
 
     settings = {"version": CACHE_VERSION, "pyradiomics": radiomics.__version__, "params": params}
-    return input_fingerprint((patient.ct, patient.pet, patient.mask), settings)
-
-
-def _read_cache(path: Path, columns: Sequence[str]) -> dict[str, float] | None:
-    """The cached features, or None when the file is missing, unreadable or from other params."""
-    if not path.is_file():
-        return None
-    try:
-        cached = json.loads(path.read_text())["features"]
-    except (ValueError, KeyError, TypeError):
-        return None  # unreadable cache file: recompute
-    return cached if isinstance(cached, dict) and list(cached) == list(columns) else None
-
-
-def _safe_name(patient_id: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]", "_", patient_id) or "_"
+    key = input_fingerprint((patient.ct, patient.pet, patient.mask), settings)
+    safe_id = re.sub(r"[^A-Za-z0-9._-]", "_", patient.patient_id) or "_"
+    return Path(cache_dir) / f"{safe_id}-{key}.json"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -154,10 +171,12 @@ def extract_cohort_features(
 ) -> pd.DataFrame:
     """Extract features for every patient, in parallel, with a per-patient cache.
 
-    Each patient is done by :func:`extract_patient`, whose cache makes an interrupted run
-    resume where it stopped and recomputes a changed input. A patient that fails (no mask,
-    empty or single-voxel mask, mask outside the scan, a file missing or refused by the patient
-    loader) is written to the failures CSV with its reason; the others complete.
+    The cohort runner (:func:`hnprog.data.runner.run_cohort`) does each patient with
+    :func:`extract_patient`; its cache (:func:`cached_row`) makes an interrupted run resume
+    where it stopped without recomputing, and a changed input is recomputed. A patient that
+    fails (no mask, empty or single-voxel mask, mask outside the scan, a file missing or
+    refused by the patient loader) is written to the failures CSV with its reason; the others
+    complete.
 
     Args:
         patients: iterable of patient records with ``patient_id``, ``ct``, ``pet`` and
@@ -183,7 +202,7 @@ def extract_cohort_features(
 
     Raises:
         InputError: if ``n_jobs`` < 1, there are no patients, a patient id repeats, the params
-            are invalid, or every patient failed.
+            are invalid (or their ``label`` is not 1), or every patient failed.
     """
     if jobs is not None:
         if n_jobs != 1:
@@ -195,94 +214,37 @@ def extract_cohort_features(
             stacklevel=2,
         )
         n_jobs = jobs
-    if not isinstance(n_jobs, int) or n_jobs < 1:
-        raise InputError(f"n_jobs must be a positive integer. Received: n_jobs={n_jobs!r}")
     loaded = load_params(params)
     _check_label(loaded)
     columns = feature_names(loaded)
     pyradiomics_extractors(loaded)  # fail early on invalid PyRadiomics settings
-    patients = [as_patient(patient) for patient in patients]
+    patients = [as_patient(patient) for patient in patients]  # picklable, for the workers
     if not patients:
         raise InputError("no patients to extract features from")
-    order = [patient.patient_id for patient in patients]
-    if len(set(order)) != len(order):
-        repeated = sorted({pid for pid in order if order.count(pid) > 1})
-        raise InputError(f"patient ids must be unique. Received repeated ids: {repeated}")
     out = Path(out)
     cache = Path(cache_dir) if cache_dir is not None else out.parent / ".radiomics_cache"
-    failures_path = Path(failures) if failures is not None else out.parent / "failures.csv"
+    failures_path = Path(failures) if failures is not None else out.parent / FAILURES_FILE
 
-    work = functools.partial(extract_patient, params=loaded, cache_dir=str(cache))
-    rows, failed = _run_patients(patients, work, n_jobs=n_jobs, progress=progress)
-    _write_failures(failures_path, {pid: failed[pid] for pid in order if pid in failed})
-    if not rows:
+    run = run_cohort(
+        patients,
+        functools.partial(extract_patient, params=loaded, cache_dir=str(cache)),
+        n_jobs=n_jobs,
+        resume=functools.partial(cached_row, params=loaded, cache_dir=cache),
+        progress=progress,
+        desc="radiomics",
+        failures_file=failures_path,
+    )
+    if not run.results:
         raise InputError(
             f"feature extraction failed for all {len(patients)} patients; reasons in "
             f"{failures_path}"
         )
     table = pd.DataFrame.from_records(
-        [rows[pid] for pid in order if pid in rows], columns=[ID_COLUMN, *columns]
+        list(run.results.values()), columns=[ID_COLUMN, *columns]
     ).set_index(ID_COLUMN)
     with atomic_write(out, newline="") as f:
         table.to_csv(f, float_format="%.10g")
     return table
-
-
-def _run_patients(
-    patients: Sequence[Patient],
-    work: Callable[[Patient], dict[str, Any]],
-    *,
-    n_jobs: int,
-    progress: bool,
-) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
-    """Run ``work`` on every patient: rows and failure reasons, by patient id.
-
-    The stand-in for the cohort runner: a progress bar, ``n_jobs`` worker processes, and a
-    :class:`PatientError` (or any crash) of one patient recorded as its reason.
-    """
-    from tqdm.auto import tqdm
-
-    rows: dict[str, dict[str, Any]] = {}
-    failed: dict[str, str] = {}
-
-    def collect(patient_id: str, result: Callable[[], dict[str, Any]]) -> None:
-        try:
-            rows[patient_id] = result()
-        except PatientError as exc:
-            failed[patient_id] = exc.reason
-        except Exception as exc:  # noqa: BLE001 - one patient's crash must not stop the cohort
-            failed[patient_id] = f"{type(exc).__name__}: {exc}"
-        bar.update(1)
-
-    with tqdm(total=len(patients), desc="radiomics", unit="patient", disable=not progress) as bar:
-        if n_jobs == 1 or len(patients) <= 1:
-            for patient in patients:
-                collect(patient.patient_id, functools.partial(work, patient))
-        else:
-            with concurrent.futures.ProcessPoolExecutor(
-                max_workers=n_jobs, mp_context=_process_context()
-            ) as pool:
-                futures = {pool.submit(work, patient): patient.patient_id for patient in patients}
-                for future in concurrent.futures.as_completed(futures):
-                    collect(futures[future], future.result)
-    return rows, failed
-
-
-def _write_failures(path: Path, failed: Mapping[str, str]) -> None:
-    with atomic_write(path, newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow([ID_COLUMN, "error"])
-        writer.writerows(failed.items())
-
-
-def _process_context() -> multiprocessing.context.BaseContext:
-    """Start workers without fork: the parent may hold threads (TensorFlow, tqdm)."""
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
-    context = multiprocessing.get_context("forkserver")
-    # Import the heavy modules once in the fork server; each worker then starts ready.
-    context.set_forkserver_preload([__name__, "radiomics.featureextractor"])
-    return context
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Handcrafted radiomics features of one patient with PyRadiomics.
 
 :func:`extract_features` takes one patient's checked images, a :class:`~hnprog.transforms.Case`
-as the patient loader (:func:`hnprog.data.preprocess.load_case`) returns it, and does not read
+as the patient loader (:func:`hnprog.data.loading.load_case`) returns it, and does not read
 files; :func:`read_case` reads a patient through that loader.
 
 Geometry is done here with SimpleITK and :mod:`hnprog.geometry`, not by PyRadiomics:
@@ -28,9 +28,9 @@ import numpy as np
 import SimpleITK as sitk
 
 from hnprog.data.cohort import Patient
-from hnprog.data.preprocess import load_case
+from hnprog.data.loading import load_case
 from hnprog.errors import InputError, PatientError
-from hnprog.geometry import BoundingBox, crop_to_box, physical_extent
+from hnprog.geometry import crop_to_box, physical_extent
 from hnprog.radiomics.params import feature_column, feature_names, load_params, params_hash
 from hnprog.transforms import CT, MASK, PET, Case
 
@@ -42,11 +42,6 @@ __all__ = [
     "pyradiomics_extractors",
     "read_case",
 ]
-
-# load_case computes the automatic PET box when it is given none, and that can fail (no brain
-# in the field of view); radiomics needs no box, so it passes one that holds every scan.
-_WHOLE_SCAN = BoundingBox(-1e9, 1e9, -1e9, 1e9, -1e9, 1e9)
-
 
 class PatientRecord(Protocol):
     """What radiomics needs of a patient (``hnprog.data.cohort.Patient`` has it).
@@ -64,9 +59,10 @@ class PatientRecord(Protocol):
 def read_case(patient: PatientRecord) -> Case:
     """Read one patient's CT, PET and GTVt mask through hnprog's patient loader.
 
-    The loader (:func:`hnprog.data.preprocess.load_case`, shared with prediction and
-    training) checks that the CT is in HU and the PET in SUV and that the mask holds only
-    the patient's ``mask_labels``; the mask comes back as uint8 with 1 = GTVt.
+    The loader (:func:`hnprog.data.loading.load_case`, shared with prediction and
+    training) checks, in its order, that the files are readable, the CT is in HU and the PET
+    in SUV, and that the mask holds only the patient's ``mask_labels``; the mask comes back as
+    uint8 with 1 = GTVt. No bounding box is looked for: radiomics needs none.
 
     Args:
         patient: Patient, or any record with ``patient_id``, ``ct``, ``pet`` and ``mask``.
@@ -79,7 +75,7 @@ def read_case(patient: PatientRecord) -> Case:
     """
     if patient.mask is None:
         raise PatientError(patient.patient_id, "no GTVt mask")
-    return load_case(as_patient(patient), _WHOLE_SCAN, with_mask=True)
+    return load_case(as_patient(patient), with_mask=True, find_box=False)  # no box needed
 
 
 def as_patient(patient: PatientRecord) -> Patient:
@@ -268,7 +264,7 @@ def extract_features(
     Args:
         case: Case. The patient's ``"ct"`` (HU), ``"pet"`` (SUV) and ``"mask"`` (GTVt label
             map) SimpleITK images, each on its own grid, as
-            :func:`hnprog.data.preprocess.load_case` (or :func:`read_case`) returns them;
+            :func:`hnprog.data.loading.load_case` (or :func:`read_case`) returns them;
             ``case.patient_id`` is named in errors.
         *legacy: deprecated. The former form ``extract_features(ct, pet, mask, params=...,
             patient_id=...)`` with three SimpleITK images or three file paths still works for
