@@ -100,10 +100,10 @@ def check_event_time(
     the reports all check their inputs here, so the same bad value gives the same message.
 
     Args:
-        event: array-like of shape ``(n_samples,)``. 1/True for an observed event, 0/False for
-            censoring.
-        time: array-like of shape ``(n_samples,)``. Time to event or censoring, in days;
-            finite and not negative.
+        event: array-like ``(n_samples,)``, bool or 0/1. Whether each sample's event was
+            observed (else it is censored).
+        time: array-like ``(n_samples,)`` of numbers. Days to the event or to censoring;
+            must be finite and not negative.
         ids: sequence of str, optional. Patient identifiers, named in error messages.
             Defaults to None (rows are named by index: ``row 3``).
 
@@ -139,15 +139,10 @@ def check_event_time(
     def who(i: int) -> str:
         return f"row {i}" if ids is None else f"patient {ids[i]}"
 
-    try:
-        time_arr = time_arr.astype(np.float64)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"time must be numeric (days). Received: {exc}") from None
-    bad = np.flatnonzero(~np.isfinite(time_arr))
-    if bad.size:
-        raise InputError(
-            f"{who(bad[0])}: time is missing or not finite. Received: time={time_arr[bad[0]]}"
-        )
+    time_arr, not_finite = _as_float(time_arr, "time")
+    if not_finite.size:
+        i = not_finite[0]
+        raise InputError(f"{who(i)}: time is missing or not finite. Received: time={time_arr[i]}")
     bad = np.flatnonzero(time_arr < 0)
     if bad.size:
         raise InputError(f"{who(bad[0])}: time is negative. Received: time={time_arr[bad[0]]}")
@@ -189,17 +184,23 @@ def check_risk(risk: Sequence[float] | np.ndarray, *, n_samples: int) -> np.ndar
             f"risk must have one value per patient. Received: len(risk)={len(risk_arr)}, "
             f"len(time)={n_samples}"
         )
-    try:
-        risk_arr = risk_arr.astype(np.float64)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"risk must be numeric. Received: {exc}") from None
-    bad = np.flatnonzero(~np.isfinite(risk_arr))
-    if bad.size:
+    risk_arr, not_finite = _as_float(risk_arr, "risk")
+    if not_finite.size:
+        i = not_finite[0]
         raise InputError(
-            f"risk holds NaN or infinite values ({bad.size}, first at index {bad[0]}). "
-            f"Received: risk[{bad[0]}]={risk_arr[bad[0]]}"
+            f"risk holds NaN or infinite values ({not_finite.size}, first at index {i}). "
+            f"Received: risk[{i}]={risk_arr[i]}"
         )
     return risk_arr
+
+
+def _as_float(values: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """``values`` as float64, and the indices of its NaN or infinite entries."""
+    try:
+        values = values.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{what} must be numeric. Received: {exc}") from None
+    return values, np.flatnonzero(~np.isfinite(values))
 
 
 @deprecated_positional("event", "time")
