@@ -65,9 +65,9 @@ _PUBLIC_API: dict[str, str] = {
     "censoring_balanced_indices": "hnprog.data.dataset",
     # == radiomics ==
     "RadiomicsCoxPipeline": "hnprog.radiomics.baseline",
-    "extract_features": "hnprog.radiomics.extract",
-    "extract_cohort_features": "hnprog.radiomics.extract",
-    "read_features": "hnprog.radiomics.extract",
+    "extract_features": "hnprog.radiomics.features",
+    "extract_cohort_features": "hnprog.radiomics.cohort",
+    "read_features": "hnprog.radiomics.cohort",
     "run_radiomics_cv": "hnprog.radiomics.cv",
     "FoldSplit": "hnprog.splits",
     "cross_validation_splits": "hnprog.splits",

@@ -321,7 +321,7 @@ def radiomics_extract(
     from pathlib import Path
 
     from hnprog.data.cohort import read_cohort
-    from hnprog.radiomics.extract import extract_cohort_features
+    from hnprog.radiomics.cohort import extract_cohort_features
 
     cohort = read_cohort(data)
     failures_path = Path(failures) if failures else Path(out).parent / "failures.csv"
@@ -329,7 +329,7 @@ def radiomics_extract(
         cohort,
         out,
         params=params,
-        jobs=jobs,
+        n_jobs=jobs,
         cache_dir=cache_dir,
         failures=failures_path,
         progress=not quiet,
@@ -387,7 +387,7 @@ def radiomics_cv(
     """
     from hnprog.data.cohort import centre_from_id, read_endpoints
     from hnprog.radiomics.cv import run_radiomics_cv
-    from hnprog.radiomics.extract import read_features
+    from hnprog.radiomics.cohort import read_features
 
     table = read_features(features)
     outcomes = read_endpoints(endpoints)

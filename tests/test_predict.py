@@ -91,8 +91,8 @@ def test_predict_cohort_resumes_and_reports_failures(cohort_dir, preset_dir, tmp
     assert predictions["risk"].iloc[1] == pytest.approx(alone.risk, abs=1e-6)
     ends = cohort.endpoints.loc[predictions["patient_id"]]
     if ends["event"].any():
-        expected = concordance_index(ends["time"].to_numpy(), ends["event"].to_numpy(),
-                                     predictions["risk"].to_numpy())
+        expected = concordance_index(event=ends["event"].to_numpy(), time=ends["time"].to_numpy(),
+                                     risk=predictions["risk"].to_numpy())
         assert metrics["c_index"] == pytest.approx(expected)
     stamp = (out / first / "report.json").stat().st_mtime_ns
     predict_cohort(cohort, predictor, out, overlay=False, progress=False)

@@ -175,7 +175,9 @@ class Cohort:
                 f"{missing[:5]}"
             )
         rows = self.endpoints.loc[ids]
-        return make_survival_y(rows["event"].to_numpy(), rows["time"].to_numpy(), ids=ids)
+        return make_survival_y(
+            event=rows["event"].to_numpy(), time=rows["time"].to_numpy(), ids=ids
+        )
 
 
 def read_endpoints(

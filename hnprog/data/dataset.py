@@ -21,8 +21,6 @@ share of the samples are events.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
 import threading
@@ -41,7 +39,7 @@ from hnprog.data.cohort import Cohort, Patient
 from hnprog.data.loading import load_case
 from hnprog.data.runner import run_cohort
 from hnprog.errors import InputError
-from hnprog.io import atomic_write
+from hnprog.io import atomic_write, input_fingerprint
 from hnprog.transforms import (
     Case,
     CropToBox,
@@ -117,17 +115,6 @@ def censoring_balanced_indices(
     return order
 
 
-def _file_stamp(path: Path | None) -> list | None:
-    if path is None:
-        return None
-    path = Path(path)
-    try:
-        stat = path.stat()
-    except OSError:
-        return [str(path.resolve()), None, None]
-    return [str(path.resolve()), stat.st_size, stat.st_mtime_ns]
-
-
 class CaseCache:
     """Disk cache of cropped (not resampled) cases, one ``.npz`` per patient.
 
@@ -153,15 +140,13 @@ class CaseCache:
 
     def key(self, patient: Patient, box: BoundingBox | None) -> str:
         """The cache key (16 hex digits) of a patient's inputs and the parameters."""
-        description = {
+        settings = {
             "version": CACHE_VERSION,
-            "files": [_file_stamp(p) for p in (patient.ct, patient.pet, patient.mask)],
             "mask_labels": list(patient.mask_labels),
             "box": box.to_dict() if box is not None else "automatic",
             "config": self.config.to_dict(),
         }
-        text = json.dumps(description, sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return input_fingerprint((patient.ct, patient.pet, patient.mask), settings)
 
     def path(self, patient: Patient, box: BoundingBox | None) -> Path:
         """Where the patient's cache file lives."""

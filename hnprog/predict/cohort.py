@@ -111,7 +111,8 @@ def predict_cohort(
                 on="patient_id", how="left")
             with np.errstate(all="ignore"):
                 metrics["c_index"] = concordance_index(
-                    ends["time"].to_numpy(), ends["event"].to_numpy(), known["risk"].to_numpy())
+                    event=ends["event"].to_numpy(), time=ends["time"].to_numpy(),
+                    risk=known["risk"].to_numpy())
             metrics["n_events"] = int(ends["event"].sum())
     dices = predictions["dice"].dropna() if len(predictions) else pd.Series(dtype=float)
     if len(dices):
