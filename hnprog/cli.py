@@ -321,7 +321,7 @@ def radiomics_extract(
     from pathlib import Path
 
     from hnprog.data.cohort import read_cohort
-    from hnprog.radiomics.extract import extract_cohort_features
+    from hnprog.radiomics.cohort import extract_cohort_features
 
     cohort = read_cohort(data)
     failures_path = Path(failures) if failures else Path(out).parent / "failures.csv"
@@ -329,7 +329,7 @@ def radiomics_extract(
         cohort,
         out,
         params=params,
-        jobs=jobs,
+        n_jobs=jobs,
         cache_dir=cache_dir,
         failures=failures_path,
         progress=not quiet,
@@ -387,7 +387,7 @@ def radiomics_cv(
     """
     from hnprog.data.cohort import centre_from_id, read_endpoints
     from hnprog.radiomics.cv import run_radiomics_cv
-    from hnprog.radiomics.extract import read_features
+    from hnprog.radiomics.cohort import read_features
 
     table = read_features(features)
     outcomes = read_endpoints(endpoints)
@@ -681,7 +681,7 @@ def upload(folder: str, uri: str, tag: str | None, private: bool, endpoint: str 
     Example:
       hnprog upload cv/multitask/fold-1/preset hf://my-lab/unet3d_multitask_petct_fold1 --tag v1
     """
-    from hnprog.hub import upload_preset
+    from hnprog.presets.hub import upload_preset
 
     commit = upload_preset(folder, uri, tag=tag, private=private, endpoint=endpoint)
     echo_done(f"uploaded {folder} -> commit {commit}; pin it as {uri}@{commit}")
@@ -704,7 +704,7 @@ def card(run_dir: str, cards_dir: str) -> None:
     Example:
       hnprog card cv/multitask --cards-dir weights_cards
     """
-    from hnprog.cards import card_run
+    from hnprog.presets.cards import card_run
 
     written = card_run(run_dir, cards_dir=cards_dir)
     echo_done(f"{len(written)} card(s) written; copies in {cards_dir}")

@@ -20,7 +20,7 @@ import pandas as pd
 from hnprog.errors import InputError
 from hnprog.metrics import concordance_index
 from hnprog.radiomics.baseline import RadiomicsCoxPipeline
-from hnprog.radiomics.extract import ID_COLUMN, check_finite_features
+from hnprog.radiomics.cohort import ID_COLUMN, check_finite_features
 from hnprog.reporting import CVResult, plot_cv_kaplan_meier, write_cv_report
 from hnprog.splits import cross_validation_splits
 from hnprog.survival import make_survival_y
@@ -51,7 +51,7 @@ def run_radiomics_cv(
 
     Args:
         features: pandas.DataFrame. Index = patient id, one numeric column per feature (as
-            :func:`hnprog.radiomics.extract.read_features` returns).
+            :func:`hnprog.radiomics.cohort.read_features` returns).
         endpoints: pandas.DataFrame. Index = patient id, columns ``event`` (bool) and ``time``
             (days), as ``hnprog.data.cohort.read_endpoints`` returns.
         out_dir: str, PathLike or None. Folder of the report; None writes nothing. Files:
@@ -112,7 +112,9 @@ def run_radiomics_cv(
     if features.shape[1] == 0:
         raise InputError("no usable feature left")
     y = make_survival_y(
-        endpoints.loc[ids, "event"].to_numpy(), endpoints.loc[ids, "time"].to_numpy(), ids=ids
+        event=endpoints.loc[ids, "event"].to_numpy(),
+        time=endpoints.loc[ids, "time"].to_numpy(),
+        ids=ids,
     )
     group_labels = None
     if groups is not None:
@@ -143,7 +145,7 @@ def run_radiomics_cv(
             {
                 "model": MODEL_NAME,
                 "fold": split.fold,
-                "c_index": concordance_index(test_y["time"], test_y["event"], risk),
+                "c_index": concordance_index(event=test_y["event"], time=test_y["time"], risk=risk),
                 "val_c_index": model.validation_cindex_,
                 "threshold": model.threshold_,
                 "alpha": model.alpha_,

@@ -205,7 +205,7 @@ def _radiomics_rows(
 ) -> pd.DataFrame:
     """Per-fold rows of the standard radiomics baseline, on the same splits."""
     from hnprog.radiomics.cv import run_radiomics_cv
-    from hnprog.radiomics.extract import read_features
+    from hnprog.radiomics.cohort import read_features
 
     table = features if isinstance(features, pd.DataFrame) else read_features(features)
     missing = sorted(set(cohort.ids) - set(table.index.astype(str)))
