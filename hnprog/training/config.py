@@ -31,7 +31,7 @@ from hnprog.errors import InputError
 from hnprog.models.task import Task
 from hnprog.transforms import PreprocessConfig
 
-__all__ = ["FINETUNE_DEFAULTS", "Task", "TrainingConfig"]
+__all__ = ["FINETUNE_DEFAULTS", "Task", "TrainingConfig", "with_grid"]
 
 #: TrainingConfig fields that fine-tuning sets differently from training from scratch.
 FINETUNE_DEFAULTS: dict[str, Any] = {"epochs": 20, "learning_rate": 1e-4}
