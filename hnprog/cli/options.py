@@ -252,10 +252,11 @@ def training_options(*, finetune: bool = False) -> Callable:
         click.option("--workers", type=int, help=f"Data-loading threads.  {shown('workers')}"),
     ]
     if not finetune:
+        policy = defaults["mixed_precision"] or "float32"
         options.append(
-            click.option("--mixed-precision", type=click.Choice(["mixed_float16", "mixed_bfloat16"]),
-                         help="Mixed-precision policy.  "
-                              f"{shown('mixed_precision', defaults['mixed_precision'] or 'float32')}"),
+            click.option("--mixed-precision",
+                         type=click.Choice(["mixed_float16", "mixed_bfloat16"]),
+                         help=f"Mixed-precision policy.  {shown('mixed_precision', policy)}"),
         )
     options += [
         click.option("--resume", is_flag=True, help="Continue the run in --out (same settings)."),
