@@ -60,10 +60,10 @@ def bench_cindex(sizes: list[int], repeats: int) -> None:
         time_ = np.round(rng.exponential(1000.0, n))  # whole days: tied times
         event = rng.random(n) < 0.2
         risk = np.round(rng.normal(size=n) - 1e-3 * time_ * event, 3)  # some tied risks
-        ours = concordance_index(time_, event, risk)
+        ours = concordance_index(event=event, time=time_, risk=risk)
         theirs = concordance_index_censored(event, time_, risk)[0]
         lifelines = lifelines_cindex(time_, -risk, event)
-        t_ours = best_time(lambda: concordance_index(time_, event, risk), repeats)
+        t_ours = best_time(lambda: concordance_index(event=event, time=time_, risk=risk), repeats)
         sk_repeats = 1 if n > 10_000 else repeats
         t_sk = best_time(lambda: concordance_index_censored(event, time_, risk), sk_repeats)
         t_ll = best_time(lambda: lifelines_cindex(time_, -risk, event), repeats)

@@ -40,7 +40,8 @@ def timed(function, *args, **kwargs) -> tuple[float, float, object]:
 def naive_whole_scan(patient, spacing=(2.0, 2.0, 2.0)) -> dict[str, float]:
     """Peer: resample the whole CT, PET and mask to 2 mm, then extract the same features."""
     from hnprog.io import read_image
-    from hnprog.radiomics.extract import _extractors, load_params
+    from hnprog.radiomics.features import pyradiomics_extractors
+    from hnprog.radiomics.params import load_params
 
     ct = read_image(patient.ct)
     pet = read_image(patient.pet)
@@ -56,14 +57,14 @@ def naive_whole_scan(patient, spacing=(2.0, 2.0, 2.0)) -> dict[str, float]:
     }
     roi = sitk.Resample(mask, reference, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
     features = {}
-    for run, extractor in _extractors(load_params()):
+    for run, extractor in pyradiomics_extractors(load_params()):
         features.update(extractor.execute(images[run["image"]], roi, label=1))
     return features
 
 
 def paper_sized_table(seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
     """239 patients x 274 correlated features, 18% events, two informative directions."""
-    from hnprog.radiomics.extract import feature_names
+    from hnprog.radiomics.params import feature_names
     from hnprog.survival import make_survival_y
 
     rng = np.random.default_rng(seed)
@@ -76,7 +77,8 @@ def paper_sized_table(seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
     event = event_time < censor
     keep = rng.random(239) < 0.18 / max(event.mean(), 1e-9)  # thin events to about 18%
     event &= keep
-    y = make_survival_y(event, np.where(event, event_time, np.minimum(censor, event_time + censor)))
+    time = np.where(event, event_time, np.minimum(censor, event_time + censor))
+    y = make_survival_y(event=event, time=time)
     return pd.DataFrame(X, columns=names), y
 
 
@@ -90,7 +92,7 @@ def main() -> None:
     from hnprog.data.cohort import read_cohort
     from hnprog.data.synthetic import generate_cohort
     from hnprog.radiomics.baseline import RadiomicsCoxPipeline
-    from hnprog.radiomics.extract import extract_cohort_features
+    from hnprog.radiomics.cohort import extract_cohort_features
     from hnprog.splits import holdout_split
 
     rows = []
@@ -102,7 +104,7 @@ def main() -> None:
         runs = {}
         for jobs in (1, 2):
             wall, cpu, table = timed(
-                extract_cohort_features, patients, tmp / f"f{jobs}.csv", jobs=jobs,
+                extract_cohort_features, patients, tmp / f"f{jobs}.csv", n_jobs=jobs,
                 cache_dir=tmp / f"cache{jobs}", progress=False,
             )
             runs[jobs] = wall
@@ -110,7 +112,7 @@ def main() -> None:
                 cpu_per_patient = cpu / n  # in-process: the true core-seconds, robust to load
             rows.append((f"extract, {jobs} job(s), {n} patients", wall, wall / n, jobs * wall / n))
         wall, _, _ = timed(
-            extract_cohort_features, patients, tmp / "f1b.csv", jobs=1, cache_dir=tmp / "cache1",
+            extract_cohort_features, patients, tmp / "f1b.csv", n_jobs=1, cache_dir=tmp / "cache1",
             progress=False,
         )
         rows.append((f"extract, resumed from cache, {n} patients", wall, wall / n, wall / n))

@@ -45,7 +45,7 @@ def main() -> None:
 
     from _tiny import tiny_preset
 
-    from hnprog.loopback_hub import LoopbackHub
+    from hnprog.testing.loopback_hub import LoopbackHub
 
     work = args.out or Path(tempfile.mkdtemp(prefix="hnprog-hub-example-"))
     folder = tiny_preset(work / "tiny-preset")

@@ -31,7 +31,9 @@ def main() -> None:
         parser.error("give DATA (or --tiny)")
 
     cohort = read_cohort(data)
-    features = extract_cohort_features(cohort.patients, args.out / "features.csv", jobs=args.jobs)
+    features = extract_cohort_features(
+        cohort.patients, args.out / "features.csv", n_jobs=args.jobs
+    )
     print(f"{features.shape[1]} features for {features.shape[0]} patients")
     result = run_radiomics_cv(features, cohort.endpoints, args.out / "cv", n_folds=folds,
                               drop_constant=True)

@@ -36,13 +36,18 @@ _PUBLIC_API: dict[str, str] = {
     "write_image": "hnprog.io",
     # == core: models, losses, metrics ==
     "build_multitask_unet": "hnprog.models",
+    "Task": "hnprog.models.task",
     "CoxLoss": "hnprog.losses",
     "DiceLoss": "hnprog.losses",
     "concordance_index": "hnprog.metrics",
     "dice_score": "hnprog.metrics",
+    # == geometry ==
+    "BoundingBox": "hnprog.geometry",
+    "Grid": "hnprog.geometry",
     # == data ==
-    "BoundingBox": "hnprog.data.bbox",
     "auto_bbox": "hnprog.data.bbox",
+    "load_case": "hnprog.data.loading",
+    "run_cohort": "hnprog.data.runner",
     "generate_cohort": "hnprog.data.synthetic",
     "oracle_cindex": "hnprog.data.synthetic",
     "Patient": "hnprog.data.cohort",
@@ -60,9 +65,9 @@ _PUBLIC_API: dict[str, str] = {
     "censoring_balanced_indices": "hnprog.data.dataset",
     # == radiomics ==
     "RadiomicsCoxPipeline": "hnprog.radiomics.baseline",
-    "extract_features": "hnprog.radiomics.extract",
-    "extract_cohort_features": "hnprog.radiomics.extract",
-    "read_features": "hnprog.radiomics.extract",
+    "extract_features": "hnprog.radiomics.features",
+    "extract_cohort_features": "hnprog.radiomics.cohort",
+    "read_features": "hnprog.radiomics.cohort",
     "run_radiomics_cv": "hnprog.radiomics.cv",
     "FoldSplit": "hnprog.splits",
     "cross_validation_splits": "hnprog.splits",
@@ -80,9 +85,11 @@ _PUBLIC_API: dict[str, str] = {
     "list_presets": "hnprog.presets",
     "download_preset": "hnprog.presets",
     "Preset": "hnprog.presets",
-    "upload_preset": "hnprog.hub",
-    "FoldEnsemble": "hnprog.models.ensemble",
+    "upload_preset": "hnprog.presets",
+    "FoldEnsemble": "hnprog.presets",
     # == prediction ==
+    "predict_patient": "hnprog.predict",
+    "predict_cohort": "hnprog.predict",
 }
 
 __all__ = ["__version__", *_PUBLIC_API]

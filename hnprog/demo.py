@@ -98,8 +98,8 @@ def run_demo(
     truth = read_truth(data_dir).loc[predictions["patient_id"]]
     km_path = out_dir / "kaplan_meier.png"
     log_rank_p = plot_kaplan_meier(
-        truth["time"].to_numpy(), truth["event"].to_numpy().astype(bool),
-        predictions["risk"].to_numpy(), km_path,
+        event=truth["event"].to_numpy().astype(bool), time=truth["time"].to_numpy(),
+        risk=predictions["risk"].to_numpy(), path=km_path,
         title="Held-out synthetic patients, split at the median predicted risk",
     )
     summary = {

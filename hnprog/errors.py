@@ -33,3 +33,8 @@ class PatientError(InputError):
         self.patient_id = patient_id
         self.reason = message
         super().__init__(f"patient {patient_id}: {message}")
+
+    def __reduce__(self) -> tuple:
+        # Rebuilt from its two arguments, so that the error crosses process boundaries
+        # (a cohort run's worker processes) intact.
+        return (type(self), (self.patient_id, self.reason))

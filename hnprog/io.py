@@ -19,12 +19,13 @@ the file it replaces), so colleagues on a shared server can read the results.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import stat
 import struct
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -37,6 +38,7 @@ from hnprog.errors import InputError, PatientError
 __all__ = [
     "atomic_path",
     "atomic_write",
+    "input_fingerprint",
     "read_image",
     "write_image",
     "write_json",
@@ -159,6 +161,51 @@ def write_json(obj: Any, path: str | os.PathLike) -> None:
     with atomic_write(path) as f:
         json.dump(obj, f, indent=2, default=_default)
         f.write("\n")
+
+
+def input_fingerprint(
+    paths: Iterable[str | os.PathLike | None], settings: Mapping[str, Any]
+) -> str:
+    """A short hash of input files and of the settings that turn them into a cached result.
+
+    The one cache-key recipe (the training cache :class:`hnprog.data.dataset.CaseCache` and
+    the radiomics cache use it). Each file counts by its resolved path, size and modification
+    time (ns), not its content, so the key is cheap and goes stale when a file is rewritten,
+    replaced or moved; a missing file counts by its path alone and a None path as None.
+
+    Args:
+        paths: iterable of str, PathLike or None. The input files, in a fixed order.
+        settings: mapping of str to JSON-serialisable values. Everything else the result
+            depends on (a format version, parameters, library versions); key order does not
+            matter. The key ``"files"`` is reserved.
+
+    Returns:
+        str. 16 hexadecimal digits (the start of a SHA-256).
+
+    Raises:
+        ValueError: if ``settings`` holds the key ``"files"``.
+        TypeError: if ``settings`` is not JSON-serialisable.
+
+    Example:
+        >>> input_fingerprint(["P1_ct.nii.gz"], {"version": 1})  # doctest: +SKIP
+        '3f0c1d9a2b7e4c55'
+    """
+    if "files" in settings:
+        raise ValueError("input_fingerprint: the settings key 'files' is reserved")
+    description = {**settings, "files": [_file_stamp(path) for path in paths]}
+    text = json.dumps(description, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _file_stamp(path: str | os.PathLike | None) -> list | None:
+    if path is None:
+        return None
+    path = Path(path)
+    try:
+        stats = path.stat()
+    except OSError:
+        return [str(path.resolve()), None, None]
+    return [str(path.resolve()), stats.st_size, stats.st_mtime_ns]
 
 
 def read_image(

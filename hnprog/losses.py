@@ -14,6 +14,7 @@ import keras
 from keras import ops
 
 from hnprog.errors import InputError
+from hnprog.survival import deprecated_positional
 
 __all__ = ["CoxLoss", "DiceLoss", "cox_loss_terms"]
 
@@ -21,7 +22,8 @@ TIES = ("breslow", "efron")
 _MASKED_LOG_HAZARD = -1e30  # stands in for -inf where a maximum must ignore censored samples
 
 
-def cox_loss_terms(time: Any, event: Any, risk: Any, ties: str = "breslow") -> Any:
+@deprecated_positional("time", "event", "risk", "ties")
+def cox_loss_terms(*, event: Any, time: Any, risk: Any, ties: str = "breslow") -> Any:
     """Per-sample terms of the Cox loss; their sum is the loss of Eq. 2.
 
     Samples are sorted by time once (O(N log N)); the log of each risk-set sum
@@ -30,8 +32,8 @@ def cox_loss_terms(time: Any, event: Any, risk: Any, ties: str = "breslow") -> A
     stay finite. Samples with tied times share one risk set (the whole tie group).
 
     Args:
-        time: tensor of shape ``(N,)``. Time to event or censoring (days).
         event: tensor of shape ``(N,)``. 1 for an observed event, 0 for censoring.
+        time: tensor of shape ``(N,)``. Time to event or censoring (days).
         risk: tensor of shape ``(N,)``. Predicted log-hazard (higher means worse).
         ties: str. ``"breslow"`` or ``"efron"`` handling of tied event times.
             Defaults to ``"breslow"``.
@@ -40,6 +42,11 @@ def cox_loss_terms(time: Any, event: Any, risk: Any, ties: str = "breslow") -> A
         tensor of shape ``(N,)``, in the input order: ``-(h_i - log R_i) / n_events`` for an
         event ``i`` (``log R_i`` is the Breslow or Efron risk-set term), 0 for a censored
         sample. All zeros when the batch holds no event.
+
+    Note:
+        The arguments are keyword-only, in ``(event, time)`` order; the former positional
+        form ``cox_loss_terms(time, event, risk)`` still works for one release, with a
+        ``DeprecationWarning``.
     """
     order = ops.argsort(time)
     sorted_time = ops.take(time, order)
@@ -168,7 +175,7 @@ class CoxLoss(keras.losses.Loss):
         dtype = self.dtype if self.dtype == "float64" else "float32"
         y_true = ops.cast(y_true, dtype)
         risk = ops.reshape(ops.cast(y_pred, dtype), (-1,))
-        return cox_loss_terms(y_true[:, 0], y_true[:, 1], risk, ties=self.ties)
+        return cox_loss_terms(event=y_true[:, 1], time=y_true[:, 0], risk=risk, ties=self.ties)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

@@ -8,11 +8,13 @@ from typing import Any
 import numpy as np
 
 from hnprog.errors import InputError
+from hnprog.survival import check_event_time, check_risk, deprecated_positional
 
 __all__ = ["concordance_index", "dice_score"]
 
 
-def concordance_index(time: Any, event: Any, risk: Any, *, tied_tol: float = 1e-8) -> float:
+@deprecated_positional("time", "event", "risk")
+def concordance_index(*, event: Any, time: Any, risk: Any, tied_tol: float = 1e-8) -> float:
     """Harrell's concordance index of risk scores against censored survival times.
 
     A pair ``(i, j)`` is comparable when ``i`` had an observed event and ``j`` was still at
@@ -20,18 +22,19 @@ def concordance_index(time: Any, event: Any, risk: Any, *, tied_tol: float = 1e-
     sample with the event has the higher risk, and counts 1/2 when the two risks are tied
     (within ``tied_tol``). The C-index is ``(concordant + tied / 2) / comparable``: 1 is a
     perfect ranking, 0.5 a random one. This is exactly the definition of
-    ``sksurv.metrics.concordance_index_censored`` (and its first return value); lifelines'
-    ``concordance_index`` takes predicted survival times, so give it ``-risk``.
+    ``sksurv.metrics.concordance_index_censored(event, time, risk)`` (and its first return
+    value), in the same argument order; lifelines' ``concordance_index`` takes predicted
+    survival times, so give it ``-risk``.
 
     It runs in O(N log N) time and O(N) memory with vectorised NumPy: sorts, binary searches
     and a wavelet matrix over the risk ranks that counts, for every event, the lower risks
     among the samples still at risk.
 
     Args:
-        time: array-like of shape ``(n_samples,)``. Time to event or censoring (days); finite
-            and not negative.
         event: array-like of shape ``(n_samples,)``. True (or 1) for an observed event,
             False (or 0) for censoring.
+        time: array-like of shape ``(n_samples,)``. Time to event or censoring (days); finite
+            and not negative.
         risk: array-like of shape ``(n_samples,)``. Predicted risk, e.g. a Cox log-hazard:
             **higher means an earlier event**. Negate survival times or probabilities first.
         tied_tol: float. Two risks closer than this count as tied. Defaults to 1e-8
@@ -43,13 +46,20 @@ def concordance_index(time: Any, event: Any, risk: Any, *, tied_tol: float = 1e-
 
     Raises:
         InputError: on inputs that are not 1D or differ in length, on missing or non-finite
-            values, on negative times, or on events other than 0/1.
+            values, on negative times, or on events other than 0/1
+            (:func:`hnprog.survival.check_event_time` and :func:`hnprog.survival.check_risk`).
+
+    Note:
+        The arguments are keyword-only, in scikit-survival's ``(event, time)`` order. The
+        former positional form ``concordance_index(time, event, risk)`` still works for one
+        release, with a ``DeprecationWarning``.
 
     Example:
-        >>> concordance_index([1.0, 2.0, 3.0], [1, 1, 0], [3.0, 2.0, 1.0])
+        >>> concordance_index(event=[1, 1, 0], time=[1.0, 2.0, 3.0], risk=[3.0, 2.0, 1.0])
         1.0
     """
-    time_arr, event_arr, risk_arr = _check_survival_arrays(time, event, risk)
+    event_arr, time_arr = check_event_time(event=event, time=time)
+    risk_arr = check_risk(risk, n_samples=len(time_arr))
     n_samples = len(time_arr)
 
     # Samples sorted by decreasing time; an event's "later" samples form a prefix of this order.
@@ -89,7 +99,7 @@ def concordance_index(time: Any, event: Any, risk: Any, *, tied_tol: float = 1e-
             "concordance_index: no comparable pair (no event, or no sample at risk after any "
             "event); returning NaN.",
             RuntimeWarning,
-            stacklevel=2,
+            stacklevel=3,  # the caller, above the deprecated_positional wrapper
         )
         return float("nan")
     concordant = int(later_below.sum() + tied_below.sum())
@@ -133,50 +143,6 @@ def _count_prefix_below(
         hi = np.where(go_right, n_zeros + hi - zeros_hi, zeros_hi)
         current = np.concatenate([current[is_one == 0], current[is_one == 1]])
     return counts
-
-
-def _check_survival_arrays(
-    time: Any, event: Any, risk: Any
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Check and convert the inputs of :func:`concordance_index`."""
-    arrays = {}
-    for name, value in (("time", time), ("event", event), ("risk", risk)):
-        array = np.asarray(value)
-        if array.ndim != 1:
-            raise InputError(f"{name} must be 1D. Received: {name}.shape={array.shape}")
-        arrays[name] = array
-    lengths = {name: len(array) for name, array in arrays.items()}
-    if len(set(lengths.values())) != 1:
-        raise InputError(
-            "time, event and risk must have the same length. Received: "
-            + ", ".join(f"len({name})={length}" for name, length in lengths.items())
-        )
-    try:
-        time_arr = arrays["time"].astype(np.float64)
-        risk_arr = arrays["risk"].astype(np.float64)
-        event_float = arrays["event"].astype(np.float64)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"time, event and risk must be numeric. Received: {exc}") from exc
-    for name, array in (("time", time_arr), ("risk", risk_arr), ("event", event_float)):
-        bad = np.flatnonzero(~np.isfinite(array))
-        if bad.size:
-            raise InputError(
-                f"{name} holds NaN or infinite values (first at index {bad[0]}). "
-                f"Received: {name}[{bad[0]}]={array[bad[0]]}"
-            )
-    bad = np.flatnonzero(time_arr < 0)
-    if bad.size:
-        raise InputError(
-            f"time must not be negative (first at index {bad[0]}). "
-            f"Received: time[{bad[0]}]={time_arr[bad[0]]}"
-        )
-    bad = np.flatnonzero((event_float != 0) & (event_float != 1))
-    if bad.size:
-        raise InputError(
-            f"event must be 0/1 or boolean (first bad value at index {bad[0]}). "
-            f"Received: event[{bad[0]}]={arrays['event'][bad[0]]!r}"
-        )
-    return time_arr, event_float.astype(bool), risk_arr
 
 
 def dice_score(pred: Any, truth: Any, *, empty_score: float = 1.0) -> float:

@@ -23,7 +23,7 @@ import pandas as pd
 
 from hnprog.errors import InputError
 from hnprog.io import atomic_path, atomic_write, write_json
-from hnprog.survival import make_survival_y
+from hnprog.survival import check_risk, deprecated_positional, make_survival_y
 
 __all__ = [
     "METRIC_LABELS",
@@ -193,16 +193,18 @@ def write_cv_report(
     return paths
 
 
+@deprecated_positional("time", "event", "risk")
 def median_risk_split(
-    time: Sequence[float] | np.ndarray,
+    *,
     event: Sequence[bool] | np.ndarray,
+    time: Sequence[float] | np.ndarray,
     risk: Sequence[float] | np.ndarray,
 ) -> dict[str, Any]:
     """Split patients at the median risk and compare the two groups with a log-rank test.
 
     Args:
-        time: array-like, shape ``(n_patients,)``. Days to event or censoring.
         event: array-like of bool, shape ``(n_patients,)``. True where the event was observed.
+        time: array-like, shape ``(n_patients,)``. Days to event or censoring.
         risk: array-like, shape ``(n_patients,)``. Predicted risk, higher = worse.
 
     Returns:
@@ -214,15 +216,8 @@ def median_risk_split(
         InputError: on mismatched lengths, non-finite risks, or when every patient falls in one
             group (constant risk).
     """
-    y = make_survival_y(event, time)
-    risk_arr = np.asarray(risk, dtype=float)
-    if risk_arr.shape != y.shape:
-        raise InputError(
-            f"risk must have one value per patient. Received: len(risk)={risk_arr.size}, "
-            f"len(time)={y.size}"
-        )
-    if not np.isfinite(risk_arr).all():
-        raise InputError(f"risk holds {int((~np.isfinite(risk_arr)).sum())} NaN or infinite values")
+    y = make_survival_y(event=event, time=time)
+    risk_arr = check_risk(risk, n_samples=len(y))
     median = float(np.median(risk_arr))
     high = risk_arr > median
     if high.all() or not high.any():
@@ -243,12 +238,13 @@ def median_risk_split(
     }
 
 
+@deprecated_positional("time", "event", "risk", "path")
 def plot_kaplan_meier(
-    time: Sequence[float] | np.ndarray,
+    *,
     event: Sequence[bool] | np.ndarray,
+    time: Sequence[float] | np.ndarray,
     risk: Sequence[float] | np.ndarray,
     path: str | os.PathLike,
-    *,
     title: str | None = None,
     time_unit: str = "days",
 ) -> float:
@@ -259,8 +255,8 @@ def plot_kaplan_meier(
     works without a display and leaves the global backend alone.
 
     Args:
-        time: array-like, shape ``(n_patients,)``. Days to event or censoring.
         event: array-like of bool, shape ``(n_patients,)``. True where the event was observed.
+        time: array-like, shape ``(n_patients,)``. Days to event or censoring.
         risk: array-like, shape ``(n_patients,)``. Predicted risk, higher = worse.
         path: str or PathLike. The PNG file, written atomically.
         title: str, optional. Plot title. Defaults to ``"Kaplan-Meier, split at median risk"``.
@@ -273,14 +269,16 @@ def plot_kaplan_meier(
         InputError: as :func:`median_risk_split`.
 
     Example:
-        >>> p = plot_kaplan_meier(time, event, risk, "km.png")  # doctest: +SKIP
+        >>> p = plot_kaplan_meier(  # doctest: +SKIP
+        ...     event=event, time=time, risk=risk, path="km.png"
+        ... )
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from sksurv.nonparametric import kaplan_meier_estimator
 
-    split = median_risk_split(time, event, risk)
-    y = make_survival_y(event, time)
+    split = median_risk_split(event=event, time=time, risk=risk)
+    y = make_survival_y(event=event, time=time)
     figure = Figure(figsize=(6, 4.5), dpi=120)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()

@@ -7,27 +7,207 @@ Conventions (see the Concepts page of the docs):
 - ``time``: float, days from diagnosis (or treatment) to the event or to the last follow-up.
 - ``risk``: float, a log-hazard; **higher means worse** (an earlier event).
 
-scikit-survival's structured arrays (fields ``event`` and ``time``) are the format of ``y`` in
-estimators; Keras losses take ``y_true`` of shape ``(N, 2)`` holding ``(time, event)``.
+Every function that takes both ``event`` and ``time`` takes them in that order and as keywords,
+as scikit-survival does (``Surv.from_arrays(event=..., time=...)``), and checks them with
+:func:`check_event_time`, the one validator. scikit-survival's structured arrays (fields
+``event`` and ``time``) are the format of ``y`` in estimators; Keras losses take ``y_true`` of
+shape ``(N, 2)`` holding ``(time, event)``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import inspect
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 
 from hnprog.errors import InputError
 
-__all__ = ["check_survival_y", "make_survival_y", "survival_y_to_keras"]
+__all__ = [
+    "check_event_time",
+    "check_risk",
+    "check_survival_y",
+    "make_survival_y",
+    "survival_y_to_keras",
+]
 
 SURVIVAL_DTYPE = np.dtype([("event", "?"), ("time", "<f8")])
 
+_F = TypeVar("_F", bound=Callable[..., Any])
 
-def make_survival_y(
+
+def deprecated_positional(*old_order: str) -> Callable[[_F], _F]:
+    """Let a keyword-only function accept its former positional arguments for one release.
+
+    The survival functions used to take ``(time, event, ...)`` or ``(event, time)``
+    positionally; they are now keyword-only. A positional call is mapped onto the keywords in
+    the function's *former* order, with a ``DeprecationWarning`` that shows the keyword form.
+
+    Args:
+        *old_order: str. The names of the former positional parameters, in their former order.
+
+    Returns:
+        A decorator. The decorated function keeps its own (keyword-only) signature.
+    """
+
+    def decorate(function: _F) -> _F:
+        name = function.__name__
+        keywords = [
+            p.name for p in inspect.signature(function).parameters.values()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name in old_order
+        ]
+        new_form = f"{name}({', '.join(f'{k}=...' for k in keywords)})"
+
+        @functools.wraps(function)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if args:
+                if len(args) > len(old_order):
+                    raise TypeError(
+                        f"{name}() takes keyword arguments only; call {new_form}. "
+                        f"Received: {len(args)} positional arguments"
+                    )
+                names = old_order[: len(args)]
+                repeated = [n for n in names if n in kwargs]
+                if repeated:
+                    raise TypeError(f"{name}() got multiple values for argument {repeated[0]!r}")
+                warnings.warn(
+                    f"{name}({', '.join(names)}) with positional arguments is deprecated and "
+                    f"will stop working in the next release; call {new_form} (the order of "
+                    "survival arguments is now (event, time), keyword-only).",
+                    DeprecationWarning,
+                    stacklevel=2,
+                )
+                kwargs.update(zip(names, args))
+            return function(**kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def check_event_time(
+    *,
     event: Sequence[bool] | np.ndarray,
     time: Sequence[float] | np.ndarray,
+    ids: Sequence[str] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Check survival outcomes and return them as arrays: the one survival validator.
+
+    :func:`make_survival_y`, :func:`check_survival_y`, :func:`hnprog.concordance_index` and
+    the reports all check their inputs here, so the same bad value gives the same message.
+
+    Args:
+        event: array-like ``(n_samples,)``, bool or 0/1. Whether each sample's event was
+            observed (else it is censored).
+        time: array-like ``(n_samples,)`` of numbers. Days to the event or to censoring;
+            must be finite and not negative.
+        ids: sequence of str, optional. Patient identifiers, named in error messages.
+            Defaults to None (rows are named by index: ``row 3``).
+
+    Returns:
+        tuple ``(event, time)``: bool array and float64 array (days), both ``(n_samples,)``.
+
+    Raises:
+        InputError: naming the row or patient, on arrays that are not 1D or differ in length,
+            non-numeric, missing, infinite or negative times, or events other than 0/1.
+
+    Example:
+        >>> event, time = check_event_time(event=[1, 0], time=[120, 900])
+        >>> event.tolist(), time.tolist()
+        ([True, False], [120.0, 900.0])
+    """
+    event_arr = np.asarray(event)
+    time_arr = np.asarray(time)
+    if event_arr.ndim != 1 or time_arr.ndim != 1:
+        raise InputError(
+            "event and time must be 1D, of shape (n_samples,). Received: "
+            f"event.shape={event_arr.shape}, time.shape={time_arr.shape}"
+        )
+    if len(event_arr) != len(time_arr):
+        raise InputError(
+            f"event and time must have the same length. Received: len(event)={len(event_arr)}, "
+            f"len(time)={len(time_arr)}"
+        )
+    if ids is not None and len(ids) != len(time_arr):
+        raise InputError(
+            f"ids must name every sample. Received: len(ids)={len(ids)}, len(time)={len(time_arr)}"
+        )
+
+    def who(i: int) -> str:
+        return f"row {i}" if ids is None else f"patient {ids[i]}"
+
+    time_arr, not_finite = _as_float(time_arr, "time")
+    if not_finite.size:
+        i = not_finite[0]
+        raise InputError(f"{who(i)}: time is missing or not finite. Received: time={time_arr[i]}")
+    bad = np.flatnonzero(time_arr < 0)
+    if bad.size:
+        raise InputError(f"{who(bad[0])}: time is negative. Received: time={time_arr[bad[0]]}")
+    if event_arr.dtype != bool:
+        try:
+            event_float = event_arr.astype(np.float64)
+        except (TypeError, ValueError):
+            event_float = np.full(len(event_arr), np.nan)
+        bad = np.flatnonzero((event_float != 0) & (event_float != 1))
+        if bad.size:
+            raise InputError(
+                f"{who(bad[0])}: event must be 0 or 1 (or bool). "
+                f"Received: event={event_arr[bad[0]]!r}"
+            )
+        event_arr = event_float.astype(bool)
+    return event_arr, time_arr
+
+
+def check_risk(risk: Sequence[float] | np.ndarray, *, n_samples: int) -> np.ndarray:
+    """Check predicted risks against the number of samples of checked survival outcomes.
+
+    Args:
+        risk: array-like of shape ``(n_samples,)``. Predicted risk (a log-hazard), higher
+            means an earlier event.
+        n_samples: int. The number of samples of the matching ``event`` and ``time``.
+
+    Returns:
+        numpy.ndarray of shape ``(n_samples,)``, float64.
+
+    Raises:
+        InputError: if ``risk`` is not 1D, has another length, is not numeric, or holds NaN
+            or infinite values.
+    """
+    risk_arr = np.asarray(risk)
+    if risk_arr.ndim != 1:
+        raise InputError(f"risk must be 1D. Received: risk.shape={risk_arr.shape}")
+    if len(risk_arr) != n_samples:
+        raise InputError(
+            f"risk must have one value per patient. Received: len(risk)={len(risk_arr)}, "
+            f"len(time)={n_samples}"
+        )
+    risk_arr, not_finite = _as_float(risk_arr, "risk")
+    if not_finite.size:
+        i = not_finite[0]
+        raise InputError(
+            f"risk holds NaN or infinite values ({not_finite.size}, first at index {i}). "
+            f"Received: risk[{i}]={risk_arr[i]}"
+        )
+    return risk_arr
+
+
+def _as_float(values: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """``values`` as float64, and the indices of its NaN or infinite entries."""
+    try:
+        values = values.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{what} must be numeric. Received: {exc}") from None
+    return values, np.flatnonzero(~np.isfinite(values))
+
+
+@deprecated_positional("event", "time")
+def make_survival_y(
     *,
+    event: Sequence[bool] | np.ndarray,
+    time: Sequence[float] | np.ndarray,
     ids: Sequence[str] | None = None,
 ) -> np.ndarray:
     """Build a structured survival array after checking its values.
@@ -45,45 +225,20 @@ def make_survival_y(
         ``time`` (float64), as scikit-survival's ``Surv.from_arrays`` builds.
 
     Raises:
-        InputError: on mismatched lengths, missing or negative times, or events not in {0, 1}.
+        InputError: on mismatched lengths, missing or negative times, or events not in {0, 1}
+            (see :func:`check_event_time`).
+
+    Note:
+        ``event`` and ``time`` are keyword-only, in scikit-survival's order. The positional
+        form ``make_survival_y(event, time)`` still works for one release, with a
+        ``DeprecationWarning``.
 
     Example:
-        >>> y = make_survival_y([1, 0], [120.0, 900.0])
+        >>> y = make_survival_y(event=[1, 0], time=[120.0, 900.0])
         >>> y["event"].tolist(), y["time"].tolist()
         ([True, False], [120.0, 900.0])
     """
-    event_arr = np.asarray(event)
-    time_arr = np.asarray(time, dtype=float)
-    if event_arr.ndim != 1 or time_arr.ndim != 1:
-        raise InputError(
-            f"event and time must be 1D. Received: event.shape={event_arr.shape}, "
-            f"time.shape={time_arr.shape}"
-        )
-    if len(event_arr) != len(time_arr):
-        raise InputError(
-            f"event and time must have the same length. Received: len(event)={len(event_arr)}, "
-            f"len(time)={len(time_arr)}"
-        )
-    names = list(ids) if ids is not None else [f"row {i}" for i in range(len(time_arr))]
-
-    def name(i: int) -> str:
-        return names[i] if ids is None else f"patient {names[i]}"
-
-    bad = np.flatnonzero(~np.isfinite(time_arr))
-    if bad.size:
-        raise InputError(f"{name(bad[0])}: time is missing or not finite ({time_arr[bad[0]]})")
-    bad = np.flatnonzero(time_arr < 0)
-    if bad.size:
-        raise InputError(f"{name(bad[0])}: time is negative ({time_arr[bad[0]]})")
-    if event_arr.dtype != bool:
-        try:
-            event_float = event_arr.astype(float)
-        except (TypeError, ValueError):
-            event_float = np.full(len(event_arr), np.nan)
-        bad = np.flatnonzero(~np.isin(event_float, (0.0, 1.0)))
-        if bad.size:
-            raise InputError(f"{name(bad[0])}: event must be 0 or 1, got {event_arr[bad[0]]!r}")
-        event_arr = event_float.astype(bool)
+    event_arr, time_arr = check_event_time(event=event, time=time, ids=ids)
     y = np.empty(len(time_arr), dtype=SURVIVAL_DTYPE)
     y["event"] = event_arr
     y["time"] = time_arr
@@ -103,7 +258,8 @@ def check_survival_y(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         tuple of ``event`` (bool array) and ``time`` (float64 array, days).
 
     Raises:
-        InputError: if ``y`` is not such an array, or holds invalid values.
+        InputError: if ``y`` is not such an array, or holds invalid values
+            (see :func:`check_event_time`).
     """
     y = np.asarray(y)
     if y.dtype.names is None or len(y.dtype.names) != 2:
@@ -112,8 +268,7 @@ def check_survival_y(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             f"hnprog.make_survival_y or sksurv.util.Surv. Received: dtype={y.dtype}"
         )
     event_field, time_field = y.dtype.names
-    checked = make_survival_y(y[event_field], y[time_field])
-    return checked["event"], checked["time"]
+    return check_event_time(event=y[event_field], time=y[time_field])
 
 
 def survival_y_to_keras(y: np.ndarray) -> np.ndarray:

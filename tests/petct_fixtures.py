@@ -74,7 +74,7 @@ def write_cohort(root: Path, ids: list[str], *, events: list[int] | None = None)
         write_image(make_pet(), root / f"{pid}_pt.nii.gz")
         write_image(make_mask(ct), root / f"{pid}_gtvt.nii.gz")
     events = events if events is not None else [i % 2 for i in range(len(ids))]
-    lines = ["PatientID,Progression,Progression free survival (days)"]
+    lines = ["PatientID,Progression,Progression free survival"]
     lines += [f"{pid},{e},{100.0 * (i + 1)}" for i, (pid, e) in enumerate(zip(ids, events))]
     (root / "endpoints.csv").write_text("\n".join(lines) + "\n")
     write_bboxes({pid: BOX for pid in ids}, root / "bboxes.csv")

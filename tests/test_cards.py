@@ -7,12 +7,12 @@ import json
 import pytest
 from click.testing import CliRunner
 from huggingface_hub import ModelCard
-from preset_helpers import make_preset
 
-from hnprog.cards import SYNTHETIC_WARNING, card_run, make_model_card, write_card
 from hnprog.cli import main
 from hnprog.errors import InputError
 from hnprog.presets import verify_preset
+from hnprog.presets.cards import SYNTHETIC_WARNING, card_run, make_model_card, write_card
+from hnprog.testing.presets import make_tiny_preset as make_preset
 
 
 def test_model_index_holds_the_run_metrics(tmp_path):

@@ -23,7 +23,7 @@ def touch(path: Path) -> Path:
 
 
 def write_endpoints_2021(path: Path, rows: list[tuple]) -> Path:
-    lines = ["PatientID,Progression,Progression free survival (days)"]
+    lines = ["PatientID,Progression,Progression free survival"]  # the real HECKTOR 2021 names
     lines += [",".join(str(v) for v in row) for row in rows]
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -192,7 +192,7 @@ def test_survival_y_matches_sksurv_structure(cohort_2021):
     cohort = read_cohort(cohort_2021)
     table = pd.read_csv(cohort_2021 / "endpoints.csv")
     expected = Surv.from_arrays(
-        table["Progression"].astype(bool), table["Progression free survival (days)"]
+        table["Progression"].astype(bool), table["Progression free survival"]
     )
     y = cohort.survival_y()
     np.testing.assert_array_equal(y["event"], expected["event"])
@@ -212,3 +212,10 @@ def test_bad_cohort_paths_and_layouts(tmp_path):
     manifest.write_text("patient_id,ct\np1,a.nii\n")
     with pytest.raises(InputError, match=r"missing columns \['pet'\]"):
         read_cohort(manifest)
+
+
+def test_endpoints_with_the_days_suffix_of_earlier_versions_still_read(tmp_path):
+    path = tmp_path / "endpoints.csv"
+    path.write_text("PatientID,Progression,Progression free survival (days)\nCHGJ001,1,10\n")
+    table = read_endpoints(path)
+    assert table.loc["CHGJ001"].to_dict() == {"event": True, "time": 10.0}

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from preset_helpers import images, make_preset, tiny_model
 
 from hnprog.errors import InputError
-from hnprog.models.ensemble import FoldEnsemble
-from hnprog.presets import Preset, from_preset
+from hnprog.presets import FoldEnsemble, Preset, from_preset
+from hnprog.testing.presets import make_tiny_preset as make_preset
+from hnprog.testing.presets import tiny_images as images
+from hnprog.testing.presets import tiny_model
 
 
 @pytest.mark.backend_independent

@@ -9,15 +9,16 @@ import os
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from hnprog.loopback_hub import LoopbackHub
-from preset_helpers import images, make_preset
 
-from hnprog import hub, presets
+from hnprog import presets
 from hnprog.cli import main
 from hnprog.errors import InputError
-from hnprog.hub import HubReference, parse_hf_uri, upload_preset, validate_revision
-from hnprog.models.ensemble import FoldEnsemble
-from hnprog.presets import Preset, from_preset
+from hnprog.presets import FoldEnsemble, Preset, from_preset, hub
+from hnprog.presets import registry as preset_registry
+from hnprog.presets.hub import HubReference, parse_hf_uri, upload_preset, validate_revision
+from hnprog.testing.loopback_hub import LoopbackHub
+from hnprog.testing.presets import make_tiny_preset as make_preset
+from hnprog.testing.presets import tiny_images as images
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -188,7 +189,7 @@ def test_metadata_listing_a_path_outside_the_repo_is_refused(server, tmp_path):
 def _register(tmp_path, monkeypatch, entries):
     path = tmp_path / "registry.json"
     path.write_text(json.dumps(entries))
-    monkeypatch.setattr(presets, "REGISTRY_PATH", path)
+    monkeypatch.setattr(preset_registry, "REGISTRY_PATH", path)
 
 
 def _entry(folder, commit, repo):
@@ -300,7 +301,7 @@ def test_upload_refuses_a_tampered_folder(preset_dir, recording_api):
 def test_cli_presets_list_download_upload(server, preset_dir, tmp_path, monkeypatch,
                                           recording_api):
     runner = CliRunner()
-    monkeypatch.setattr(presets, "REGISTRY_PATH", tmp_path / "none.json")
+    monkeypatch.setattr(preset_registry, "REGISTRY_PATH", tmp_path / "none.json")
     result = runner.invoke(main, ["presets", "list"])
     assert result.exit_code == 0, result.output
     assert "No presets are registered" in result.output

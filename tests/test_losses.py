@@ -12,7 +12,7 @@ from sksurv.linear_model import CoxPHSurvivalAnalysis
 from sksurv.linear_model.coxph import CoxPHOptimizer
 
 from hnprog.errors import InputError
-from hnprog.losses import CoxLoss, DiceLoss
+from hnprog.losses import CoxLoss, DiceLoss, cox_loss_terms
 from hnprog.testing import run_serialization_test
 
 pytestmark = pytest.mark.backend_independent
@@ -203,6 +203,18 @@ def test_cox_loss_is_invariant_to_sample_order_and_reports_terms_in_input_order(
     # sample_weight multiplies per-sample terms: weight 0 on censored samples changes nothing
     weighted = float(loss(np.stack([time, event], 1), risk[:, None], sample_weight=event))
     assert weighted == pytest.approx(value, rel=1e-6)
+
+
+def test_cox_loss_terms_take_event_time_keywords_and_deprecate_the_old_order():
+    time = np.array([3.0, 1.0, 2.0, 2.0], "float32")
+    event = np.array([1.0, 1.0, 0.0, 1.0], "float32")
+    risk = np.array([0.3, -0.2, 0.5, 0.1], "float32")
+    terms = keras.ops.convert_to_numpy(cox_loss_terms(event=event, time=time, risk=risk))
+    loss = float(CoxLoss()(np.stack([time, event], 1), risk[:, None]))
+    assert terms.sum() == pytest.approx(loss, rel=1e-6)
+    with pytest.warns(DeprecationWarning, match=r"cox_loss_terms\(event=\.\.\., time="):
+        old = keras.ops.convert_to_numpy(cox_loss_terms(time, event, risk))
+    np.testing.assert_array_equal(old, terms)
 
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow graph tracing")

@@ -24,7 +24,7 @@ SKSURV_DATASETS = [
 ]
 
 
-def sksurv_cindex(time, event, risk) -> float:
+def sksurv_cindex(event, time, risk) -> float:
     return concordance_index_censored(np.asarray(event, bool), np.asarray(time, float), risk)[0]
 
 
@@ -45,7 +45,7 @@ def sksurv_cindex(time, event, risk) -> float:
 def test_concordance_index_hand_computed(time, event, risk, expected):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        value = concordance_index(time, event, risk)
+        value = concordance_index(event=event, time=time, risk=risk)
     np.testing.assert_equal(value, expected)
 
 
@@ -64,8 +64,10 @@ def test_concordance_index_equals_sksurv_on_its_datasets(loader):
         "rounded linear predictor (tied risks)": np.round(standardised @ coef, 1),
     }
     for name, risk in risks.items():
-        expected = sksurv_cindex(time, event, risk)
-        assert concordance_index(time, event, risk) == pytest.approx(expected, abs=1e-12), name
+        expected = sksurv_cindex(event, time, risk)
+        assert concordance_index(event=event, time=time, risk=risk) == pytest.approx(
+            expected, abs=1e-12
+        ), name
 
 
 def test_concordance_index_equals_sksurv_on_random_ties():
@@ -78,10 +80,12 @@ def test_concordance_index_equals_sksurv_on_random_ties():
         if not event.any() or (time[event].min() == time.max() and event.all()):
             continue
         try:
-            expected = sksurv_cindex(time, event, risk)
+            expected = sksurv_cindex(event, time, risk)
         except Exception:  # sksurv raises when no pair is comparable
             continue
-        assert concordance_index(time, event, risk) == pytest.approx(expected, abs=1e-12)
+        assert concordance_index(event=event, time=time, risk=risk) == pytest.approx(
+            expected, abs=1e-12
+        )
 
 
 def test_concordance_index_equals_lifelines_with_negated_risk():
@@ -92,30 +96,55 @@ def test_concordance_index_equals_lifelines_with_negated_risk():
     event = rng.random(300) < 0.3
     risk = rng.normal(size=300)
     expected = lifelines_cindex(time, -risk, event)
-    assert concordance_index(time, event, risk) == pytest.approx(expected, abs=1e-12)
+    assert concordance_index(event=event, time=time, risk=risk) == pytest.approx(
+        expected, abs=1e-12
+    )
 
 
 def test_concordance_index_without_comparable_pair_warns_and_returns_nan():
     with pytest.warns(RuntimeWarning, match="no comparable pair"):
-        value = concordance_index([1.0, 2.0], [0, 0], [0.3, 0.1])
+        value = concordance_index(event=[0, 0], time=[1.0, 2.0], risk=[0.3, 0.1])
     assert np.isnan(value)
 
 
 @pytest.mark.parametrize(
     "time, event, risk, match",
     [
-        ([1, 2, 3], [1, 0], [1, 2, 3], r"same length\. Received: len\(time\)=3, len\(event\)=2"),
-        ([1, np.nan], [1, 0], [1, 2], r"time holds NaN .* index 1"),
+        ([1, 2, 3], [1, 0], [1, 2, 3], r"same length\. Received: len\(event\)=2, len\(time\)=3"),
+        ([1, np.nan], [1, 0], [1, 2], r"row 1: time is missing or not finite"),
         ([1, 2], [1, 0], [np.nan, 2], r"risk holds NaN"),
-        ([1, -2], [1, 0], [1, 2], r"time must not be negative .* time\[1\]=-2"),
-        ([1, 2], [1, 2], [1, 2], r"event must be 0/1"),
-        ([[1, 2]], [[1, 0]], [[1, 2]], r"time must be 1D"),
-        (["a", "b"], [1, 0], [1, 2], r"must be numeric"),
+        ([1, -2], [1, 0], [1, 2], r"row 1: time is negative\. Received: time=-2"),
+        ([1, 2], [1, 2], [1, 2], r"row 1: event must be 0 or 1"),
+        ([[1, 2]], [[1, 0]], [[1, 2]], r"event and time must be 1D"),
+        (["a", "b"], [1, 0], [1, 2], r"time must be numeric"),
+        ([1, 2], [1, 0], [1, 2, 3], r"risk must have one value per patient"),
     ],
 )
 def test_concordance_index_rejects_bad_inputs(time, event, risk, match):
     with pytest.raises(InputError, match=match):
-        concordance_index(time, event, risk)
+        concordance_index(event=event, time=time, risk=risk)
+
+
+def test_concordance_index_keyword_form_matches_sksurv_argument_order():
+    event, time, risk = [True, True, False, True], [5.0, 1.0, 3.0, 8.0], [0.2, 0.9, 0.1, 0.5]
+    expected = concordance_index_censored(np.array(event), np.array(time), np.array(risk))[0]
+    assert concordance_index(event=event, time=time, risk=risk) == pytest.approx(expected)
+    with pytest.raises(TypeError, match="risk"):
+        concordance_index(event=event, time=time)
+
+
+def test_concordance_index_positional_form_is_deprecated_with_the_old_order():
+    time, event, risk = [5.0, 1.0, 3.0, 8.0], [1, 1, 0, 1], [0.2, 0.9, 0.1, 0.5]
+    expected = concordance_index(event=event, time=time, risk=risk)
+    new_form = r"concordance_index\(event=\.\.\., time=\.\.\., risk=\.\.\.\)"
+    with pytest.warns(DeprecationWarning, match=new_form):
+        assert concordance_index(time, event, risk) == expected
+    with pytest.warns(DeprecationWarning):
+        assert concordance_index(time, event, risk=risk, tied_tol=1e-8) == expected
+    with pytest.raises(TypeError, match="multiple values for argument 'time'"):
+        concordance_index(time, time=time, event=event, risk=risk)
+    with pytest.raises(TypeError, match="keyword arguments only"):
+        concordance_index(time, event, risk, 1e-8)
 
 
 # ------------------------------------------------------------------------------ dice_score

@@ -91,8 +91,8 @@ def test_predict_cohort_resumes_and_reports_failures(cohort_dir, preset_dir, tmp
     assert predictions["risk"].iloc[1] == pytest.approx(alone.risk, abs=1e-6)
     ends = cohort.endpoints.loc[predictions["patient_id"]]
     if ends["event"].any():
-        expected = concordance_index(ends["time"].to_numpy(), ends["event"].to_numpy(),
-                                     predictions["risk"].to_numpy())
+        expected = concordance_index(event=ends["event"].to_numpy(), time=ends["time"].to_numpy(),
+                                     risk=predictions["risk"].to_numpy())
         assert metrics["c_index"] == pytest.approx(expected)
     stamp = (out / first / "report.json").stat().st_mtime_ns
     predict_cohort(cohort, predictor, out, overlay=False, progress=False)
@@ -147,3 +147,28 @@ def test_cli_predict_one_patient_and_bad_arguments(cohort_dir, preset_dir, tmp_p
     assert set(sources) == {"automatic"}  # bboxes.csv in the folder is ignored
     result = runner.invoke(main, swapped)  # one line naming the likely mistake
     assert result.exit_code == 1 and "are the CT and PET swapped?" in result.output
+
+
+def test_a_reference_mask_on_another_grid_is_mapped_by_physical_position(cohort_dir, preset_dir,
+                                                                          tmp_path):
+    """A mask of the CT's size but another origin covers other tissue: its Dice is that of
+    the tissue it covers, not of its voxel indices (issue: 0.813 where the truth was 0.0)."""
+    predictor = load_predictor(preset_dir)
+    patient = read_cohort(cohort_dir).patients[0]
+    kwargs = dict(patient_id=patient.patient_id, box=read_cohort(cohort_dir).bboxes.get(
+        patient.patient_id), overlay=False)
+    predicted = predict_patient(patient.ct, patient.pet, predictor, tmp_path / "p", **kwargs)
+    predicted_mask = sitk.ReadImage(str(tmp_path / "p" / "gtvt_mask.nii.gz"))
+    # the prediction itself, as a reference: Dice 1 when on the same grid...
+    sitk.WriteImage(predicted_mask, str(tmp_path / "same.nii.gz"))
+    same = predict_patient(patient.ct, patient.pet, predictor, tmp_path / "a",
+                           reference_mask=tmp_path / "same.nii.gz", **kwargs)
+    # ... and far from it when the same voxels are moved 200 mm away
+    moved = sitk.Image(predicted_mask)
+    moved.SetOrigin([o + 200.0 for o in predicted_mask.GetOrigin()])
+    sitk.WriteImage(moved, str(tmp_path / "moved.nii.gz"))
+    far = predict_patient(patient.ct, patient.pet, predictor, tmp_path / "b",
+                          reference_mask=tmp_path / "moved.nii.gz", **kwargs)
+    assert predicted.tumour_volume_ml, "the tiny model must predict some GTVt for this test"
+    assert same.dice == pytest.approx(1.0)
+    assert far.dice == pytest.approx(0.0)

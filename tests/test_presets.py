@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from preset_helpers import PREPROCESSING, images, make_preset, tiny_model
 
 from hnprog import presets
 from hnprog.errors import InputError
@@ -22,6 +21,12 @@ from hnprog.presets import (
     save_to_preset,
     verify_preset,
 )
+from hnprog.presets import registry as preset_registry
+from hnprog.testing.presets import TINY_PREPROCESSING as PREPROCESSING
+from hnprog.testing.presets import make_tiny_preset as make_preset
+from hnprog.testing.presets import tiny_images as images
+from hnprog.testing.presets import tiny_model
+from hnprog.transforms import PreprocessConfig
 
 
 def _rewrite_hashes(folder: Path) -> None:
@@ -76,8 +81,9 @@ def test_preprocessing_object_with_to_dict(tmp_path):
             return {"spacing": (2.0, 2.0, 2.0), "crop_size": np.int64(16)}
 
     folder = make_preset(tmp_path / "p", preprocessing=Config())
+    # validated into a PreprocessConfig: 3 equal spacings are one isotropic spacing
     assert verify_preset(folder)["preprocessing"] == {
-        "spacing": [2.0, 2.0, 2.0], "crop_size": 16, "channel_order": ["CT", "PET"]}
+        **PreprocessConfig(spacing=2.0, crop_size=16).to_dict(), "channel_order": ["CT", "PET"]}
 
 
 def test_tampered_weights_are_refused(tmp_path):
@@ -201,7 +207,7 @@ def test_shipped_registry_is_valid_and_lists_only_real_presets():
 def _registry(tmp_path, monkeypatch, entries: dict) -> None:
     path = tmp_path / "registry.json"
     path.write_text(json.dumps(entries))
-    monkeypatch.setattr(presets, "REGISTRY_PATH", path)
+    monkeypatch.setattr(preset_registry, "REGISTRY_PATH", path)
 
 
 @pytest.mark.parametrize(
@@ -239,3 +245,81 @@ def test_list_families_names_each_family_with_its_folds():
     shipped = presets.list_families()
     assert shipped["unet3d_multitask_synthetic_petct"] == [
         f"unet3d_multitask_synthetic_petct_fold{k}" for k in (1, 2, 3)]
+
+
+# -- the preprocessing record: the save -> predict contract -----------------------------------
+
+
+@pytest.mark.parametrize(
+    "preprocessing",
+    [
+        pytest.param(PreprocessConfig(spacing=4.5, crop_size=16), id="PreprocessConfig"),
+        pytest.param({"spacing": 4.5, "crop_size": 16}, id="dict-float-spacing"),
+        pytest.param({"spacing": [4.5, 4.5, 4.5], "crop_size": 16}, id="dict-3-equal-spacings"),
+        pytest.param({"spacing": (np.float32(4.5),) * 3, "crop_size": np.int64(16)},
+                     id="dict-numpy-values"),
+        pytest.param({"spacing": 4.5, "crop_size": 16, "channel_order": ["CT", "PET"]},
+                     id="dict-channel-order"),
+    ],
+)
+def test_every_accepted_preprocessing_form_saves_and_predicts(tmp_path, preprocessing):
+    folder = make_preset(tmp_path / "p", preprocessing=preprocessing)
+    preset = from_preset(folder)
+    config = PreprocessConfig.from_recorded(preset.preprocessing)
+    assert config == PreprocessConfig(spacing=4.5, crop_size=16)
+    assert isinstance(preset.preprocessing["spacing"], float)
+    assert preset.preprocessing["channel_order"] == ["CT", "PET"]
+    out = preset.predict(images(1))
+    assert out["risk"].shape == (1, 1)
+    assert out["segmentation"].shape == (1, config.crop_size, config.crop_size,
+                                         config.crop_size, 1)
+
+
+def test_a_recorded_preprocessing_saves_again_unchanged(tmp_path):
+    first = verify_preset(make_preset(tmp_path / "a"))["preprocessing"]
+    again = verify_preset(make_preset(tmp_path / "b", preprocessing=first))["preprocessing"]
+    assert again == first
+
+
+@pytest.mark.parametrize(
+    "preprocessing, message",
+    [
+        ({"spacing": [1.0, 1.0, 2.0], "crop_size": 16},
+         r"spacing must be isotropic.*Received: preprocessing\['spacing'\]=\[1\.0, 1\.0, 2\.0\]"),
+        ({"spacing": [1.0, 1.0], "crop_size": 16}, r"spacing must be one voxel size.*Received"),
+        ({"spacing": "1.0", "crop_size": 16}, r"spacing must be a finite number.*Received"),
+        ({"spacing": float("nan"), "crop_size": 16}, r"spacing must be a finite number"),
+        ({"spacing": True, "crop_size": 16}, r"spacing must be a finite number"),
+        ({"spacing": -1.0, "crop_size": 16}, r"spacing must be a positive.*Received: spacing=-1"),
+        ({"spacing": 1.0, "crop_size": 16.5}, r"crop_size must be an integer.*Received"),
+        ({"spacing": 1.0, "crop": 16}, r"no field 'crop'.*Received: preprocessing\['crop'\]=16"),
+        ({"spacing": 1.0, "crop_size": 16, "ct_clip": 5}, r"ct_clip must be 2 numbers"),
+        ({"spacing": 1.0, "crop_size": 16, "ct_clip": [100, -100]},
+         r"ct_clip must be \(low, high\) with low < high"),
+        ({"spacing": 1.0, "crop_size": 16, "mirror": "yes"}, r"mirror must be true or false"),
+        ({"spacing": 1.0, "crop_size": 16, "max_shift": 1.5}, r"max_shift must be an integer"),
+        ({"spacing": 1.0, "crop_size": 16, "channel_order": ["PET", "CT"]},
+         r"channel_order must be \['CT', 'PET'\].*Received"),
+        ({"spacing": 1.0, "crop_size": 32}, r"crop_size must match the model's input grid"),
+        ("spacing=1", r"preprocessing must be a PreprocessConfig or a non-empty dict"),
+    ],
+)
+def test_a_bad_preprocessing_record_is_refused_at_save_time(tmp_path, preprocessing, message):
+    folder = tmp_path / "p"
+    with pytest.raises(InputError, match=message):
+        make_preset(folder, preprocessing=preprocessing)
+    assert not folder.exists() or not any(folder.iterdir())  # nothing written
+
+
+def test_the_docstring_example_of_save_to_preset_loads_for_prediction(tmp_path):
+    """The issue-12 bug: this record saved, then failed to load with a raw TypeError."""
+    import keras
+
+    image = keras.Input((32, 32, 32, 2), name="image")
+    risk = keras.layers.Dense(1, name="risk")(keras.layers.GlobalAveragePooling3D()(image))
+    folder = save_to_preset(keras.Model(image, {"risk": risk}), tmp_path / "p",
+                            preprocessing={"spacing": [4.5, 4.5, 4.5], "crop_size": 32})
+    preset = from_preset(folder)
+    assert PreprocessConfig.from_recorded(preset.preprocessing) == PreprocessConfig(
+        spacing=4.5, crop_size=32)
+    assert preset.predict(np.zeros((1, 32, 32, 32, 2), "float32"))["risk"].shape == (1, 1)

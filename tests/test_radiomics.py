@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,20 +15,22 @@ import SimpleITK as sitk
 from click.testing import CliRunner
 
 from hnprog.cli import main
+from hnprog.data.cohort import Patient
 from hnprog.errors import InputError, PatientError
+from hnprog.geometry import crop_to_box, physical_extent
 from hnprog.io import write_image
-from hnprog.radiomics import extract as extract_module
+from hnprog.radiomics import cohort as cohort_module
 from hnprog.radiomics.baseline import RadiomicsCoxPipeline
-from hnprog.radiomics.cv import run_radiomics_cv
-from hnprog.radiomics.extract import (
-    crop_and_resample,
+from hnprog.radiomics.cohort import (
     extract_cohort_features,
-    extract_features,
-    feature_names,
-    load_params,
+    extract_patient,
     read_features,
 )
+from hnprog.radiomics.cv import run_radiomics_cv
+from hnprog.radiomics.features import crop_and_resample, extract_features, read_case
+from hnprog.radiomics.params import feature_names, load_params
 from hnprog.survival import make_survival_y
+from hnprog.transforms import Case
 
 # PyRadiomics 3.1 non-deprecated features, written out here as an independent reference.
 FIRSTORDER = """10Percentile 90Percentile Energy Entropy InterquartileRange Kurtosis Maximum
@@ -62,7 +66,9 @@ def make_case(
     radius_mm: float = 9.0, centre_mm: tuple[float, float, float] = CENTRE_MM, seed: int = 0
 ) -> tuple[sitk.Image, sitk.Image, sitk.Image]:
     rng = np.random.default_rng(seed)
-    ct = sitk.GetImageFromArray(rng.normal(40.0, 20.0, size=(15, 48, 48)).astype(np.float32))
+    ct_values = rng.normal(40.0, 20.0, size=(15, 48, 48)).astype(np.float32)
+    ct_values[:, :3, :] = -1000.0  # air in front of the patient, as in every real CT (HU check)
+    ct = sitk.GetImageFromArray(ct_values)
     ct.SetSpacing((1.0, 1.0, 3.0))
     z, y, x = np.mgrid[:15, :48, :48]
     inside = (
@@ -79,6 +85,10 @@ def make_case(
     pet.SetSpacing((4.0, 4.0, 3.0))
     pet.SetOrigin(pet_origin)
     return ct, pet, mask
+
+
+def as_case(ct: sitk.Image, pet: sitk.Image, mask: sitk.Image, patient_id: str) -> Case:
+    return Case({"ct": ct, "pet": pet, "mask": mask}, patient_id=patient_id)
 
 
 def test_feature_names_are_the_papers_274():
@@ -133,7 +143,7 @@ def test_crop_and_resample_gives_a_small_2mm_grid_around_the_mask():
 
 def test_extract_features_values():
     ct, pet, mask = make_case()
-    features = extract_features(ct, pet, mask, patient_id="P1")
+    features = extract_features(as_case(ct, pet, mask, "P1"))
     assert list(features) == feature_names()
     assert all(np.isfinite(v) for v in features.values())
     sphere = 4 / 3 * np.pi * 9.0**3
@@ -169,12 +179,60 @@ def test_extract_features_bad_patients(edit, match):
     else:
         pet.SetOrigin((24.0, -2.0, 0.0))  # PET starts at the tumour's centre in x
     with pytest.raises(PatientError, match=match):
-        extract_features(ct, pet, mask, patient_id="P9")
+        extract_features(as_case(ct, pet, mask, "P9"))
 
 
-def test_extract_features_missing_file(tmp_path):
+def test_read_case_missing_file(tmp_path):
+    record = Record("P1", tmp_path / "no_ct.nii.gz", tmp_path / "b", tmp_path / "c")
     with pytest.raises(PatientError, match="patient P1: CT file .* file not found"):
-        extract_features(tmp_path / "no_ct.nii.gz", tmp_path / "b", tmp_path / "c", patient_id="P1")
+        read_case(record)
+    with pytest.raises(PatientError, match="patient P1: no GTVt mask"):
+        read_case(Record("P1", tmp_path / "a", tmp_path / "b"))
+
+
+def test_cropping_changes_no_resampled_value():
+    # crop_and_resample crops each scan to the 2 mm grid's extent (geometry.crop_to_box)
+    # before resampling: the values are those of resampling the whole scans.
+    ct, pet, mask = make_case()
+    ct2, pet2, mask2 = crop_and_resample(ct, pet, mask)
+    for whole, cropped, interpolator in (
+        (ct, ct2, sitk.sitkLinear), (pet, pet2, sitk.sitkLinear),
+        (mask, mask2, sitk.sitkNearestNeighbor),
+    ):
+        assert crop_to_box(whole, physical_extent(mask2)).GetNumberOfPixels() < (
+            whole.GetNumberOfPixels()
+        )
+        expected = sitk.Resample(whole, mask2, sitk.Transform(), interpolator, 0.0,
+                                 cropped.GetPixelID())
+        np.testing.assert_array_equal(
+            sitk.GetArrayViewFromImage(cropped), sitk.GetArrayViewFromImage(expected)
+        )
+
+
+def test_extract_features_deprecated_forms_warn_and_agree(tmp_path):
+    ct, pet, mask = make_case()
+    expected = extract_features(as_case(ct, pet, mask, "P1"))
+    with pytest.warns(DeprecationWarning, match=r"extract_features\(read_case\(patient\)\)"):
+        assert extract_features(ct, pet, mask, patient_id="P1") == expected
+    record = write_case(tmp_path, "P1")
+    with pytest.warns(DeprecationWarning):
+        from_paths = extract_features(record.ct, record.pet, record.mask, patient_id="P1")
+    assert list(from_paths.values()) == pytest.approx(list(expected.values()), rel=1e-9)
+    with pytest.warns(DeprecationWarning), pytest.raises(PatientError, match="CT file .* not found"):
+        extract_features(tmp_path / "no_ct.nii.gz", record.pet, record.mask, patient_id="P1")
+    with pytest.raises(TypeError, match="patient id from the case"):
+        extract_features(as_case(ct, pet, mask, "P1"), patient_id="P1")
+
+
+def test_extract_module_is_a_deprecated_shim():
+    import importlib
+    import sys
+
+    sys.modules.pop("hnprog.radiomics.extract", None)
+    with pytest.warns(DeprecationWarning, match="hnprog.radiomics.params"):
+        shim = importlib.import_module("hnprog.radiomics.extract")
+    assert shim.extract_cohort_features is extract_cohort_features
+    assert shim.extract_features is extract_features and shim.load_params is load_params
 
 
 def test_bad_params_file(tmp_path):
@@ -217,13 +275,13 @@ def test_extract_cohort_features_failures_cache_and_resume(tmp_path, monkeypatch
     assert failures["patient_id"].tolist() == ["P3", "P4"]
     assert "mask is empty" in failures["error"][0] and "no GTVt mask" in failures["error"][1]
     assert len(list((tmp_path / "out" / ".radiomics_cache").glob("P*.json"))) == 2
-    direct = extract_features(good[0].ct, good[0].pet, good[0].mask)
+    direct = extract_features(read_case(good[0]))
     assert table.loc["P1"].to_numpy() == pytest.approx(list(direct.values()), rel=1e-9)
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("cached patient recomputed")
 
-    monkeypatch.setattr(extract_module, "extract_features", must_not_run)
+    monkeypatch.setattr(cohort_module, "extract_features", must_not_run)
     again = extract_cohort_features(good, tmp_path / "out" / "again.csv", progress=False,
                                     cache_dir=tmp_path / "out" / ".radiomics_cache")
     pd.testing.assert_frame_equal(again, table)
@@ -236,9 +294,47 @@ def test_extract_cohort_features_in_parallel_matches_serial(tmp_path):
         records, tmp_path / "a.csv", cache_dir=tmp_path / "c1", progress=False
     )
     parallel = extract_cohort_features(
-        records, tmp_path / "b.csv", jobs=2, cache_dir=tmp_path / "c2", progress=False
+        records, tmp_path / "b.csv", n_jobs=2, cache_dir=tmp_path / "c2", progress=False
     )
     pd.testing.assert_frame_equal(serial, parallel)
+    with pytest.warns(DeprecationWarning, match=r"jobs=\.\.\.\) is deprecated.*n_jobs"):
+        alias = extract_cohort_features(
+            records, tmp_path / "c.csv", jobs=1, cache_dir=tmp_path / "c1", progress=False
+        )
+    pd.testing.assert_frame_equal(serial, alias)
+
+
+def test_extract_patient_row_is_picklable_work_for_a_process_pool(tmp_path):
+    record = write_case(tmp_path, "P1")
+    row = extract_patient(record, cache_dir=tmp_path / "cache")
+    assert list(row) == ["patient_id", *feature_names()] and row["patient_id"] == "P1"
+    assert extract_patient(Patient("P1", record.ct, record.pet, record.mask)) == row
+    # what a process pool sends and gets back
+    params = load_params()
+    work = pickle.loads(pickle.dumps(functools.partial(extract_patient, params=params)))
+    assert work(Patient("P1", record.ct, record.pet, record.mask)) == row
+    error = pickle.loads(pickle.dumps(PatientError("P1", "mask is empty")))
+    assert (error.patient_id, error.reason) == ("P1", "mask is empty")
+
+
+def test_cohort_extraction_goes_through_the_patient_loader(tmp_path):
+    # the loader's HU/SUV and label checks apply to radiomics as to prediction and training
+    good = write_case(tmp_path, "P1")
+    no_air = write_case(tmp_path, "P2")
+    write_image(sitk.ReadImage(str(no_air.ct)) * 0 + 40.0, no_air.ct)
+    labels = write_case(tmp_path, "P3")
+    write_image(sitk.ReadImage(str(labels.mask)) * 2, labels.mask)
+    table = extract_cohort_features(
+        [good, no_air, labels], tmp_path / "out" / "f.csv", progress=False
+    )
+    assert list(table.index) == ["P1"]
+    failures = pd.read_csv(tmp_path / "out" / "failures.csv").set_index("patient_id")["error"]
+    assert "not a head-and-neck CT in HU" in failures["P2"]
+    assert "unexpected labels {2}" in failures["P3"]
+    params = load_params()
+    params["label"] = 2
+    with pytest.raises(InputError, match="keeps only the GTVt .* Received: label=2"):
+        extract_cohort_features([good], tmp_path / "g.csv", params=params, progress=False)
 
 
 def test_extract_cohort_features_all_failed(tmp_path):
@@ -247,7 +343,7 @@ def test_extract_cohort_features_all_failed(tmp_path):
         extract_cohort_features([record], tmp_path / "f.csv", progress=False)
     assert "file not found: CT, PET, mask" in (tmp_path / "failures.csv").read_text()
     with pytest.raises(InputError, match="jobs must be a positive integer"):
-        extract_cohort_features([record], tmp_path / "f.csv", jobs=0)
+        extract_cohort_features([record], tmp_path / "f.csv", n_jobs=0)
     with pytest.raises(InputError, match="repeated ids"):
         extract_cohort_features([record, record], tmp_path / "f.csv", progress=False)
 
@@ -283,7 +379,7 @@ def survival_table(n: int = 150, n_features: int = 30, seed: int = 0):
     risk = (X["f0"] - 10.0) / 3.0 - 0.6 * (X["f3"] - 10.0) / 3.0
     time = rng.exponential(np.exp(-risk.to_numpy())) * 800.0
     censor = rng.uniform(0, 2000, size=n)
-    y = make_survival_y(time <= censor, np.round(np.minimum(time, censor)))  # rounded: ties
+    y = make_survival_y(event=time <= censor, time=np.round(np.minimum(time, censor)))  # ties
     return X, y
 
 
@@ -346,7 +442,7 @@ def test_diverging_fit_falls_back_to_a_ridge_penalty():
     # one feature that orders the event times perfectly: the partial likelihood has no maximum
     x = np.linspace(-2.0, 2.0, 30)
     X = pd.DataFrame({"x": x})
-    y = make_survival_y(np.ones(30, bool), 1000.0 - 400.0 * x)
+    y = make_survival_y(event=np.ones(30, bool), time=1000.0 - 400.0 * x)
     model = RadiomicsCoxPipeline(n_features=1, validation_fraction=None).fit(X, y)
     assert model.alpha_ > 0.0
     assert np.isfinite(model.coef_).all() and abs(model.coef_[0]) <= 10.0

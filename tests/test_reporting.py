@@ -106,7 +106,7 @@ def test_median_split_log_rank_matches_lifelines(survival_data):
     from lifelines.statistics import logrank_test
 
     time, event, risk = survival_data
-    split = median_risk_split(time, event, risk)
+    split = median_risk_split(event=event, time=time, risk=risk)
     high = risk > np.median(risk)
     np.testing.assert_array_equal(split["high_risk"], high)
     assert split["n_high"] == 40 and split["n_low"] == 40
@@ -118,16 +118,31 @@ def test_median_split_log_rank_matches_lifelines(survival_data):
 def test_plot_kaplan_meier_writes_png_and_returns_p_value(survival_data, tmp_path):
     time, event, risk = survival_data
     path = tmp_path / "km" / "curves.png"
-    p_value = plot_kaplan_meier(time, event, risk, path, title="test")
+    p_value = plot_kaplan_meier(event=event, time=time, risk=risk, path=path, title="test")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert p_value == pytest.approx(median_risk_split(time, event, risk)["p_value"])
+    assert p_value == pytest.approx(
+        median_risk_split(event=event, time=time, risk=risk)["p_value"]
+    )
+
+
+def test_report_functions_positional_form_is_deprecated(survival_data, tmp_path):
+    time, event, risk = survival_data
+    expected = median_risk_split(event=event, time=time, risk=risk)
+    with pytest.warns(DeprecationWarning, match=r"median_risk_split\(event=\.\.\., time="):
+        split = median_risk_split(time, event, risk)
+    assert split["p_value"] == expected["p_value"]
+    with pytest.warns(DeprecationWarning, match=r"plot_kaplan_meier\(event=.*path=\.\.\.\)"):
+        p_value = plot_kaplan_meier(time, event, risk, tmp_path / "km.png")
+    assert p_value == expected["p_value"]
 
 
 def test_kaplan_meier_bad_inputs(tmp_path):
     with pytest.raises(InputError, match="every patient falls in one group"):
-        median_risk_split([10.0, 20.0, 30.0], [1, 0, 1], [0.5, 0.5, 0.5])
+        median_risk_split(event=[1, 0, 1], time=[10.0, 20.0, 30.0], risk=[0.5, 0.5, 0.5])
     with pytest.raises(InputError, match="one value per patient"):
-        median_risk_split([10.0, 20.0], [1, 0], [0.1, 0.2, 0.3])
+        median_risk_split(event=[1, 0], time=[10.0, 20.0], risk=[0.1, 0.2, 0.3])
     with pytest.raises(InputError, match="NaN"):
-        plot_kaplan_meier([10.0, 20.0], [1, 0], [0.1, float("nan")], tmp_path / "x.png")
+        plot_kaplan_meier(
+            event=[1, 0], time=[10.0, 20.0], risk=[0.1, float("nan")], path=tmp_path / "x.png"
+        )
     assert not (tmp_path / "x.png").exists()

@@ -51,7 +51,7 @@ def test_csv_columns(cohort):
     with open(cohort / "endpoints.csv", newline="") as f:
         rows = list(csv.reader(f))
     assert tuple(rows[0]) == ENDPOINT_COLUMNS == (
-        "PatientID", "Progression", "Progression free survival (days)"
+        "PatientID", "Progression", "Progression free survival"
     )
     assert {r[1] for r in rows[1:]} <= {"0", "1"}
     assert all(int(r[2]) >= 1 for r in rows[1:])
@@ -62,7 +62,7 @@ def test_csv_columns(cohort):
         "PatientID"
     )
     np.testing.assert_array_equal(endpoints["Progression"], truth["event"])
-    np.testing.assert_array_equal(endpoints["Progression free survival (days)"], truth["time"])
+    np.testing.assert_array_equal(endpoints["Progression free survival"], truth["time"])
     assert set(read_bboxes(cohort / "bboxes.csv")) == set(truth.index)
 
 

@@ -221,11 +221,11 @@ def test_mask_round_trip_keeps_dice(spacing, size, minimum):
 
 
 def test_preprocess_case_threads_give_the_serial_arrays(monkeypatch):
-    import hnprog.transforms as transforms
+    import hnprog.transforms.pipeline as pipeline
 
     config = PreprocessConfig(spacing=0.5, crop_size=96)
     threaded = preprocess_case(make_case(), config, rng=5)
-    monkeypatch.setattr(transforms, "PARALLEL_MIN_SIZE", 10_000)
+    monkeypatch.setattr(pipeline, "PARALLEL_MIN_SIZE", 10_000)
     serial = preprocess_case(make_case(), config, rng=5)
     np.testing.assert_array_equal(threaded.image, serial.image)
     np.testing.assert_array_equal(threaded.mask, serial.mask)

@@ -1,6 +1,6 @@
 """Turn the multi-task folds of a synthetic-cohort ``hnprog cv`` run into the presets that
 hnprog ships (``hnprog/pretrained/``), register them with their checksums
-(``hnprog/presets.json``) and write their cards here.
+(``hnprog/presets/registry.json``) and write their cards here.
 
 The exact recipe of the shipped ``unet3d_multitask_synthetic_petct`` family:
 
@@ -20,9 +20,8 @@ import json
 import shutil
 from pathlib import Path
 
-from hnprog.cards import write_card
 from hnprog.io import write_json
-from hnprog.presets import REGISTRY_PATH, from_preset, save_to_preset, sha256_file
+from hnprog.presets import REGISTRY_PATH, from_preset, save_to_preset, sha256_file, write_card
 
 FAMILY = "unet3d_multitask_synthetic_petct"
 PACKAGE = Path(__file__).resolve().parents[1] / "hnprog"

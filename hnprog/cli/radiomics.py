@@ -18,7 +18,7 @@ from hnprog.cli.options import (
 
 __all__ = ["COMMANDS", "radiomics", "radiomics_cv", "radiomics_extract"]
 
-_EXTRACT = "hnprog.radiomics.extract:extract_cohort_features"
+_EXTRACT = "hnprog.radiomics.cohort:extract_cohort_features"
 _CV = "hnprog.radiomics.cv:run_radiomics_cv"
 
 
@@ -31,7 +31,7 @@ def radiomics() -> None:
 @data_argument()
 @out_option("Features CSV to write (one row per patient).", file=True)
 @jobs_option("Patients extracted in parallel (worker processes).",
-             default=LibraryDefault(_EXTRACT, "jobs"))
+             default=LibraryDefault(_EXTRACT, "n_jobs"))
 @click.option("--params", type=click.Path(exists=True, dir_okay=False), default=None,
               help="hnprog radiomics params YAML. [default: the paper's 274 features]")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
@@ -53,11 +53,11 @@ def radiomics_extract(data: str, out: str, n_jobs: int, params: str | None, cach
       hnprog radiomics extract hecktor2021/train --out features.csv --jobs 4
     """
     from hnprog.data.cohort import read_cohort
-    from hnprog.radiomics.extract import extract_cohort_features
+    from hnprog.radiomics.cohort import extract_cohort_features
 
     cohort = read_cohort(data)
     failures_path = Path(failures) if failures else Path(out).parent / "failures.csv"
-    table = extract_cohort_features(cohort, out, params=params, jobs=n_jobs, cache_dir=cache_dir,
+    table = extract_cohort_features(cohort, out, params=params, n_jobs=n_jobs, cache_dir=cache_dir,
                                     failures=failures_path, progress=not quiet)
     n_failed = len(cohort) - len(table)
     note = f"; {n_failed} failed, reasons in {failures_path}" if n_failed else ""
@@ -95,7 +95,7 @@ def radiomics_cv(features: str, endpoints: str, out_dir: str, folds: int, val_fr
     """
     from hnprog.data.cohort import centre_from_id, read_endpoints
     from hnprog.radiomics.cv import run_radiomics_cv
-    from hnprog.radiomics.extract import read_features
+    from hnprog.radiomics.cohort import read_features
 
     table = read_features(features)
     outcomes = read_endpoints(endpoints)

@@ -88,7 +88,7 @@ def upload(folder: str, uri: str, tag: str | None, private: bool, endpoint: str 
     Example:
       hnprog upload cv/multitask/fold-1/preset hf://my-lab/unet3d_multitask_petct_fold1 --tag v1
     """
-    from hnprog.hub import upload_preset
+    from hnprog.presets.hub import upload_preset
 
     commit = upload_preset(folder, uri, tag=tag, private=private, endpoint=endpoint)
     echo_done(f"uploaded {folder} -> commit {commit}; pin it as {uri}@{commit}")
@@ -98,7 +98,7 @@ def upload(folder: str, uri: str, tag: str | None, private: bool, endpoint: str 
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 @click.option(
     "--cards-dir", type=click.Path(file_okay=False),
-    default=LibraryDefault("hnprog.cards:card_run", "cards_dir"), show_default=True,
+    default=LibraryDefault("hnprog.presets.cards:card_run", "cards_dir"), show_default=True,
     help="Where copies of the cards go, as <preset name>.md.",
 )
 def card(run_dir: str, cards_dir: str) -> None:
@@ -112,7 +112,7 @@ def card(run_dir: str, cards_dir: str) -> None:
     Example:
       hnprog card cv/multitask --cards-dir weights_cards
     """
-    from hnprog.cards import card_run
+    from hnprog.presets.cards import card_run
 
     written = card_run(run_dir, cards_dir=cards_dir)
     echo_done(f"{len(written)} card(s) written; copies in {cards_dir}")

@@ -46,7 +46,8 @@ LAYOUTS = ("auto", "hecktor2020", "hecktor2021", "hecktor2022", "manifest")
 
 # (id, event, time) column names of the endpoint CSVs that hnprog recognises, first = default.
 ENDPOINT_COLUMNS = (
-    ("PatientID", "Progression", "Progression free survival (days)"),  # HECKTOR 2021
+    ("PatientID", "Progression", "Progression free survival"),  # HECKTOR 2021 (days)
+    ("PatientID", "Progression", "Progression free survival (days)"),  # hnprog < 0.2 wrote this
     ("PatientID", "Relapse", "RFS"),  # HECKTOR 2022
     ("patient_id", "event", "time"),  # hnprog's own
 )
@@ -175,7 +176,9 @@ class Cohort:
                 f"{missing[:5]}"
             )
         rows = self.endpoints.loc[ids]
-        return make_survival_y(rows["event"].to_numpy(), rows["time"].to_numpy(), ids=ids)
+        return make_survival_y(
+            event=rows["event"].to_numpy(), time=rows["time"].to_numpy(), ids=ids
+        )
 
 
 def read_endpoints(
@@ -188,7 +191,8 @@ def read_endpoints(
     """Read survival endpoints from a CSV file.
 
     The columns are found automatically for HECKTOR 2021 (``PatientID, Progression,
-    Progression free survival (days)``), HECKTOR 2022 (``PatientID, Relapse, RFS``) and
+    Progression free survival``, the time in days; also with the ``(days)`` suffix that
+    earlier hnprog versions wrote), HECKTOR 2022 (``PatientID, Relapse, RFS``) and
     hnprog's own (``patient_id, event, time``) files; each can be named explicitly instead.
 
     Args:

@@ -21,8 +21,6 @@ share of the samples are events.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
 import threading
@@ -38,9 +36,10 @@ import SimpleITK as sitk
 
 from hnprog.geometry import BoundingBox
 from hnprog.data.cohort import Cohort, Patient
-from hnprog.data.preprocess import load_case
+from hnprog.data.loading import load_case
+from hnprog.data.runner import run_cohort
 from hnprog.errors import InputError
-from hnprog.io import atomic_write
+from hnprog.io import atomic_write, input_fingerprint
 from hnprog.transforms import (
     Case,
     CropToBox,
@@ -116,17 +115,6 @@ def censoring_balanced_indices(
     return order
 
 
-def _file_stamp(path: Path | None) -> list | None:
-    if path is None:
-        return None
-    path = Path(path)
-    try:
-        stat = path.stat()
-    except OSError:
-        return [str(path.resolve()), None, None]
-    return [str(path.resolve()), stat.st_size, stat.st_mtime_ns]
-
-
 class CaseCache:
     """Disk cache of cropped (not resampled) cases, one ``.npz`` per patient.
 
@@ -152,15 +140,13 @@ class CaseCache:
 
     def key(self, patient: Patient, box: BoundingBox | None) -> str:
         """The cache key (16 hex digits) of a patient's inputs and the parameters."""
-        description = {
+        settings = {
             "version": CACHE_VERSION,
-            "files": [_file_stamp(p) for p in (patient.ct, patient.pet, patient.mask)],
             "mask_labels": list(patient.mask_labels),
             "box": box.to_dict() if box is not None else "automatic",
             "config": self.config.to_dict(),
         }
-        text = json.dumps(description, sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return input_fingerprint((patient.ct, patient.pet, patient.mask), settings)
 
     def path(self, patient: Patient, box: BoundingBox | None) -> Path:
         """Where the patient's cache file lives."""
@@ -197,20 +183,21 @@ class CaseCache:
     def fill(
         self, cohort: Cohort, ids: Sequence[str] | None = None, *, progress: bool = False
     ) -> pd.DataFrame:
-        """Cache every patient; return the failures (``patient_id, error``) instead of raising."""
-        ids = cohort.ids if ids is None else list(ids)
-        failures = []
-        iterator = ids
-        if progress:
-            from tqdm import tqdm
+        """Cache every patient through the cohort runner; return the failures
+        (``patient_id, error``) instead of raising.
 
-            iterator = tqdm(ids, desc="cache", unit="case")
-        for pid in iterator:
-            try:
-                self.load(cohort[pid], cohort.bboxes.get(pid))
-            except InputError as exc:
-                failures.append({"patient_id": pid, "error": getattr(exc, "reason", str(exc))})
-        return pd.DataFrame(failures, columns=["patient_id", "error"])
+        Args:
+            cohort: Cohort. The patients and their boxes.
+            ids: sequence of str, optional. The patients to cache. Defaults to all.
+            progress: bool. Show a progress bar. Defaults to False.
+
+        Returns:
+            pandas.DataFrame with columns ``patient_id, error``; empty when all are cached.
+        """
+        patients = cohort.patients if ids is None else [cohort[i] for i in ids]
+        run = run_cohort(patients, lambda p: self.load(p, cohort.bboxes.get(p.patient_id)),
+                         progress=progress, desc="cache")
+        return run.failure_table
 
     @staticmethod
     def _write(case: Case, path: Path) -> None:

@@ -52,7 +52,7 @@ __all__ = [
     "read_truth",
 ]
 
-ENDPOINT_COLUMNS = ("PatientID", "Progression", "Progression free survival (days)")
+ENDPOINT_COLUMNS = ("PatientID", "Progression", "Progression free survival")  # HECKTOR 2021
 """Columns of the written ``endpoints.csv`` (HECKTOR 2021 names)."""
 
 TRUTH_COLUMNS = (
@@ -646,7 +646,7 @@ def generate_cohort(
     ``<ID>_pt.nii.gz`` (float32, SUV, about 4x4x3 mm, 128x128x~95) and
     ``<ID>_gtvt.nii.gz`` (uint8 0/1 primary-tumour mask on the CT grid); and, for the cohort,
     ``endpoints.csv`` (HECKTOR 2021 columns ``PatientID, Progression,
-    Progression free survival (days)``), ``bboxes.csv`` (HECKTOR format, a 144 mm cube that
+    Progression free survival``, days), ``bboxes.csv`` (HECKTOR format, a 144 mm cube that
     contains the tumour, in mm) and ``truth.csv`` (the generating values, see below). Every
     file is written atomically. The same arguments write identical files.
 

@@ -1,7 +1,11 @@
 """The handcrafted radiomics baseline of Andrearczyk et al. (2021).
 
-- :mod:`hnprog.radiomics.extract`: the paper's 274 PyRadiomics features inside the GTVt, for
-  one patient or a cohort (parallel, cached, with a failures file);
+- :mod:`hnprog.radiomics.params`: the pinned params file of the paper's 274 PyRadiomics
+  features (inside the GTVt) and their names;
+- :mod:`hnprog.radiomics.features`: the features of one patient, from the images the patient
+  loader returns;
+- :mod:`hnprog.radiomics.cohort`: a cohort (parallel, cached, with a failures file) and the
+  features table;
 - :mod:`hnprog.radiomics.baseline`: :class:`RadiomicsCoxPipeline`, the feature selection and
   Cox model, as a scikit-survival-style estimator;
 - :mod:`hnprog.radiomics.cv`: cross-validation with the paper's splits and a Table-1 report.
@@ -12,16 +16,19 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-# Imported lazily: extraction workers only need ``extract``, not scikit-learn.
+# Imported lazily: extraction workers only need ``features``, not scikit-learn.
 _NAMES = {
     "RadiomicsCoxPipeline": "hnprog.radiomics.baseline",
     "RadiomicsCVResult": "hnprog.radiomics.cv",
     "run_radiomics_cv": "hnprog.radiomics.cv",
-    "DEFAULT_PARAMS": "hnprog.radiomics.extract",
-    "extract_cohort_features": "hnprog.radiomics.extract",
-    "extract_features": "hnprog.radiomics.extract",
-    "feature_names": "hnprog.radiomics.extract",
-    "read_features": "hnprog.radiomics.extract",
+    "DEFAULT_PARAMS": "hnprog.radiomics.params",
+    "feature_names": "hnprog.radiomics.params",
+    "load_params": "hnprog.radiomics.params",
+    "extract_features": "hnprog.radiomics.features",
+    "read_case": "hnprog.radiomics.features",
+    "extract_cohort_features": "hnprog.radiomics.cohort",
+    "extract_patient": "hnprog.radiomics.cohort",
+    "read_features": "hnprog.radiomics.cohort",
 }
 
 __all__ = sorted(_NAMES)

@@ -18,9 +18,9 @@ from sklearn.base import BaseEstimator
 
 from hnprog.errors import InputError
 from hnprog.metrics import concordance_index
-from hnprog.radiomics.extract import check_finite_features
+from hnprog.radiomics.cohort import check_finite_features
 from hnprog.splits import holdout_split
-from hnprog.survival import check_survival_y
+from hnprog.survival import check_survival_y, make_survival_y
 
 __all__ = ["RadiomicsCoxPipeline"]
 
@@ -182,7 +182,7 @@ class RadiomicsCoxPipeline(BaseEstimator):
 
         # 2. univariate ranking on validation data
         cindex = {
-            name: concordance_index(time_val, event_val, z_val[name].to_numpy())
+            name: concordance_index(event=event_val, time=time_val, risk=z_val[name].to_numpy())
             for name in usable
         }
         univariate = pd.Series(cindex, name="c_index")
@@ -204,9 +204,10 @@ class RadiomicsCoxPipeline(BaseEstimator):
         for threshold in map(float, self.thresholds):
             names = _correlation_filter(top, correlation, threshold)
             if names not in fits:
-                cox, alpha = self._fit_cox(z_train[list(names)], event_train, time_train)
+                cox, alpha = self._fit_cox(z_train[list(names)], event=event_train, time=time_train)
                 risk_val = cox.predict(z_val[list(names)].to_numpy())
-                fits[names] = (cox, alpha, concordance_index(time_val, event_val, risk_val))
+                score = concordance_index(event=event_val, time=time_val, risk=risk_val)
+                fits[names] = (cox, alpha, score)
             kept_by_threshold[threshold] = names
             self.validation_scores_[threshold] = fits[names][2]
 
@@ -239,7 +240,7 @@ class RadiomicsCoxPipeline(BaseEstimator):
     def score(self, X: pd.DataFrame | np.ndarray, y: np.ndarray) -> float:
         """Harrell's C-index of the predicted risk on ``(X, y)``."""
         event, time = check_survival_y(y)
-        return concordance_index(time, event, self.predict(X))
+        return concordance_index(event=event, time=time, risk=self.predict(X))
 
     # -----------------------------------------------------------------------------------------
 
@@ -302,14 +303,15 @@ class RadiomicsCoxPipeline(BaseEstimator):
     def _standardise(self, X: pd.DataFrame) -> pd.DataFrame:
         return (X - self.mean_) / self.scale_
 
-    def _fit_cox(self, z: pd.DataFrame, event: np.ndarray, time: np.ndarray) -> tuple[Any, float]:
+    def _fit_cox(
+        self, z: pd.DataFrame, *, event: np.ndarray, time: np.ndarray
+    ) -> tuple[Any, float]:
         """Fit the Cox model, adding ridge penalty while the fit diverges."""
         from scipy.linalg import LinAlgError, LinAlgWarning
         from sklearn.exceptions import ConvergenceWarning
         from sksurv.linear_model import CoxPHSurvivalAnalysis
 
-        y = np.empty(len(event), dtype=[("event", "?"), ("time", "<f8")])
-        y["event"], y["time"] = event, time
+        y = make_survival_y(event=event, time=time)
         alphas = [self.alpha, *[a for a in self.fallback_alphas if a > self.alpha]]
         for alpha in alphas:
             cox = CoxPHSurvivalAnalysis(alpha=alpha, ties=self.ties)

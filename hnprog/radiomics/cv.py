@@ -21,7 +21,7 @@ from hnprog.errors import InputError
 from hnprog.io import atomic_write
 from hnprog.metrics import concordance_index
 from hnprog.radiomics.baseline import RadiomicsCoxPipeline
-from hnprog.radiomics.extract import ID_COLUMN, check_finite_features
+from hnprog.radiomics.cohort import ID_COLUMN, check_finite_features
 from hnprog.reporting import mean_and_standard_error, plot_kaplan_meier, write_cv_report
 from hnprog.splits import cross_validation_splits
 from hnprog.survival import make_survival_y
@@ -72,7 +72,7 @@ def run_radiomics_cv(
 
     Args:
         features: pandas.DataFrame. Index = patient id, one numeric column per feature (as
-            :func:`hnprog.radiomics.extract.read_features` returns).
+            :func:`hnprog.radiomics.cohort.read_features` returns).
         endpoints: pandas.DataFrame. Index = patient id, columns ``event`` (bool) and ``time``
             (days), as ``hnprog.data.cohort.read_endpoints`` returns.
         out_dir: str, PathLike or None. Folder of the report; None writes nothing. Files:
@@ -129,7 +129,9 @@ def run_radiomics_cv(
     if features.shape[1] == 0:
         raise InputError("no usable feature left")
     y = make_survival_y(
-        endpoints.loc[ids, "event"].to_numpy(), endpoints.loc[ids, "time"].to_numpy(), ids=ids
+        event=endpoints.loc[ids, "event"].to_numpy(),
+        time=endpoints.loc[ids, "time"].to_numpy(),
+        ids=ids,
     )
     group_labels = None
     if groups is not None:
@@ -160,7 +162,7 @@ def run_radiomics_cv(
             {
                 "model": MODEL_NAME,
                 "fold": split.fold,
-                "c_index": concordance_index(test_y["time"], test_y["event"], risk),
+                "c_index": concordance_index(event=test_y["event"], time=test_y["time"], risk=risk),
                 "val_c_index": model.validation_cindex_,
                 "threshold": model.threshold_,
                 "alpha": model.alpha_,
@@ -215,10 +217,10 @@ def _write_outputs(
     files["kaplan_meier"] = out_dir / "kaplan_meier.png"
     try:
         plot_kaplan_meier(
-            result.predictions["time"].to_numpy(),
-            result.predictions["event"].to_numpy(),
-            result.predictions["risk"].to_numpy(),
-            files["kaplan_meier"],
+            event=result.predictions["event"].to_numpy(),
+            time=result.predictions["time"].to_numpy(),
+            risk=result.predictions["risk"].to_numpy(),
+            path=files["kaplan_meier"],
             title="Standard radiomics, test folds pooled",
         )
     except InputError:  # constant risk: no curve to draw, the tables still stand

@@ -97,7 +97,7 @@ class ValidationMetrics(keras.callbacks.Callback):
         if risk is not None:
             time, event = time_event[:, 0], time_event[:, 1] > 0.5
             try:
-                logs["val_cindex"] = float(concordance_index(time, event, risk))
+                logs["val_cindex"] = float(concordance_index(event=event, time=time, risk=risk))
             except (ValueError, ZeroDivisionError):  # no comparable pair in the set
                 logs["val_cindex"] = math.nan
             if self.cox_loss is not None:

@@ -174,7 +174,8 @@ def cross_validate(
             )
             risk, dice = predict_dataset(result.model, test_ds)
             time, event = y["time"][split.test], y["event"][split.test]
-            c_index = concordance_index(time, event, risk) if risk is not None else np.nan
+            c_index = (concordance_index(event=event, time=time, risk=risk)
+                       if risk is not None else np.nan)
             fold_rows.append({
                 "model": MODEL_NAMES[setting], "fold": split.fold,
                 "c_index": float(c_index),
@@ -203,8 +204,9 @@ def cross_validate(
         if rows["risk"].notna().all() and rows["event"].any():
             path = out_dir / f"kaplan_meier_{setting}.png"
             log_rank[setting] = plot_kaplan_meier(
-                rows["time"].to_numpy(), rows["event"].to_numpy(), rows["risk"].to_numpy(),
-                path, title=f"{MODEL_NAMES[setting]}: test patients, split at median risk",
+                event=rows["event"].to_numpy(), time=rows["time"].to_numpy(),
+                risk=rows["risk"].to_numpy(), path=path,
+                title=f"{MODEL_NAMES[setting]}: test patients, split at median risk",
             )
             files[f"kaplan_meier_{setting}"] = path
     extra["log_rank_p"] = log_rank
@@ -227,7 +229,7 @@ def _radiomics_rows(
 ) -> pd.DataFrame:
     """Per-fold rows of the standard radiomics baseline, on the same splits."""
     from hnprog.radiomics.cv import run_radiomics_cv
-    from hnprog.radiomics.extract import read_features
+    from hnprog.radiomics.cohort import read_features
 
     table = features if isinstance(features, pd.DataFrame) else read_features(features)
     missing = sorted(set(cohort.ids) - set(table.index.astype(str)))

@@ -1,4 +1,4 @@
-"""Test helpers for hnprog models, layers and losses (used by hnprog's own test suite).
+"""Keras round-trip checks for hnprog models, layers and losses (used by its own test suite).
 
 Each helper raises ``AssertionError`` with a message saying what differs, so it can be called
 from any pytest test.

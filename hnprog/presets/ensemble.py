@@ -2,7 +2,10 @@
 
 Cross-validation leaves one model per fold. Averaging them is the usual way to use all of
 them on new patients (the HECKTOR 2020 winner averaged eight). :class:`FoldEnsemble` averages
-the risk (Cox log-hazard, higher is worse) and the GTVt probability map over its members.
+the risk (Cox log-hazard, higher is worse) and the GTVt probability map over its members. It
+is a :class:`~hnprog.presets.preset.Predictor`, like a single
+:class:`~hnprog.presets.preset.Preset`; ``hnprog.from_preset`` returns one for a family name,
+a folder of fold presets or a list.
 
 Each fold's Cox model fixes the log-hazard only up to an additive constant, so the mean risk is
 meaningful for ranking patients (C-index, median split), not as an absolute hazard.
@@ -16,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from hnprog.errors import InputError
-from hnprog.presets import Preset
+from hnprog.presets.preset import Preset
 
 __all__ = ["FoldEnsemble"]
 
@@ -40,8 +43,9 @@ class FoldEnsemble:
     Example:
         >>> import hnprog
         >>> ensemble = hnprog.from_preset(["folds/fold0", "folds/fold1"])  # doctest: +SKIP
-        >>> out = ensemble.predict(x)  # x: (N, D, H, W, 2) float32, [CT, PET]
-        >>> out["risk"].shape, out["segmentation"].shape  # (N, 1), (N, D, H, W, 1)
+        >>> out = ensemble.predict(x)  # x: (N, D, H, W, 2), [CT, PET]  # doctest: +SKIP
+        >>> out["risk"].shape, out["segmentation"].shape  # doctest: +SKIP
+        ((N, 1), (N, D, H, W, 1))
     """
 
     def __init__(self, members: Sequence[Preset | Any]):
@@ -94,13 +98,9 @@ class FoldEnsemble:
         return [m.metadata for m in self.members]
 
     def predict(self, x: Any, *, batch_size: int = 1, verbose: int = 0) -> dict[str, np.ndarray]:
-        """Mean prediction of the members.
-
-        Args:
-            x: array (N, D, H, W, 2) float32, channels [CT, PET] preprocessed as
-                :attr:`preprocessing` says, or ``{"image": array}``.
-            batch_size: int. Images per forward pass. Defaults to 1.
-            verbose: int. Keras progress output. Defaults to 0.
+        """Mean prediction of the members, with the arguments of
+        :meth:`hnprog.presets.preset.Preset.predict` (``x``: (N, D, H, W, 2) float32,
+        [CT, PET], preprocessed as :attr:`preprocessing` says).
 
         Returns:
             dict. ``"risk"``: (N, 1) mean log-hazard (higher is worse) and/or

@@ -1,0 +1,122 @@
+"""The checks every patient's images pass before anything is computed from them.
+
+One place, applied in one order by the one patient loader (:func:`hnprog.data.loading.load_case`),
+so prediction, the training cache and radiomics refuse the same inputs with the same words:
+
+1. each file is readable, 3D, free of NaN (:func:`hnprog.io.read_image`);
+2. the CT is in HU and the PET in SUV (:func:`check_intensities`), which catches swapped files,
+   a CT without its rescale and a PET in Bq/mL;
+3. the PET and CT overlap and the box meets both (:func:`hnprog.transforms.check_overlap`);
+4. the mask holds only the expected labels (:func:`check_mask_labels`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import SimpleITK as sitk
+
+from hnprog.errors import PatientError
+
+__all__ = ["CT_AIR_HU", "PET_MAX_SUV", "check_intensities", "check_mask_labels"]
+
+
+CT_AIR_HU = -500.0
+"""A head-and-neck CT in HU always holds air below this value (HU)."""
+PET_MAX_SUV = 1000.0
+"""No PET in SUV exceeds this; activity concentrations (Bq/mL) do, by far."""
+
+
+def check_intensities(ct: sitk.Image, pet: sitk.Image, patient_id: str,
+                      ct_path: str | os.PathLike = "CT", pet_path: str | os.PathLike = "PET") -> None:
+    """Refuse a CT that is not in HU or a PET that is not in SUV, with the likely cause.
+
+    A swapped CT and PET, a CT stored without its rescale to HU, or a PET left in Bq/mL run
+    through the network without any error and give meaningless risks and contours; their
+    value ranges give them away:
+
+    - the CT must hold air, some voxel below ``CT_AIR_HU`` (-500 HU);
+    - the PET must lie within ``[-100, PET_MAX_SUV]`` (SUV: small negatives from
+      reconstruction are fine; -1000 is the air of a CT; thousands are Bq/mL).
+
+    Args:
+        ct: SimpleITK.Image. The CT (HU).
+        pet: SimpleITK.Image. The PET (SUV).
+        patient_id: str. Named in the error.
+        ct_path: str or PathLike. Named in the error. Defaults to ``"CT"``.
+        pet_path: str or PathLike. Named in the error. Defaults to ``"PET"``.
+
+    Raises:
+        PatientError: naming the file, the range found and the likely cause.
+    """
+    stats = sitk.MinimumMaximumImageFilter()
+    stats.Execute(ct)
+    ct_min, ct_max = stats.GetMinimum(), stats.GetMaximum()
+    stats.Execute(pet)
+    pet_min, pet_max = stats.GetMinimum(), stats.GetMaximum()
+    if pet_min < -100.0 and ct_min >= CT_AIR_HU:
+        raise PatientError(
+            patient_id,
+            f"CT {ct_path} spans [{ct_min:g}, {ct_max:g}] and PET {pet_path} spans "
+            f"[{pet_min:g}, {pet_max:g}]: the PET looks like a CT in HU and the CT like a PET; "
+            "are the CT and PET swapped?",
+        )
+    if ct_min >= CT_AIR_HU:
+        raise PatientError(
+            patient_id,
+            f"CT {ct_path} has no voxel below {CT_AIR_HU:g} HU (it spans [{ct_min:g}, "
+            f"{ct_max:g}]), so it is not a head-and-neck CT in HU: a PET given as the CT, or "
+            "a CT stored without its rescale slope/intercept?",
+        )
+    if pet_min < -100.0:
+        raise PatientError(
+            patient_id,
+            f"PET {pet_path} has values down to {pet_min:g} (it spans [{pet_min:g}, "
+            f"{pet_max:g}]), which a PET in SUV never holds: a CT given as the PET?",
+        )
+    if pet_max > PET_MAX_SUV:
+        raise PatientError(
+            patient_id,
+            f"PET {pet_path} reaches {pet_max:g}, far above any SUV: it looks like activity "
+            "concentration (Bq/mL); convert it to body-weight SUV (activity x weight / "
+            "injected dose, decay-corrected) first",
+        )
+
+
+def check_mask_labels(image: sitk.Image, patient_id: str, path: str | os.PathLike,
+                      labels: Sequence[int] = (0, 1)) -> sitk.Image:
+    """Refuse a mask holding other values than ``labels``; return it as uint8 0/1 (1 = GTVt).
+
+    Other allowed labels (HECKTOR 2022's 2 = GTVn) become background.
+
+    Args:
+        image: SimpleITK.Image. The mask as read (any pixel type).
+        patient_id: str. Named in the error.
+        path: str or PathLike. The mask file, named in the error.
+        labels: sequence of int. The values the mask may hold. Defaults to ``(0, 1)``.
+
+    Returns:
+        SimpleITK.Image. uint8, 1 where the mask is 1, with the mask's geometry.
+
+    Raises:
+        PatientError: naming the file and the unexpected labels.
+    """
+    values = sitk.GetArrayViewFromImage(image)
+    allowed = np.zeros(values.shape, dtype=bool)
+    for label in labels:
+        allowed |= values == label
+    if not allowed.all():
+        unexpected = np.unique(values[~allowed])
+        shown = ", ".join(f"{v:g}" for v in unexpected[:5]) + (
+            ", ..." if unexpected.size > 5 else ""
+        )
+        raise PatientError(
+            patient_id,
+            f"mask file {path}: unexpected labels {{{shown}}}; expected only {set(labels)} "
+            "(1 = GTVt)",
+        )
+    mask = sitk.GetImageFromArray((values == 1).astype(np.uint8))
+    mask.CopyInformation(image)
+    return mask

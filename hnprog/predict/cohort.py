@@ -1,0 +1,124 @@
+"""Prediction for a whole cohort, through the cohort runner, resumable.
+
+:func:`predict_cohort` runs :mod:`hnprog.predict.patient`'s three steps as a pipeline on the
+cohort runner (:func:`hnprog.data.runner.run_cohort`): while the model runs on one patient,
+the next is read and preprocessed and the previous one's outputs are written, in background
+threads, so at most three patients are in memory.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hnprog.data.cohort import Cohort
+from hnprog.data.runner import FAILURES_FILE, run_cohort
+from hnprog.io import atomic_write, write_json
+from hnprog.predict.outputs import PREDICTION_COLUMNS, REPORT_FILE, report_row
+from hnprog.predict.patient import (
+    PredictionJob,
+    forward,
+    load_patient,
+    models_used,
+    preprocess_config_from_spec,
+    write_outputs,
+)
+
+__all__ = ["PREDICTIONS_FILE", "predict_cohort"]
+
+PREDICTIONS_FILE = "predictions.csv"
+METRICS_FILE = "metrics.json"
+
+
+def predict_cohort(
+    cohort: Cohort,
+    predictor: Any,
+    out_dir: str | os.PathLike,
+    *,
+    overlay: bool = True,
+    resume: bool = True,
+    progress: bool = True,
+    ids: Sequence[str] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Predict every patient of a cohort; resume where a previous run stopped.
+
+    Each patient gets a folder ``out_dir/<ID>/`` as :func:`hnprog.predict.predict_patient`
+    writes it. A patient whose ``report.json`` names the same models is skipped when
+    ``resume`` is True. A patient that fails is recorded in ``failures.csv`` with the reason
+    and the others go on. At the end ``predictions.csv`` (one row per patient, in cohort
+    order) and ``metrics.json`` are written; with endpoints the metrics hold the C-index, with
+    reference masks the mean Dice.
+
+    Each ``report.json`` records the patient's stage times (``stage_seconds``, waits excluded)
+    and its ``seconds`` from reading to report.
+
+    Args:
+        cohort: Cohort. From :func:`hnprog.data.cohort.read_cohort`.
+        predictor: Preset or FoldEnsemble, from :func:`hnprog.predict.load_predictor`.
+        out_dir: path. Output folder.
+        overlay: bool. Write each patient's overlay picture. Defaults to True.
+        resume: bool. Skip patients already done with the same models. Defaults to True.
+        progress: bool. Show a progress bar. Defaults to True.
+        ids: sequence of str, optional. Patients to predict. Defaults to all.
+
+    Returns:
+        tuple of (predictions DataFrame, failures DataFrame, metrics dict). The metrics
+        count ``n_predicted`` patients, of which ``n_resumed`` were done by an earlier run.
+    """
+    from hnprog.metrics import concordance_index
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    models = models_used(predictor)
+    patients = cohort.patients if ids is None else [cohort[i] for i in ids]
+    jobs = [PredictionJob(p, out_dir / p.patient_id, cohort.bboxes.get(p.patient_id))
+            for p in patients]
+
+    def earlier_report(job: PredictionJob) -> dict[str, Any] | None:
+        try:
+            report = json.loads((job.out_dir / REPORT_FILE).read_text())
+        except (OSError, ValueError):
+            return None
+        return report if isinstance(report, dict) and report.get("models") == models else None
+
+    config = preprocess_config_from_spec(predictor.preprocessing)
+    steps = [
+        functools.partial(load_patient, config=config),
+        functools.partial(forward, predictor=predictor),
+        lambda loaded_outputs: write_outputs(*loaded_outputs, predictor, overlay=overlay)[1],
+    ]
+    run = run_cohort(jobs, steps, resume=earlier_report if resume else None,
+                     progress=progress, desc="predict", failures_file=out_dir / FAILURES_FILE)
+
+    predictions = pd.DataFrame([report_row(r) for r in run.results.values()],
+                               columns=list(PREDICTION_COLUMNS))
+    metrics: dict[str, Any] = {"n_patients": len(patients), "n_predicted": len(predictions),
+                               "n_resumed": len(run.resumed), "n_failed": len(run.failures),
+                               "models": models}
+    if cohort.endpoints is not None and len(predictions):
+        known = predictions[predictions["patient_id"].isin(cohort.endpoints.index)]
+        if len(known) and known["risk"].notna().all():
+            ends = cohort.endpoints.loc[known["patient_id"]]
+            predictions = predictions.merge(
+                ends.rename_axis("patient_id").reset_index()[["patient_id", "event", "time"]],
+                on="patient_id", how="left")
+            with np.errstate(all="ignore"):
+                metrics["c_index"] = concordance_index(
+                    event=ends["event"].to_numpy(), time=ends["time"].to_numpy(),
+                    risk=known["risk"].to_numpy())
+            metrics["n_events"] = int(ends["event"].sum())
+    dices = predictions["dice"].dropna() if len(predictions) else pd.Series(dtype=float)
+    if len(dices):
+        metrics["dice_mean"] = float(dices.mean())
+        metrics["dice_per_patient_n"] = int(len(dices))
+    with atomic_write(out_dir / PREDICTIONS_FILE, newline="") as f:
+        predictions.to_csv(f, index=False)
+    write_json(metrics, out_dir / METRICS_FILE)
+    return predictions, run.failure_table, metrics

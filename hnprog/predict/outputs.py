@@ -1,0 +1,133 @@
+"""The files of one predicted patient and the schema of its ``report.json``.
+
+Every patient folder holds, each written atomically:
+
+| file | content |
+| --- | --- |
+| ``risk.csv`` | ``patient_id, risk, risk_group, risk_threshold, models`` |
+| ``gtvt_probability.nii.gz`` | float32 GTVt probability on the patient's CT grid |
+| ``gtvt_mask.nii.gz`` | uint8 mask, probability >= the mask threshold, on the CT grid |
+| ``overlay.png`` | axial, coronal and sagittal views through the tumour |
+| ``report.json`` | written last: its presence means the patient is done |
+
+:func:`report_row` turns a ``report.json`` into one row of a cohort's ``predictions.csv``.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from hnprog.geometry import BoundingBox
+from hnprog.io import atomic_write, write_json
+
+__all__ = [
+    "MASK_FILE",
+    "OVERLAY_FILE",
+    "PREDICTION_COLUMNS",
+    "PROBABILITY_FILE",
+    "REPORT_FILE",
+    "RISK_FILE",
+    "PatientPrediction",
+    "report_row",
+    "write_report",
+    "write_risk_csv",
+]
+
+PROBABILITY_FILE = "gtvt_probability.nii.gz"
+MASK_FILE = "gtvt_mask.nii.gz"
+OVERLAY_FILE = "overlay.png"
+RISK_FILE = "risk.csv"
+REPORT_FILE = "report.json"
+
+#: Columns of a cohort's ``predictions.csv`` (before the endpoint columns).
+PREDICTION_COLUMNS = ("patient_id", "risk", "risk_group", "tumour_volume_ml", "dice",
+                      "box_source")
+RISK_MEANING = "Cox log-hazard; higher means an earlier event is more likely"
+
+
+@dataclasses.dataclass(frozen=True)
+class PatientPrediction:
+    """What :func:`hnprog.predict.predict_patient` found for one patient.
+
+    Args:
+        patient_id: str. The patient.
+        risk: float. Cox log-hazard (higher is worse), the mean over the models; NaN when the
+            models have no risk output.
+        risk_group: str or None. ``"high"`` or ``"low"`` against the model's recorded
+            threshold, None when the model records none.
+        box: BoundingBox. The box used (mm).
+        box_source: str. ``"given"`` or ``"automatic"``.
+        tumour_volume_ml: float or None. Volume of the predicted GTVt mask, mL; None without a
+            segmentation output.
+        dice: float or None. Dice of the predicted mask with a reference mask, when one was
+            given.
+        out_dir: pathlib.Path. The folder holding the files.
+    """
+
+    patient_id: str
+    risk: float
+    risk_group: str | None
+    box: BoundingBox
+    box_source: str
+    tumour_volume_ml: float | None
+    dice: float | None
+    out_dir: Path
+
+
+def write_risk_csv(prediction: PatientPrediction, threshold: float | None,
+                   models: Sequence[str]) -> None:
+    """Write the patient's ``risk.csv`` (one header row, one patient row)."""
+    with atomic_write(prediction.out_dir / RISK_FILE, newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["patient_id", "risk", "risk_group", "risk_threshold", "models"])
+        writer.writerow([prediction.patient_id, f"{prediction.risk:.6f}",
+                         prediction.risk_group or "",
+                         "" if threshold is None else f"{threshold:.6f}", ";".join(models)])
+
+
+def write_report(prediction: PatientPrediction, *, inputs: Mapping[str, str | None],
+                 threshold: float | None, mask_threshold: float,
+                 preprocessing: Mapping[str, Any], models: Sequence[str],
+                 files: Mapping[str, str], versions: Mapping[str, str], seconds: float,
+                 stage_seconds: Mapping[str, float]) -> dict[str, Any]:
+    """Write ``report.json``, the last file of a patient, and return its content.
+
+    The report holds the inputs, the risk and its meaning, the box and its source, the tumour
+    volume (mL), the Dice with a reference, the preprocessing, the models, the files, the
+    versions, and the wall time of the call (``seconds``) and of its stages
+    (``stage_seconds``: ``read``, ``preprocess``, ``forward``, ``outputs``).
+    """
+    report = {
+        "patient_id": prediction.patient_id,
+        "inputs": dict(inputs),
+        "risk": {"log_hazard": prediction.risk, "group": prediction.risk_group,
+                 "threshold": threshold, "meaning": RISK_MEANING},
+        "box": {"source": prediction.box_source, "mm": prediction.box.to_dict()},
+        "tumour_volume_ml": prediction.tumour_volume_ml,
+        "dice_with_reference": prediction.dice,
+        "mask_threshold": mask_threshold,
+        "preprocessing": dict(preprocessing),
+        "models": list(models),
+        "files": dict(files),
+        "versions": dict(versions),
+        "seconds": round(seconds, 3),
+        "stage_seconds": dict(stage_seconds),
+    }
+    write_json(report, prediction.out_dir / REPORT_FILE)
+    return report
+
+
+def report_row(report: Mapping[str, Any]) -> dict[str, Any]:
+    """One ``predictions.csv`` row (:data:`PREDICTION_COLUMNS`) from a ``report.json``."""
+    return {
+        "patient_id": report["patient_id"],
+        "risk": report["risk"]["log_hazard"],
+        "risk_group": report["risk"]["group"],
+        "tumour_volume_ml": report["tumour_volume_ml"],
+        "dice": report["dice_with_reference"],
+        "box_source": report["box"]["source"],
+    }

@@ -1,0 +1,322 @@
+"""Prediction for one patient: read and check, preprocess, forward pass, outputs on the CT grid.
+
+:func:`predict_patient` is three steps in a row, which :func:`hnprog.predict.predict_cohort`
+runs as a pipeline across patients:
+
+1. :func:`load_patient`: the one patient loader (:func:`hnprog.data.loading.load_case`: files,
+   HU/SUV, box, overlap and label checks) and the one preprocessing pipeline
+   (:func:`hnprog.transforms.preprocess_case`, with the parameters recorded in the preset);
+2. :func:`forward`: the model's forward pass (a :class:`~hnprog.presets.Preset` or a
+   :class:`~hnprog.presets.FoldEnsemble`);
+3. :func:`write_outputs`: the probability map put back onto the original CT grid
+   (:func:`hnprog.transforms.invert_to_reference`), the mask, the overlay and the reports
+   (:mod:`hnprog.predict.outputs`), so the contour opens over the patient's scan in 3D Slicer
+   or ITK-SNAP.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+
+from hnprog import __version__
+from hnprog.data.cohort import Patient
+from hnprog.data.loading import load_case
+from hnprog.geometry import BoundingBox, Grid
+from hnprog.io import write_image
+from hnprog.predict.outputs import (
+    MASK_FILE,
+    OVERLAY_FILE,
+    PROBABILITY_FILE,
+    RISK_FILE,
+    PatientPrediction,
+    write_report,
+    write_risk_csv,
+)
+from hnprog.transforms import CT, MASK, PET, PreprocessConfig, invert_to_reference, preprocess_case
+
+__all__ = [
+    "LoadedPatient",
+    "PredictionJob",
+    "forward",
+    "load_patient",
+    "load_predictor",
+    "models_used",
+    "predict_patient",
+    "preprocess_config_from_spec",
+    "risk_threshold",
+    "write_outputs",
+]
+
+
+def load_predictor(models: str | os.PathLike | Sequence[str | os.PathLike], **hub: Any) -> Any:
+    """Load one model or an ensemble of folds for prediction.
+
+    Args:
+        models: a preset name, ``hf://`` URI or folder, or a list of them (averaged as a
+            :class:`~hnprog.presets.FoldEnsemble`).
+        **hub: passed to :func:`hnprog.from_preset` (``cache_dir``, ``endpoint``,
+            ``local_files_only``).
+
+    Returns:
+        Preset or FoldEnsemble, with ``.predict`` and ``.preprocessing``.
+    """
+    from hnprog.presets import from_preset
+
+    if not isinstance(models, (str, os.PathLike)) and len(models) == 1:
+        models = models[0]
+    return from_preset(models if isinstance(models, (str, os.PathLike)) else list(models), **hub)
+
+
+def preprocess_config_from_spec(spec: dict[str, Any] | None) -> PreprocessConfig:
+    """The :class:`~hnprog.transforms.PreprocessConfig` recorded with a model
+    (:meth:`PreprocessConfig.from_recorded`).
+
+    Raises:
+        InputError: if the model records no preprocessing or another channel order.
+    """
+    return PreprocessConfig.from_recorded(spec)
+
+
+def models_used(predictor: Any) -> list[str]:
+    """The names of the predictor's models (its folds for an ensemble), as reports list them."""
+    members = getattr(predictor, "members", None) or [predictor]
+    return [str(getattr(m, "source", "") or getattr(m, "name", "model")) for m in members]
+
+
+def risk_threshold(predictor: Any) -> float | None:
+    """The log-hazard above which a patient is high risk: the models' recorded thresholds,
+    averaged over the folds; None when no model records one."""
+    metadata = getattr(predictor, "metadata", None)
+    records = metadata if isinstance(metadata, list) else [metadata or {}]
+    values = [r.get("outputs", {}).get("risk", {}).get("threshold") for r in records]
+    values = [float(v) for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+@dataclasses.dataclass(frozen=True)
+class PredictionJob:
+    """One patient to predict: its files (``patient.mask`` is the reference mask, if any),
+    the output folder and the box (None: the automatic box from the PET)."""
+
+    patient: Patient
+    out_dir: Path
+    box: BoundingBox | None = None
+
+    @property
+    def patient_id(self) -> str:
+        return self.patient.patient_id
+
+
+@dataclasses.dataclass
+class LoadedPatient:
+    """A patient read, checked, boxed and preprocessed, ready for the forward pass."""
+
+    job: PredictionJob
+    config: PreprocessConfig
+    ct_image: sitk.Image
+    pet_image: sitk.Image
+    reference: sitk.Image | None  # the reference mask on its own grid
+    image: np.ndarray  # (1, D, H, W, 2) float32, the network input
+    grid: Grid
+    box: BoundingBox
+    box_source: str
+    start: float
+    stages: StageTimer
+
+
+class StageTimer:
+    """Wall time of consecutive stages, in seconds (``report.json``'s ``stage_seconds``)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def end(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.seconds[stage] = round(now - self._last, 4)
+        self._last = now
+
+    def restart(self) -> None:
+        """Start the next stage now (in a cohort run, a patient waits between stages)."""
+        self._last = time.perf_counter()
+
+
+def load_patient(job: PredictionJob, config: PreprocessConfig) -> LoadedPatient:
+    """Step 1: read and check the patient, find the box and preprocess (no model needed).
+
+    Raises:
+        PatientError: on any problem with the patient's files, values or geometry.
+    """
+    start = time.perf_counter()
+    stages = StageTimer()
+    case = load_case(job.patient, job.box)
+    stages.end("read")
+    prepared = preprocess_case(case.replace(images={CT: case.images[CT], PET: case.images[PET]}),
+                               config)
+    stages.end("preprocess")
+    return LoadedPatient(job, config, case.images[CT], case.images[PET], case.images.get(MASK),
+                         prepared.image[None], prepared.grid, case.box,
+                         "given" if job.box is not None else "automatic", start, stages)
+
+
+def forward(loaded: LoadedPatient, predictor: Any) -> tuple[LoadedPatient, dict[str, np.ndarray]]:
+    """Step 2: the model's forward pass on one loaded patient."""
+    loaded.stages.restart()
+    outputs = predictor.predict(loaded.image)
+    loaded.stages.end("forward")
+    return loaded, outputs
+
+
+def _on_grid_of(mask: sitk.Image, reference: sitk.Image) -> sitk.Image:
+    """The mask on the reference's grid, mapped by physical position (nearest neighbour)."""
+    if Grid.of(mask) == Grid.of(reference):
+        return mask
+    return sitk.Resample(mask, reference, sitk.Transform(), sitk.sitkNearestNeighbor, 0,
+                         sitk.sitkUInt8)
+
+
+def write_outputs(loaded: LoadedPatient, outputs: dict[str, np.ndarray], predictor: Any, *,
+                  overlay: bool = True, threshold: float = 0.5) -> tuple[PatientPrediction, dict]:
+    """Step 3: put the outputs back on the CT grid and write the patient's files, report last.
+
+    Returns:
+        tuple of the PatientPrediction and the ``report.json`` content.
+    """
+    job, ct_image, stages = loaded.job, loaded.ct_image, loaded.stages
+    stages.restart()
+    patient_id, out_dir = job.patient_id, job.out_dir
+    risk = float(outputs["risk"][0, 0]) if "risk" in outputs else float("nan")
+    threshold_value = risk_threshold(predictor)
+    risk_group = None
+    if threshold_value is not None and np.isfinite(risk):
+        risk_group = "high" if risk > threshold_value else "low"
+
+    files: dict[str, str] = {}
+    volume_ml = dice = None
+    mask_image = reference = None
+    # The NIfTI outputs are compressed and written in background threads (SimpleITK releases
+    # the GIL) while the overlay is drawn; leaving the block waits for them and re-raises.
+    writes = []
+    with ThreadPoolExecutor(max_workers=2) as writers:
+        if "segmentation" in outputs:
+            probability = invert_to_reference(outputs["segmentation"][0, ..., 0], loaded.grid,
+                                              ct_image)
+            mask_image = sitk.Cast(probability >= threshold, sitk.sitkUInt8)
+            writes = [writers.submit(write_image, probability, out_dir / PROBABILITY_FILE),
+                      writers.submit(write_image, mask_image, out_dir / MASK_FILE)]
+            files.update(probability=PROBABILITY_FILE, mask=MASK_FILE)
+            voxels = int(np.count_nonzero(sitk.GetArrayViewFromImage(mask_image)))
+            volume_ml = voxels * float(np.prod(ct_image.GetSpacing())) / 1000.0
+            if loaded.reference is not None:
+                from hnprog.metrics import dice_score
+
+                reference = _on_grid_of(loaded.reference, ct_image)
+                dice = dice_score(sitk.GetArrayViewFromImage(mask_image),
+                                  sitk.GetArrayViewFromImage(reference))
+        if overlay:
+            from hnprog.plotting import plot_overlay
+
+            title = f"{patient_id}   risk (log-hazard) {risk:+.3f}"
+            if risk_group:
+                side = ">" if risk_group == "high" else "<="
+                title += f"   {risk_group} risk ({side} model threshold {threshold_value:+.3f})"
+            if mask_image is not None and not volume_ml:
+                title += "\nno GTVt predicted (no voxel reaches the mask threshold)"
+            plot_overlay(ct_image, loaded.pet_image, mask_image, out_dir / OVERLAY_FILE,
+                         title=title, reference_mask=reference)
+            files["overlay"] = OVERLAY_FILE
+        for write in writes:
+            write.result()
+    stages.end("outputs")
+
+    prediction = PatientPrediction(patient_id, risk, risk_group, loaded.box, loaded.box_source,
+                                   volume_ml, dice, out_dir)
+    models = models_used(predictor)
+    write_risk_csv(prediction, threshold_value, models)
+    files["risk"] = RISK_FILE
+    patient = job.patient
+    report = write_report(
+        prediction,
+        inputs={"ct": str(patient.ct), "pet": str(patient.pet),
+                "reference_mask": None if patient.mask is None else str(patient.mask)},
+        threshold=threshold_value, mask_threshold=threshold,
+        preprocessing=loaded.config.to_dict(), models=models, files=files,
+        versions=_versions(), seconds=time.perf_counter() - loaded.start,
+        stage_seconds=stages.seconds)
+    return prediction, report
+
+
+def _versions() -> dict[str, str]:
+    import keras
+
+    return {"hnprog": __version__, "keras": keras.__version__, "backend": keras.backend.backend(),
+            "simpleitk": sitk.Version_VersionString()}
+
+
+def predict_patient(
+    ct: str | os.PathLike,
+    pet: str | os.PathLike,
+    predictor: Any,
+    out_dir: str | os.PathLike,
+    *,
+    patient_id: str = "patient",
+    box: BoundingBox | None = None,
+    reference_mask: str | os.PathLike | None = None,
+    reference_labels: Sequence[int] = (0, 1),
+    overlay: bool = True,
+    threshold: float = 0.5,
+) -> PatientPrediction:
+    """Predict one patient's risk and GTVt from a CT and a PET file.
+
+    Writes into ``out_dir``: ``risk.csv`` (log-hazard, risk group, models), the GTVt
+    probability map ``gtvt_probability.nii.gz`` (float32) and mask ``gtvt_mask.nii.gz``
+    (uint8, probability >= ``threshold``) on the original CT grid, ``overlay.png`` (axial,
+    coronal and sagittal views through the tumour) and ``report.json`` (box and its source,
+    tumour volume in mL, preprocessing, models and versions), each atomically;
+    ``report.json`` last, so its presence means the patient is done. The report also holds
+    the wall time of the call (``seconds``) and of its stages (``stage_seconds``: ``read``
+    both files, check them and find the box; ``preprocess``; the model's ``forward`` pass;
+    ``outputs``: the probability map back on the CT grid, the mask, the NIfTI files and the
+    overlay).
+
+    Args:
+        ct: path. CT in HU (NIfTI or any format SimpleITK reads).
+        pet: path. PET in SUV, on its own grid.
+        predictor: Preset or FoldEnsemble, from :func:`load_predictor`.
+        out_dir: path. Output folder, created if needed.
+        patient_id: str. Named in outputs and errors. Defaults to ``"patient"``.
+        box: BoundingBox, optional. The oropharynx box (mm); None computes it from the PET
+            (:func:`hnprog.data.bbox.auto_bbox`). Defaults to None.
+        reference_mask: path, optional. A reference GTVt mask (any grid: it is mapped onto
+            the CT by physical position) to report a Dice and draw in the overlay. Defaults
+            to None.
+        reference_labels: sequence of int. Labels the reference mask may hold; 1 is the
+            GTVt. Defaults to ``(0, 1)`` (HECKTOR 2022 masks: ``(0, 1, 2)``).
+        overlay: bool. Write ``overlay.png``. Defaults to True.
+        threshold: float. Probability threshold of the mask. Defaults to 0.5.
+
+    Returns:
+        PatientPrediction.
+
+    Raises:
+        PatientError: naming the patient and file, on unreadable inputs, a CT not in HU or
+            a PET not in SUV (swapped files, Bq/mL), PET and CT that do not overlap, or a box
+            outside the images.
+    """
+    patient = Patient(patient_id, Path(ct), Path(pet),
+                      None if reference_mask is None else Path(reference_mask),
+                      mask_labels=tuple(reference_labels))
+    job = PredictionJob(patient, Path(out_dir), box)
+    loaded = load_patient(job, preprocess_config_from_spec(predictor.preprocessing))
+    prediction, _ = write_outputs(*forward(loaded, predictor), predictor, overlay=overlay,
+                                  threshold=threshold)
+    return prediction
