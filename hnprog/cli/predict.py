@@ -7,14 +7,8 @@ from typing import Any
 import click
 
 from hnprog.cli.common import echo_done, needs_keras
-from hnprog.cli.options import (
-    LibraryDefault,
-    bboxes_option,
-    data_argument,
-    endpoints_option,
-    jobs_option,
-    out_option,
-)
+from hnprog.cli.options import (LibraryDefault, bboxes_option, data_argument, endpoints_option,
+                                jobs_option, out_option)
 from hnprog.errors import InputError
 
 __all__ = ["COMMANDS", "demo_command", "info_command", "predict_command"]
