@@ -10,6 +10,17 @@ import numpy as np
 import pytest
 
 
+@pytest.fixture(scope="session")
+def synthetic_cohort(tmp_path_factory):
+    """The tiny synthetic cohort (3 patients, half resolution), written once per session.
+
+    Read-only: a test that changes files copies it first.
+    """
+    from hnprog.testing.cohorts import tiny_synthetic_cohort
+
+    return tiny_synthetic_cohort(tmp_path_factory.mktemp("synthetic-cohort"))
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)

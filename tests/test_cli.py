@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from hnprog import cli
-from hnprog.cli import main, patient_id_from_ct
+from hnprog.cli import main
+from hnprog.data.cohort import patient_id_from_path
 from hnprog.presets import list_families, list_presets
 
 
@@ -91,17 +91,30 @@ def test_predict_help_points_at_the_shipped_family_and_any_image_format():
     ("_ct.nii.gz", "patient"),
 ])
 def test_default_patient_id_is_the_ct_file_name(path, expected):
-    assert patient_id_from_ct(path) == expected
+    assert patient_id_from_path(path) == expected
+
+
+@pytest.mark.parametrize(("path", "expected"), [
+    ("cohort/P1/CT.nii.gz", "P1"),
+    ("cohort/P2/ct_image.nii.gz", "P2"),
+    ("/data/P3/image.nrrd", "P3"),
+    ("/data/P4/_ct.nii.gz", "P4"),
+    ("CT.nii.gz", "CT"),  # no folder to name it after
+])
+def test_a_generic_ct_name_takes_the_folder_name(path, expected):
+    assert patient_id_from_path(path) == expected
+
+
+def test_the_old_cli_name_of_the_patient_id_warns():
+    from hnprog import cli
+
+    with pytest.warns(DeprecationWarning, match="patient_id_from_path"):
+        assert cli.patient_id_from_ct("CHGJ007_ct.nii.gz") == "CHGJ007"
 
 
 def test_finetune_shows_and_uses_its_own_defaults(monkeypatch, tmp_path):
     from hnprog import training
-    from hnprog.training.config import TrainingConfig
-    from hnprog.training.finetune import FINETUNE_DEFAULTS
 
-    assert cli._FINETUNE_DEFAULTS == FINETUNE_DEFAULTS
-    assert cli._TRAINING_DEFAULTS == {k: getattr(TrainingConfig(), k)
-                                      for k in cli._TRAINING_DEFAULTS}
     text = _help("finetune")
     assert "Epochs.  [default: 20]" in text and "[default: 1e-4]" in text
     assert "--filters" not in text and "--mixed-precision" not in text
@@ -210,3 +223,102 @@ def test_command_line_mistakes_are_one_error_line_with_status_2(args, command):
     assert result.exit_code == 2
     assert result.output.count("\n") == 1 and result.output.startswith("Error: ")
     assert f"(see '{command} --help')" in result.output
+
+
+# -- defaults come from the library; --help starts no backend ----------------------------------
+
+
+def _param(path: tuple[str, ...], name: str) -> click.Parameter:
+    command = dict(_commands())[path]
+    return next(p for p in command.params if p.name == name)
+
+
+def test_training_and_grid_help_shows_the_library_defaults():
+    import dataclasses
+
+    from hnprog.cli.options import shown_default
+    from hnprog.training.config import FINETUNE_DEFAULTS, TrainingConfig
+    from hnprog.transforms import PreprocessConfig
+
+    fields = {f.name: f.default for f in dataclasses.fields(TrainingConfig)}
+    for path, defaults in ((("train",), fields), (("cv",), fields),
+                           (("finetune",), {**fields, **FINETUNE_DEFAULTS})):
+        for name in ("epochs", "batch_size", "learning_rate", "w_rad", "w_seg", "seed", "workers"):
+            assert f"[default: {shown_default(defaults[name])}]" in _param(path, name).help, name
+    assert "[default: 8,16,32,64,128, the paper's]" in _param(("train",), "filters").help
+    paper, cpu = PreprocessConfig(), PreprocessConfig.cpu()
+    for path in (("preprocess",), ("train",), ("cv",), ("finetune",)):
+        for name in ("spacing", "crop_size"):
+            shown = f"{getattr(paper, name)}; {getattr(cpu, name)} with --cpu]"
+            assert shown in _param(path, name).help, (path, name)
+
+
+def test_other_defaults_are_read_from_the_library_function_the_command_calls():
+    import importlib
+    import inspect
+
+    from hnprog.cli.options import LibraryDefault, shown_default
+
+    seen = set()
+    for path, command in _commands():
+        ctx = click.Context(command, info_name=path[-1])
+        for param in command.params:
+            if not isinstance(param.default, LibraryDefault):
+                continue
+            module, _, name = param.default.target.partition(":")
+            function = getattr(importlib.import_module(module), name)
+            expected = inspect.signature(function).parameters[param.default.keyword].default
+            assert param.get_default(ctx) == expected, (path, param.name)
+            assert f"default: {shown_default(expected)}" in param.get_help_record(ctx)[1]
+            seen.add(path)
+    assert seen >= {("synth",), ("preprocess",), ("cv",), ("card",), ("demo",),
+                    ("radiomics", "extract"), ("radiomics", "cv")}
+    synth = main.commands["synth"].make_context("synth", ["out"])
+    assert (synth.params["patients"], synth.params["n_jobs"]) == (20, 1)
+    demo = main.commands["demo"].make_context("demo", [])
+    assert (demo.params["out_dir"], demo.params["patients"], demo.params["n_jobs"]) == (
+        "hnprog-demo", 24, 2)
+
+
+def test_layouts_are_the_librarys_and_checked_by_the_parser(tmp_path):
+    from hnprog.data.cohort import LAYOUTS
+
+    assert tuple(_param(("preprocess",), "layout").type.choices) == LAYOUTS
+    result = CliRunner().invoke(main, ["preprocess", str(tmp_path), "-o", str(tmp_path / "o"),
+                                       "--layout", "hecktor2019"])
+    assert result.exit_code == 2 and "'hecktor2019' is not one of" in result.output
+
+
+@pytest.mark.parametrize(("box", "message"), [
+    ("1,2,3", "six numbers"),
+    ("10,0,0,1,0,1", "x2 must be greater than x1"),
+])
+def test_a_bad_bbox_is_a_usage_error_naming_it(tmp_path, box, message):
+    image = tmp_path / "P1_ct.nii.gz"
+    image.write_bytes(b"")
+    result = CliRunner().invoke(main, ["predict", "--ct", str(image), "--pet", str(image), "-m",
+                                       "x", "-o", str(tmp_path / "o"), "--bbox", box])
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--bbox'" in result.output and message in result.output
+
+
+def test_help_imports_no_deep_learning_backend():
+    """``hnprog --help`` and every ``COMMAND --help`` answer without Keras or TensorFlow."""
+    import subprocess
+    import sys
+
+    paths = [[], *([*path] for path, _ in _commands())]
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from hnprog.cli import main\n"
+        f"for path in {paths!r}:\n"
+        "    result = CliRunner().invoke(main, [*path, '--help'])\n"
+        "    assert result.exit_code == 0, (path, result.output)\n"
+        "print(sorted(m for m in ('keras', 'tensorflow', 'jax', 'torch', 'radiomics')"
+        " if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["[]"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from petct_fixtures import BOX, CONFIG, make_ct, write_cohort
+from hnprog.testing.cohorts import BOX, CONFIG, make_ct, write_cohort
 
 import hnprog.data.dataset as dataset_module
 from hnprog.data.cohort import read_cohort
@@ -245,11 +245,8 @@ def test_model_fit_on_dataset_with_workers(cohort_dir, tmp_path):
     assert data.epoch >= 1
 
 
-def test_synthetic_cohort_end_to_end_with_automatic_boxes(tmp_path):
-    from hnprog.data.synthetic import generate_cohort
-
-    root = generate_cohort(tmp_path / "syn", n_patients=3, seed=1, image_scale=0.5)
-    cohort = read_cohort(root)
+def test_synthetic_cohort_end_to_end_with_automatic_boxes(synthetic_cohort, tmp_path):
+    cohort = read_cohort(synthetic_cohort)
     assert cohort.layout == "hecktor2021" and len(cohort) == 3
     cohort.bboxes = {cohort.ids[0]: cohort.bboxes[cohort.ids[0]]}  # others: automatic PET box
     config = CONFIG.__class__.cpu(crop_size=32)

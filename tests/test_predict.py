@@ -12,7 +12,6 @@ from click.testing import CliRunner
 
 from hnprog.cli import main
 from hnprog.data.cohort import read_cohort
-from hnprog.data.synthetic import generate_cohort
 from hnprog.errors import InputError
 from hnprog.metrics import concordance_index
 from hnprog.models import build_multitask_unet
@@ -22,8 +21,8 @@ from hnprog.transforms import PreprocessConfig
 
 
 @pytest.fixture(scope="module")
-def cohort_dir(tmp_path_factory):
-    return generate_cohort(tmp_path_factory.mktemp("cohort"), n_patients=3, seed=3, image_scale=0.5)
+def cohort_dir(synthetic_cohort):
+    return synthetic_cohort
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk
-from petct_fixtures import BOX, CONFIG, make_ct, make_mask, make_pet, write_cohort
+from hnprog.testing.cohorts import BOX, CONFIG, make_ct, make_mask, make_pet, write_cohort
 
 from hnprog.data.bbox import write_bboxes
 from hnprog.geometry import BoundingBox

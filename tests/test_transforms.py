@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from petct_fixtures import BOX, CONFIG, POINT, make_ct, make_mask, make_pet
+from hnprog.testing.cohorts import BOX, CONFIG, POINT, make_ct, make_mask, make_pet
 
 from hnprog.geometry import BoundingBox, physical_extent
 from hnprog.errors import InputError, PatientError

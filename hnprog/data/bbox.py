@@ -146,7 +146,8 @@ def auto_bbox(
             f"no PET uptake above SUV {threshold} (after smoothing) in the top third of the "
             f"scan (z > {extent.z1 + 2.0 * (extent.z2 - extent.z1) / 3.0:.1f} mm), so the "
             "brain cannot be found; is the image a PET in SUV that includes the head? "
-            "Give the box yourself: in bboxes.csv (or --bboxes FILE) for a cohort, or with "
+            "Give the box yourself: in the cohort's bboxes.csv (hnprog preprocess/predict: "
+            "--bboxes FILE), or with "
             "--bbox x1,x2,y1,y2,z1,z2 (mm) for hnprog predict --ct/--pet"
         )
         raise PatientError(patient_id, message) if patient_id else InputError(message)

@@ -37,6 +37,7 @@ __all__ = [
     "LAYOUTS",
     "Patient",
     "centre_from_id",
+    "patient_id_from_path",
     "read_cohort",
     "read_endpoints",
 ]
@@ -274,7 +275,7 @@ def _endpoint_columns(
     else:
         raise InputError(
             f"endpoint file {path}: cannot find the id, event and time columns; name them with "
-            f"id_column=, event_column=, time_column= (CLI: --id-column ...). Known: "
+            f"id_column=, event_column=, time_column= (on the command line: rename them). Known: "
             f"{[list(k) for k in ENDPOINT_COLUMNS]}. Received: columns={columns}"
         )
     missing = [c for c in chosen if c not in columns]
@@ -514,3 +515,40 @@ def read_cohort(
     elif not isinstance(bboxes, dict):
         bboxes = read_bboxes(bboxes)
     return Cohort(root, patients, endpoints, dict(bboxes), layout)
+
+
+# File stems that name the modality, not the patient: a folder-per-patient layout
+# (``P1/CT.nii.gz``) is named after the folder.
+_GENERIC_CT_STEMS = frozenset({"ct", "ct_image", "ctimage", "image", "img"})
+_COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz", ".zip")
+
+
+def patient_id_from_path(path: str | os.PathLike) -> str:
+    """The patient id a CT file's path implies (``hnprog predict --ct`` without ``--patient-id``).
+
+    The file name loses its extension (``.nii.gz`` counts as one) and a trailing ``_ct``,
+    ``_CT`` or ``__CT`` (HECKTOR 2021 and 2022 names): ``CHGJ007_ct.nii.gz`` -> ``CHGJ007``,
+    ``CHUM-001__CT.nii.gz`` -> ``CHUM-001``. A name that says only what the image is (``CT``,
+    ``ct_image``, ``image``) or nothing at all is replaced by the name of its folder
+    (``P1/CT.nii.gz`` -> ``P1``). With no name left, the id is ``patient``.
+
+    Args:
+        path: str or PathLike. The CT file; it is not opened.
+
+    Returns:
+        str. The patient id.
+
+    Example:
+        >>> patient_id_from_path("hecktor2021/CHGJ007_ct.nii.gz")
+        'CHGJ007'
+        >>> patient_id_from_path("cohort/P1/CT.nii.gz")
+        'P1'
+    """
+    path = Path(path)
+    name = path.name
+    if name.lower().endswith(_COMPRESSION_SUFFIXES):
+        name = os.path.splitext(name)[0]
+    name = re.sub(r"__?ct$", "", os.path.splitext(name)[0], flags=re.IGNORECASE)
+    if not name or name.lower() in _GENERIC_CT_STEMS:
+        name = path.parent.name or name
+    return name or "patient"

@@ -173,7 +173,7 @@ class RadiomicsCoxPipeline(BaseEstimator):
             raise InputError(
                 f"{len(self.constant_features_)} features are constant in the training data "
                 f"(e.g. {self.constant_features_[:5]}); remove them or use drop_constant=True "
-                "(CLI: --drop-constant)"
+                "(hnprog radiomics cv --drop-constant)"
             )
         self.scale_[constant] = 1.0
         usable = X_train.columns[~constant]

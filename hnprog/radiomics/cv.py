@@ -106,7 +106,8 @@ def run_radiomics_cv(
     if constant and not drop_constant:
         raise InputError(
             f"{len(constant)} features have the same value for every patient "
-            f"(e.g. {constant[:5]}); remove them or use drop_constant=True (CLI: --drop-constant)"
+            f"(e.g. {constant[:5]}); remove them or use drop_constant=True "
+            "(hnprog radiomics cv --drop-constant)"
         )
     features = features.drop(columns=constant)
     if features.shape[1] == 0:

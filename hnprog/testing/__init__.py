@@ -5,6 +5,7 @@
 | :mod:`hnprog.testing.keras` | ``run_serialization_test``, ``run_model_saving_test`` (Keras round trips) |
 | :mod:`hnprog.testing.presets` | a tiny model with the preset contract and ``make_tiny_preset`` |
 | :mod:`hnprog.testing.loopback_hub` | ``LoopbackHub``, a Hugging Face Hub on 127.0.0.1 |
+| :mod:`hnprog.testing.cohorts` | tiny PET/CT cases of known geometry and the tiny synthetic cohort |
 
 ``from hnprog.testing import run_serialization_test, run_model_saving_test`` keeps working;
 the Keras helpers are imported on first use, so the loopback Hub can be used without Keras.

@@ -1,4 +1,8 @@
-"""Tiny PET/CT cases with known geometry, shared by the data tests.
+"""Tiny PET/CT cases with known geometry, and the tiny synthetic cohort, shared by the tests.
+
+:func:`tiny_synthetic_cohort` writes the three-patient synthetic cohort at half resolution
+that the prediction, dataset and CLI tests share (``tests/conftest.py`` makes it once per
+session). The hand-made cases below have exactly known geometry:
 
 CT: 40 x 40 x 20 voxels of 1 x 1 x 3 mm, identity direction, voxel centres at integer x, y in
 [-20, 19] mm and z = -30 + 3k mm. PET: 12 x 12 x 20 voxels of 4 x 4 x 3 mm, a different
@@ -79,3 +83,19 @@ def write_cohort(root: Path, ids: list[str], *, events: list[int] | None = None)
     (root / "endpoints.csv").write_text("\n".join(lines) + "\n")
     write_bboxes({pid: BOX for pid in ids}, root / "bboxes.csv")
     return root
+
+
+def tiny_synthetic_cohort(folder: Path, n_patients: int = 3, seed: int = 3) -> Path:
+    """A small synthetic HECKTOR 2021 cohort (half-resolution scans, a few seconds to write).
+
+    Args:
+        folder: pathlib.Path. Where to write it.
+        n_patients: int. Defaults to 3.
+        seed: int. Defaults to 3.
+
+    Returns:
+        pathlib.Path. The cohort folder.
+    """
+    from hnprog.data.synthetic import generate_cohort
+
+    return generate_cohort(folder, n_patients=n_patients, seed=seed, image_scale=0.5)

@@ -1,0 +1,5 @@
+"""Allow ``python -m hnprog.cli`` (as ``python -m hnprog``)."""
+
+from hnprog.cli import main
+
+main()

@@ -1,0 +1,197 @@
+"""Prediction commands: ``hnprog predict``, ``hnprog demo`` and ``hnprog info``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from hnprog.cli.common import echo_done, needs_keras
+from hnprog.cli.options import (LibraryDefault, bboxes_option, data_argument, endpoints_option,
+                                jobs_option, out_option)
+from hnprog.errors import InputError
+
+__all__ = ["COMMANDS", "demo_command", "info_command", "predict_command"]
+
+
+def _parse_box(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    """``--bbox`` as a :class:`hnprog.geometry.BoundingBox`; a malformed box is a usage error."""
+    if value is None:
+        return None
+    from hnprog.geometry import BoundingBox
+
+    try:
+        return BoundingBox.parse(value)
+    except InputError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from exc
+
+
+@click.command("predict")
+@data_argument(required=False)
+@click.option("--ct", type=click.Path(exists=True, dir_okay=False),
+              help="CT of one patient, in HU (NIfTI or any format SimpleITK reads).")
+@click.option("--pet", type=click.Path(exists=True, dir_okay=False),
+              help="PET of one patient, in SUV (NIfTI or any format SimpleITK reads).")
+@click.option("--model", "-m", "models", multiple=True, required=True,
+              help="Preset name, hf://org/repo[@revision] or preset folder; repeat it (or give "
+                   "a folder of fold presets) to average several folds.")
+@out_option()
+@click.option("--patient-id", default=None,
+              help="Name of the patient in the outputs and messages (with --ct/--pet).  "
+                   "[default: from the CT file name, without its extension and a trailing _ct, "
+                   "_CT or __CT: CHGJ007_ct.nii.gz -> CHGJ007; a generic name such as "
+                   "CT.nii.gz gives its folder's name]")
+@click.option("--mask", "reference_mask", type=click.Path(exists=True, dir_okay=False),
+              help="Reference GTVt mask of the patient, for a Dice and the overlay (with --ct/--pet).")
+@click.option("--bbox", "box", callback=_parse_box,
+              help="Box x1,x2,y1,y2,z1,z2 in mm (with --ct/--pet).  "
+                   "[default: the automatic box from the PET]")
+@bboxes_option(purpose=", for a cohort")
+@click.option("--auto-box", is_flag=True,
+              help="Use the automatic PET box for every patient, ignoring any box CSV (as "
+                   "hnprog demo does; with the shipped box CSVs results differ slightly).")
+@endpoints_option(purpose=", to report the C-index")
+@click.option("--no-overlay", is_flag=True, help="Skip the PNG overlays (faster).")
+@click.option("--restart", is_flag=True, help="Predict every patient again instead of resuming.")
+@needs_keras
+def predict_command(data: str | None, ct: str | None, pet: str | None, models: tuple[str, ...],
+                    out_dir: str, patient_id: str | None, reference_mask: str | None,
+                    box: Any, bboxes: str | None, auto_box: bool, endpoints: str | None,
+                    no_overlay: bool, restart: bool) -> None:
+    """Predict the risk and the tumour contour of one patient or of a cohort.
+
+    One patient: give --ct and --pet. A cohort: give DATA, a HECKTOR 2020/2021/2022 folder or
+    a CSV manifest; each patient gets a folder, failed patients are listed with the reason in
+    failures.csv, and a second run resumes where the first stopped.
+
+    Each patient folder holds risk.csv (Cox log-hazard: higher is worse), gtvt_probability.nii.gz
+    and gtvt_mask.nii.gz on the patient's original CT grid (open them over the CT in 3D Slicer
+    or ITK-SNAP), overlay.png and report.json (box, tumour volume in mL, preprocessing,
+    versions). A cohort also gets predictions.csv and metrics.json (C-index with endpoints,
+    Dice with masks).
+
+    \b
+    Examples:
+      hnprog predict --ct P1_ct.nii.gz --pet P1_pt.nii.gz -m unet3d_multitask_synthetic_petct \\
+          -o out/P1
+      hnprog predict data/ -m cv/multitask/fold-1/preset -m cv/multitask/fold-2/preset \\
+          -o predictions/
+    """
+    # Which options go together is the command line's business; these errors name its flags.
+    if auto_box and (box is not None or bboxes is not None):
+        raise InputError("--auto-box ignores every box: do not combine it with --bbox or --bboxes")
+    single = ct is not None or pet is not None
+    if single and data is not None:
+        raise InputError("give either DATA (a cohort) or --ct and --pet (one patient), not both")
+    if single and (ct is None or pet is None):
+        raise InputError("one patient needs both --ct and --pet")
+    if not single and data is None:
+        raise InputError("nothing to predict: give DATA (a cohort) or --ct and --pet")
+    from hnprog.predict import load_predictor
+
+    predictor = load_predictor(list(models))
+    if single:
+        _predict_one(ct, pet, predictor, out_dir, patient_id=patient_id, box=box,
+                     reference_mask=reference_mask, overlay=not no_overlay)
+    else:
+        _predict_cohort(data, predictor, out_dir, endpoints=endpoints,
+                        bboxes={} if auto_box else bboxes, overlay=not no_overlay,
+                        resume=not restart)
+
+
+def _predict_one(ct: str, pet: str, predictor: Any, out_dir: str, *, patient_id: str | None,
+                 **options: Any) -> None:
+    from hnprog.data.cohort import patient_id_from_path
+    from hnprog.predict import predict_patient
+
+    patient_id = patient_id or patient_id_from_path(ct)
+    result = predict_patient(ct, pet, predictor, out_dir, patient_id=patient_id, **options)
+    group = f" ({result.risk_group} risk)" if result.risk_group else ""
+    volume = ("" if result.tumour_volume_ml is None
+              else f", predicted GTVt {result.tumour_volume_ml:.1f} mL")
+    echo_done(f"{patient_id}: risk (log-hazard) {result.risk:+.3f}{group}{volume}; "
+              f"outputs in {out_dir}")
+
+
+def _predict_cohort(data: str, predictor: Any, out_dir: str, *, endpoints: str | None,
+                    bboxes: Any, **options: Any) -> None:
+    from hnprog.data.cohort import read_cohort
+    from hnprog.predict import predict_cohort
+
+    cohort = read_cohort(data, endpoints=endpoints, bboxes=bboxes)
+    predictions, failures, metrics = predict_cohort(cohort, predictor, out_dir, **options)
+    if len(failures):
+        click.secho(f"{len(failures)} of {len(cohort)} patients failed; reasons in "
+                    f"{out_dir}/failures.csv", fg="yellow", err=True)
+    scores = []
+    if "c_index" in metrics:
+        scores.append(f"C-index {metrics['c_index']:.3f}")
+    if "dice_mean" in metrics:
+        scores.append(f"mean Dice {metrics['dice_mean']:.3f}")
+    n_resumed = metrics.get("n_resumed", 0)
+    done = f"{len(predictions) - n_resumed} patients predicted into {out_dir}"
+    if n_resumed:
+        done = (f"{len(predictions) - n_resumed} patients predicted now, {n_resumed} already "
+                f"done by an earlier run (--restart redoes them); all {len(predictions)} in "
+                f"{out_dir}/predictions.csv")
+    echo_done(done + (f" ({', '.join(scores)})" if scores else ""))
+    if len(predictions) == 0:
+        raise click.ClickException(f"no patient could be predicted; see {out_dir}/failures.csv")
+
+
+_DEMO = "hnprog.demo:run_demo"
+
+
+@click.command("demo")
+@out_option(default=LibraryDefault(_DEMO, "out_dir"))
+@click.option("--patients", "-n", default=LibraryDefault(_DEMO, "n_patients"), show_default=True,
+              type=click.IntRange(min=4), help="Held-out synthetic patients to predict.")
+@click.option("--seed", default=LibraryDefault(_DEMO, "seed"), show_default=True,
+              type=click.IntRange(min=0), help="Seed of the held-out cohort.")
+@click.option("--model", "-m", default=None,
+              help="Preset name, folder or hf:// URI.  [default: the shipped synthetic presets]")
+@click.option("--train", is_flag=True,
+              help="Train a fast multi-task model here instead of using a preset (slower).")
+@click.option("--epochs", default=LibraryDefault(_DEMO, "epochs"), show_default=True,
+              type=click.IntRange(min=1), help="Training epochs with --train.")
+@jobs_option("Processes generating the synthetic cohorts.", default=LibraryDefault(_DEMO, "jobs"))
+@needs_keras
+def demo_command(out_dir: str, patients: int, seed: int, model: str | None, train: bool,
+                 epochs: int, n_jobs: int) -> None:
+    """Run the whole method on a synthetic cohort, in minutes on a laptop CPU.
+
+    Generates held-out synthetic PET/CT patients with a known true risk, predicts their risk
+    and tumour contour from CT and PET alone with the multi-task model (the shipped
+    synthetic-data fold presets, or one trained here with --train), and prints the C-index
+    and Dice next to the generator's oracle C-index. Writes a Kaplan-Meier plot, one overlay
+    picture per patient and all predictions into OUT.
+
+    \b
+    Examples:
+      hnprog demo
+      hnprog demo --out demo/ --patients 40 --train --epochs 10
+    """
+    from hnprog.demo import run_demo
+
+    run_demo(out_dir, n_patients=patients, seed=seed, model=model, train=train, epochs=epochs,
+             jobs=n_jobs, echo=click.echo)
+    echo_done(f"Everything is in {out_dir}/ (summary.md, kaplan_meier.png, predictions/).")
+
+
+@click.command("info")
+@needs_keras
+def info_command() -> None:
+    """Show the CPU's vector extensions, whether TensorFlow's oneDNN kernels are on, the Keras
+    backend, the devices it sees and the versions of the key libraries.
+
+    \b
+    Example:
+      KERAS_BACKEND=jax hnprog info
+    """
+    from hnprog.runtime import runtime_summary
+
+    for line in runtime_summary():
+        click.echo(line)
+
+
+COMMANDS = (predict_command, demo_command, info_command)

@@ -1,0 +1,109 @@
+"""Training commands: ``hnprog train``, ``hnprog cv`` and ``hnprog finetune``."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import click
+
+from hnprog.cli.common import echo_done, needs_keras
+from hnprog.cli.options import LibraryDefault, training_options
+from hnprog.training.config import FINETUNE_DEFAULTS, SETTINGS
+
+__all__ = ["COMMANDS", "cv_command", "finetune_command", "train_command"]
+
+# The TrainingConfig fields that the training options set.
+_TRAINING_KEYS = ("epochs", "batch_size", "learning_rate", "w_rad", "w_seg", "spacing",
+                  "crop_size", "filters", "seed", "workers", "mixed_precision", "distribute")
+
+
+def _training_config(options: dict[str, Any], **defaults: Any) -> Any:
+    """The TrainingConfig of the given options; unset ones keep ``defaults``, then the library's."""
+    from hnprog.training import TrainingConfig
+
+    values = {**defaults, **{k: options[k] for k in _TRAINING_KEYS if options.get(k) is not None}}
+    if not values.get("distribute"):
+        values.pop("distribute", None)
+    if options.get("cpu_preset"):
+        return TrainingConfig.fast_cpu(**values)
+    return TrainingConfig(**values)
+
+
+@click.command("train")
+@training_options()
+@needs_keras
+def train_command(data: str, out_dir: str, resume: bool, overwrite: bool, **options: Any) -> None:
+    """Train the multi-task model on a cohort (80% training, 20% validation).
+
+    \b
+    Example:
+      hnprog train data/ --out runs/mt --cpu --epochs 10
+    """
+    from hnprog.training import train_on_cohort
+
+    result = train_on_cohort(data, out_dir, config=_training_config(options), resume=resume,
+                             overwrite=overwrite)
+    echo_done(f"Kept epoch {result.best_epoch}; model in {os.path.join(out_dir, 'model.keras')}")
+
+
+@click.command("cv")
+@training_options()
+@click.option("--settings", default=",".join(SETTINGS), show_default=True,
+              help="Comma-separated settings and their loss weights (Cox, Dice): "
+                   + ", ".join(f"{name} ({w_rad:g},{w_seg:g})"
+                               for name, (w_rad, w_seg) in SETTINGS.items()) + ".")
+@click.option("--folds", type=int, default=LibraryDefault("hnprog.training.config:TrainingConfig",
+                                                          "n_folds"),
+              show_default=True, help="Cross-validation folds.")
+@click.option("--radiomics-features", type=click.Path(exists=True, dir_okay=False),
+              help="Handcrafted features CSV of the same cohort: adds the radiomics baseline row.")
+@needs_keras
+def cv_command(data: str, out_dir: str, resume: bool, overwrite: bool, settings: str, folds: int,
+               radiomics_features: str | None, **options: Any) -> None:
+    """Cross-validate the paper's deep settings (Tables 1-2 format, KM plots, predictions).
+
+    \b
+    Example:
+      hnprog cv data/ --out cv/ --cpu --epochs 10 --settings multitask,radiomics
+    """
+    from hnprog.training import cross_validate
+
+    result = cross_validate(
+        data, out_dir, config=_training_config(options, n_folds=folds),
+        settings=[s.strip() for s in settings.split(",")],
+        radiomics_features=radiomics_features, resume=resume, overwrite=overwrite,
+    )
+    with open(result.files["markdown"], encoding="utf-8") as f:
+        click.echo(f.read())
+    echo_done(f"Results in {out_dir}")
+
+
+@click.command("finetune")
+@training_options(finetune=True)
+@click.option("--from", "source", required=True,
+              help="A .keras model, a run folder, a preset name or hf://org/repo.")
+@click.option("--freeze-encoder", is_flag=True, help="Train only the decoder and risk head.")
+@needs_keras
+def finetune_command(data: str, out_dir: str, resume: bool, overwrite: bool, source: str,
+                     freeze_encoder: bool, **options: Any) -> None:
+    """Fine-tune a saved model or preset on a cohort, keeping its preprocessing.
+
+    Spacing and crop size come from the model's recorded preprocessing (--spacing, --crop-size
+    and --cpu apply only to a .keras file saved without a preprocessing.json); the filters and
+    precision are the model's own. The epochs and learning rate have fine-tuning's own defaults,
+    smaller than training's (see the options).
+
+    \b
+    Example:
+      hnprog finetune data/ --from runs/mt/model.keras --out runs/ft --freeze-encoder
+    """
+    from hnprog.training import finetune
+
+    config = _training_config(options, **FINETUNE_DEFAULTS)
+    result = finetune(data, out_dir, source=source, config=config, freeze=freeze_encoder,
+                      resume=resume, overwrite=overwrite)
+    echo_done(f"Kept epoch {result.best_epoch}; model in {os.path.join(out_dir, 'model.keras')}")
+
+
+COMMANDS = (train_command, cv_command, finetune_command)
