@@ -240,10 +240,11 @@ def test_training_and_grid_help_shows_the_library_defaults():
     from hnprog.training.config import FINETUNE_DEFAULTS, TrainingConfig
     from hnprog.transforms import PreprocessConfig
 
-    fields = {f.name: f.default for f in dataclasses.fields(TrainingConfig)}
+    paper = TrainingConfig()
+    fields = {f.name: getattr(paper, f.name) for f in dataclasses.fields(TrainingConfig)}
     for path, defaults in ((("train",), fields), (("cv",), fields),
                            (("finetune",), {**fields, **FINETUNE_DEFAULTS})):
-        for name in ("epochs", "batch_size", "learning_rate", "w_rad", "w_seg", "seed", "workers"):
+        for name in ("epochs", "batch_size", "learning_rate", "w_rad", "w_seg", "seed", "n_jobs"):
             assert f"[default: {shown_default(defaults[name])}]" in _param(path, name).help, name
     assert "[default: 8,16,32,64,128, the paper's]" in _param(("train",), "filters").help
     paper, cpu = PreprocessConfig(), PreprocessConfig.cpu()

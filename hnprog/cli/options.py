@@ -220,7 +220,8 @@ def training_options(*, finetune: bool = False) -> Callable:
     options only apply to a model that records none, and does not offer the options that only
     shape a new model (``--filters``, ``--mixed-precision``).
     """
-    defaults = {f.name: f.default for f in dataclasses.fields(TrainingConfig)}
+    paper = TrainingConfig()  # its loss weights resolved from its task
+    defaults = {f.name: getattr(paper, f.name) for f in dataclasses.fields(TrainingConfig)}
     if finetune:
         defaults.update(FINETUNE_DEFAULTS)
 
@@ -249,7 +250,8 @@ def training_options(*, finetune: bool = False) -> Callable:
     options += [
         click.option("--seed", type=int,
                      help=f"Seed of splits, sampling, init.  {shown('seed')}"),
-        click.option("--workers", type=int, help=f"Data-loading threads.  {shown('workers')}"),
+        click.option("--jobs", "-j", "--workers", "n_jobs", type=int,
+                     help=f"Data-loading threads.  {shown('n_jobs')}"),
     ]
     if not finetune:
         policy = defaults["mixed_precision"] or "float32"

@@ -9,24 +9,27 @@ import click
 
 from hnprog.cli.common import echo_done, needs_keras
 from hnprog.cli.options import LibraryDefault, training_options
-from hnprog.training.config import FINETUNE_DEFAULTS, SETTINGS
+from hnprog.models.task import Task
+from hnprog.training.config import FINETUNE_DEFAULTS
 
 __all__ = ["COMMANDS", "cv_command", "finetune_command", "train_command"]
 
 # The TrainingConfig fields that the training options set.
-_TRAINING_KEYS = ("epochs", "batch_size", "learning_rate", "w_rad", "w_seg", "spacing",
-                  "crop_size", "filters", "seed", "workers", "mixed_precision", "distribute")
+_TRAINING_KEYS = ("epochs", "batch_size", "learning_rate", "w_rad", "w_seg", "filters", "seed",
+                  "n_jobs", "mixed_precision", "distribute")
 
 
 def _training_config(options: dict[str, Any], **defaults: Any) -> Any:
     """The TrainingConfig of the given options; unset ones keep ``defaults``, then the library's."""
-    from hnprog.training import TrainingConfig
+    from hnprog.training.config import TrainingConfig, with_grid
+    from hnprog.transforms import PreprocessConfig
 
     values = {**defaults, **{k: options[k] for k in _TRAINING_KEYS if options.get(k) is not None}}
     if not values.get("distribute"):
         values.pop("distribute", None)
-    if options.get("cpu_preset"):
-        return TrainingConfig.fast_cpu(**values)
+    grid = PreprocessConfig.cpu() if options.get("cpu_preset") else PreprocessConfig()
+    values["preprocessing"] = with_grid(grid, spacing=options.get("spacing"),
+                                        crop_size=options.get("crop_size"))
     return TrainingConfig(**values)
 
 
@@ -44,34 +47,35 @@ def train_command(data: str, out_dir: str, resume: bool, overwrite: bool, **opti
 
     result = train_on_cohort(data, out_dir, config=_training_config(options), resume=resume,
                              overwrite=overwrite)
-    echo_done(f"Kept epoch {result.best_epoch}; model in {os.path.join(out_dir, 'model.keras')}")
+    echo_done(f"Kept epoch {result.best_epoch}; preset in {os.path.join(out_dir, 'preset')}")
 
 
 @click.command("cv")
 @training_options()
-@click.option("--settings", default=",".join(SETTINGS), show_default=True,
-              help="Comma-separated settings and their loss weights (Cox, Dice): "
-                   + ", ".join(f"{name} ({w_rad:g},{w_seg:g})"
-                               for name, (w_rad, w_seg) in SETTINGS.items()) + ".")
+@click.option("--tasks", "--settings", "tasks", default=",".join(t.value for t in Task),
+              show_default=True,
+              help="Comma-separated tasks (the paper's settings) and their loss weights (Cox, "
+                   "Dice): " + ", ".join(f"{t.value} ({t.loss_weights[0]:g},"
+                                         f"{t.loss_weights[1]:g})" for t in Task) + ".")
 @click.option("--folds", type=int, default=LibraryDefault("hnprog.training.config:TrainingConfig",
                                                           "n_folds"),
               show_default=True, help="Cross-validation folds.")
 @click.option("--radiomics-features", type=click.Path(exists=True, dir_okay=False),
               help="Handcrafted features CSV of the same cohort: adds the radiomics baseline row.")
 @needs_keras
-def cv_command(data: str, out_dir: str, resume: bool, overwrite: bool, settings: str, folds: int,
+def cv_command(data: str, out_dir: str, resume: bool, overwrite: bool, tasks: str, folds: int,
                radiomics_features: str | None, **options: Any) -> None:
     """Cross-validate the paper's deep settings (Tables 1-2 format, KM plots, predictions).
 
     \b
     Example:
-      hnprog cv data/ --out cv/ --cpu --epochs 10 --settings multitask,radiomics
+      hnprog cv data/ --out cv/ --cpu --epochs 10 --tasks multitask,radiomics
     """
     from hnprog.training import cross_validate
 
     result = cross_validate(
         data, out_dir, config=_training_config(options, n_folds=folds),
-        settings=[s.strip() for s in settings.split(",")],
+        tasks=[t.strip() for t in tasks.split(",")],
         radiomics_features=radiomics_features, resume=resume, overwrite=overwrite,
     )
     with open(result.files["markdown"], encoding="utf-8") as f:
@@ -82,7 +86,8 @@ def cv_command(data: str, out_dir: str, resume: bool, overwrite: bool, settings:
 @click.command("finetune")
 @training_options(finetune=True)
 @click.option("--from", "source", required=True,
-              help="A .keras model, a run folder, a preset name or hf://org/repo.")
+              help="A preset name, hf://org/repo, a preset folder or a run folder holding "
+                   "preset/.")
 @click.option("--freeze-encoder", is_flag=True, help="Train only the decoder and risk head.")
 @needs_keras
 def finetune_command(data: str, out_dir: str, resume: bool, overwrite: bool, source: str,
@@ -96,14 +101,14 @@ def finetune_command(data: str, out_dir: str, resume: bool, overwrite: bool, sou
 
     \b
     Example:
-      hnprog finetune data/ --from runs/mt/model.keras --out runs/ft --freeze-encoder
+      hnprog finetune data/ --from runs/mt --out runs/ft --freeze-encoder
     """
     from hnprog.training import finetune
 
     config = _training_config(options, **FINETUNE_DEFAULTS)
     result = finetune(data, out_dir, source=source, config=config, freeze=freeze_encoder,
                       resume=resume, overwrite=overwrite)
-    echo_done(f"Kept epoch {result.best_epoch}; model in {os.path.join(out_dir, 'model.keras')}")
+    echo_done(f"Kept epoch {result.best_epoch}; preset in {os.path.join(out_dir, 'preset')}")
 
 
 COMMANDS = (train_command, cv_command, finetune_command)
