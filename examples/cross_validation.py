@@ -35,7 +35,7 @@ def main() -> None:
         if args.data is None:
             parser.error("give DATA (or --tiny)")
         data = args.data
-        config = (TrainingConfig.fast_cpu(epochs=args.epochs) if args.cpu
+        config = (TrainingConfig.cpu(epochs=args.epochs) if args.cpu
                   else TrainingConfig(epochs=args.epochs))
         tasks = ("multitask", "radiomics", "segmentation")
     result = cross_validate(data, args.out / "run", config=config, tasks=tasks,

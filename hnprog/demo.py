@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from hnprog.errors import InputError
+from hnprog.errors import InputError, warn_deprecated
 from hnprog.io import atomic_write, write_json
 
 __all__ = ["DEFAULT_DEMO_MODEL", "run_demo"]
@@ -35,9 +35,10 @@ def run_demo(
     train: bool = False,
     train_patients: int = 40,
     epochs: int = 8,
-    jobs: int = 2,
+    n_jobs: int = 2,
     image_scale: float = 1.0,
     echo: Callable[[str], Any] = print,
+    jobs: int | None = None,
 ) -> dict[str, Any]:
     """Run the demo end to end and return its summary.
 
@@ -52,10 +53,11 @@ def run_demo(
             Defaults to False.
         train_patients: int. Training cohort size with ``train``. Defaults to 40.
         epochs: int. Training epochs with ``train``. Defaults to 8.
-        jobs: int. Processes generating the cohorts. Defaults to 2.
+        n_jobs: int. Processes generating the cohorts. Defaults to 2.
         image_scale: float. Voxels per axis of the generated scans, relative to full size
             (see :func:`hnprog.data.synthetic.generate_cohort`). Defaults to 1.0.
         echo: callable. Where progress lines go. Defaults to :func:`print`.
+        jobs: int, optional. Deprecated alias of ``n_jobs``.
 
     Returns:
         dict. ``c_index``, ``dice``, ``oracle_c_index``, ``log_rank_p``, counts, model and
@@ -69,6 +71,9 @@ def run_demo(
     from hnprog.predict import load_predictor, predict_cohort
     from hnprog.reporting import plot_kaplan_meier
 
+    if jobs is not None:
+        warn_deprecated("run_demo(jobs=...)", "n_jobs=...")
+        n_jobs = jobs
     if n_patients < 4:
         raise InputError(f"the demo needs at least 4 patients. Received: n_patients={n_patients}")
     start = time.perf_counter()
@@ -77,10 +82,10 @@ def run_demo(
 
     echo(f"[1/4] Generating {n_patients} synthetic PET/CT patients (seed {seed}) ...")
     data_dir = generate_cohort(out_dir / "data", n_patients=n_patients, seed=seed,
-                               n_jobs=jobs, image_scale=image_scale, progress=True)
+                               n_jobs=n_jobs, image_scale=image_scale, progress=True)
 
     if train:
-        model_source = _train_fast_model(out_dir, train_patients, epochs, jobs, echo)
+        model_source = _train_fast_model(out_dir, train_patients, epochs, n_jobs, echo)
     else:
         model_source = model or DEFAULT_DEMO_MODEL
         echo(f"[2/4] Loading the multi-task model {model_source} "
@@ -127,7 +132,7 @@ def run_demo(
     return summary
 
 
-def _train_fast_model(out_dir: Path, n_patients: int, epochs: int, jobs: int,
+def _train_fast_model(out_dir: Path, n_patients: int, epochs: int, n_jobs: int,
                       echo: Callable[[str], Any]) -> Path:
     from hnprog.data.synthetic import generate_cohort
     from hnprog.training import TrainingConfig, train_on_cohort
@@ -136,7 +141,7 @@ def _train_fast_model(out_dir: Path, n_patients: int, epochs: int, jobs: int,
     echo(f"[2/4] Training a fast multi-task model on {n_patients} other synthetic patients "
          f"({epochs} epochs, 3 mm voxels, 48^3 input) ...")
     train_dir = generate_cohort(out_dir / "train-data", n_patients=n_patients, seed=2026,
-                                censoring=0.7, n_jobs=jobs, progress=True)
+                                censoring=0.7, n_jobs=n_jobs, progress=True)
     config = TrainingConfig(epochs=epochs, batch_size=8, filters=(4, 8, 16, 32, 64),
                             preprocessing=PreprocessConfig(spacing=3.0, crop_size=48))
     result = train_on_cohort(train_dir, out_dir / "model", config=config, overwrite=True,

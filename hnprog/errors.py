@@ -7,7 +7,9 @@ CLI can print it as one line without a traceback.
 
 from __future__ import annotations
 
-__all__ = ["HnprogError", "InputError", "PatientError"]
+import warnings
+
+__all__ = ["HnprogError", "InputError", "PatientError", "warn_deprecated"]
 
 
 class HnprogError(Exception):
@@ -38,3 +40,18 @@ class PatientError(InputError):
         # Rebuilt from its two arguments, so that the error crosses process boundaries
         # (a cohort run's worker processes) intact.
         return (type(self), (self.patient_id, self.reason))
+
+
+def warn_deprecated(old: str, new: str, *, stacklevel: int = 3) -> None:
+    """Warn that ``old`` (a name, keyword or module) is deprecated in favour of ``new``.
+
+    Deprecated names keep working for one release; the CLI shows these warnings as one line.
+
+    Args:
+        old: str. What the caller used, e.g. ``"TrainingConfig.cpu()"``.
+        new: str. What to use instead.
+        stacklevel: int. Passed to :func:`warnings.warn`; the default points at the caller of
+            the function that calls this one. Defaults to 3.
+    """
+    warnings.warn(f"{old} is deprecated and will be removed in the next release; use {new}",
+                  DeprecationWarning, stacklevel=stacklevel)

@@ -25,7 +25,7 @@ def tiny_preset(tmp_path_factory):
 
 def test_demo_writes_summary_plot_and_overlays(tiny_preset, tmp_path):
     lines = []
-    summary = run_demo(tmp_path, n_patients=5, seed=3, model=str(tiny_preset), jobs=1,
+    summary = run_demo(tmp_path, n_patients=5, seed=3, model=str(tiny_preset), n_jobs=1,
                        image_scale=0.5, echo=lines.append)
     assert summary["patients"] == 5
     assert 0.0 <= summary["oracle_c_index"] <= 1.0

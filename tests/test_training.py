@@ -335,7 +335,7 @@ def test_config_rejects_bad_values(overrides, match):
 
 @pytest.mark.backend_independent
 def test_config_round_trip_and_presets():
-    config = TrainingConfig.fast_cpu(epochs=3)
+    config = TrainingConfig.cpu(epochs=3)
     assert TrainingConfig.from_dict(config.to_dict()) == config
     assert (config.spacing, config.crop_size) == (2.0, 64)
     assert config.preprocessing == PreprocessConfig.cpu()
@@ -416,3 +416,10 @@ def test_run_folder_of_the_previous_version_resumes(tmp_path):
         assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-6, abs=1e-7)
     np.testing.assert_allclose(resumed.val_risk, straight.val_risk, rtol=1e-5, atol=1e-6)
     assert (tmp_path / "b" / "preset" / "hnprog.json").is_file()
+
+
+@pytest.mark.backend_independent
+def test_the_cpu_preset_has_one_name():
+    assert TrainingConfig.cpu(epochs=2).preprocessing == PreprocessConfig.cpu()
+    with pytest.warns(DeprecationWarning, match=r"TrainingConfig\.cpu\(\)"):
+        assert TrainingConfig.fast_cpu(epochs=2) == TrainingConfig.cpu(epochs=2)

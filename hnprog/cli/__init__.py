@@ -101,6 +101,27 @@ def main(debug: bool) -> None:
                                   folder); MODEL from `hnprog presets list` or your own run
       hnprog COMMAND --help       each command's options, with an example
     """
+    show_deprecations()
+
+
+def show_deprecations() -> None:
+    """Print hnprog's own DeprecationWarnings (Python hides them outside ``__main__``) as one
+    ``Warning:`` line each, so that a user of an old run folder or option learns what to use.
+    Installed once per process; other warnings are shown as before."""
+    previous = warnings.showwarning
+    if getattr(previous, "_hnprog", False):
+        return
+    warnings.filterwarnings("default", category=DeprecationWarning, module=r"hnprog(\.|$)")
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: Any = None, line: str | None = None) -> None:
+        if issubclass(category, DeprecationWarning) and "hnprog" in str(filename):
+            click.echo(f"Warning: {message}", err=True)
+        else:
+            previous(message, category, filename, lineno, file, line)
+
+    show._hnprog = True  # type: ignore[attr-defined]
+    warnings.showwarning = show
 
 
 for _family in (data, train, zoo, predict, radiomics):

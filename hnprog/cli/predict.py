@@ -154,7 +154,7 @@ _DEMO = "hnprog.demo:run_demo"
               help="Train a fast multi-task model here instead of using a preset (slower).")
 @click.option("--epochs", default=LibraryDefault(_DEMO, "epochs"), show_default=True,
               type=click.IntRange(min=1), help="Training epochs with --train.")
-@jobs_option("Processes generating the synthetic cohorts.", default=LibraryDefault(_DEMO, "jobs"))
+@jobs_option("Processes generating the synthetic cohorts.", default=LibraryDefault(_DEMO, "n_jobs"))
 @needs_keras
 def demo_command(out_dir: str, patients: int, seed: int, model: str | None, train: bool,
                  epochs: int, n_jobs: int) -> None:
@@ -174,7 +174,7 @@ def demo_command(out_dir: str, patients: int, seed: int, model: str | None, trai
     from hnprog.demo import run_demo
 
     run_demo(out_dir, n_patients=patients, seed=seed, model=model, train=train, epochs=epochs,
-             jobs=n_jobs, echo=click.echo)
+             n_jobs=n_jobs, echo=click.echo)
     echo_done(f"Everything is in {out_dir}/ (summary.md, kaplan_meier.png, predictions/).")
 
 

@@ -14,7 +14,7 @@ arrays of a deterministic one (validation, test), so that an epoch does not re-r
 from disk either.
 
 :class:`CohortDataset` is a ``keras.utils.PyDataset`` that yields
-``({"image": x}, {"segmentation": m, "risk": y})`` batches; it works with ``workers`` on every
+``({"image": x}, {"segmentation": m, "risk": y})`` batches; it works with ``n_jobs`` workers on every
 Keras backend. :func:`censoring_balanced_indices` builds each training epoch so that a chosen
 share of the samples are events.
 """
@@ -38,7 +38,7 @@ from hnprog.geometry import BoundingBox
 from hnprog.data.cohort import Cohort, Patient
 from hnprog.data.loading import load_case
 from hnprog.data.runner import run_cohort
-from hnprog.errors import InputError
+from hnprog.errors import InputError, warn_deprecated
 from hnprog.io import atomic_write, input_fingerprint
 from hnprog.transforms import (
     Case,
@@ -305,7 +305,9 @@ class CohortDataset(keras.utils.PyDataset):
         memory_cache_mb: float. In-memory LRU budget, MiB (:class:`MemoryCache`): cropped
             cases when augmenting, else the finished arrays (then each epoch after the first
             costs no preprocessing at all). 0 disables it. Defaults to 4096.
-        workers: int. Worker threads or processes (``keras.utils.PyDataset``). Defaults to 1.
+        n_jobs: int. Worker threads or processes (``keras.utils.PyDataset``'s ``workers``).
+            Defaults to 1.
+        workers: int, optional. Deprecated alias of ``n_jobs``.
         use_multiprocessing: bool. Processes instead of threads. Defaults to False.
         max_queue_size: int. Batches prepared ahead. Defaults to 10.
 
@@ -334,12 +336,16 @@ class CohortDataset(keras.utils.PyDataset):
         outputs: Sequence[str] = OUTPUTS,
         seed: int = 0,
         memory_cache_mb: float = 4096,
-        workers: int = 1,
+        n_jobs: int = 1,
         use_multiprocessing: bool = False,
         max_queue_size: int = 10,
+        workers: int | None = None,
     ):
+        if workers is not None:
+            warn_deprecated("CohortDataset(workers=...)", "n_jobs=...")
+            n_jobs = workers
         super().__init__(
-            workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size
+            workers=n_jobs, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size
         )
         self.cohort = cohort
         self.ids = list(cohort.ids if ids is None else ids)

@@ -2,7 +2,7 @@
 
 The defaults are the paper's (Andrearczyk et al., 2021): Adam with cosine decay from 1e-3,
 batch 10, 60 epochs, 1 mm voxels on a 144^3 crop, loss ``1 * Cox + 1 * Dice``.
-:meth:`TrainingConfig.fast_cpu` is a documented smaller preset (2 mm voxels, 64^3 crop,
+:meth:`TrainingConfig.cpu` is a documented smaller preset (2 mm voxels, 64^3 crop,
 :meth:`hnprog.transforms.PreprocessConfig.cpu`) that trains in minutes on a laptop CPU.
 
 Two settings describe the model, with the one task vocabulary :class:`~hnprog.models.task.Task`:
@@ -22,12 +22,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hnprog.errors import InputError
+from hnprog.errors import InputError, warn_deprecated
 from hnprog.models.task import Task
 from hnprog.transforms import PreprocessConfig
 
@@ -47,8 +46,7 @@ _GRID_KEYS = ("spacing", "crop_size")
 
 
 def _deprecated(old: str, new: str, stacklevel: int) -> None:
-    warnings.warn(f"{old} is deprecated and will be removed in the next release; use {new}",
-                  DeprecationWarning, stacklevel=stacklevel)
+    warn_deprecated(old, new, stacklevel=stacklevel + 1)
 
 
 def with_grid(
@@ -187,7 +185,7 @@ class TrainingConfig:
             that ``heads`` lacks, or an unknown mixed-precision policy or task.
 
     Example:
-        >>> config = TrainingConfig.fast_cpu(epochs=2)
+        >>> config = TrainingConfig.cpu(epochs=2)
         >>> config.spacing, config.crop_size, config.batch_size
         (2.0, 64, 10)
         >>> TrainingConfig(task="radiomics").w_seg
@@ -312,7 +310,7 @@ class TrainingConfig:
 
     # -- presets ------------------------------------------------------------------------------
     @classmethod
-    def fast_cpu(cls, **overrides: Any) -> TrainingConfig:
+    def cpu(cls, **overrides: Any) -> TrainingConfig:
         """The CPU preset: 2 mm voxels on a 64^3 crop (a 128 mm cube), other values as given.
 
         Args:
@@ -324,6 +322,12 @@ class TrainingConfig:
         cpu = PreprocessConfig.cpu()
         overrides = _translate_deprecated(dict(overrides), stacklevel=4, base=cpu)
         return cls(**{"preprocessing": cpu, **overrides})
+
+    @classmethod
+    def fast_cpu(cls, **overrides: Any) -> TrainingConfig:
+        """Deprecated alias of :meth:`cpu` (the name :meth:`PreprocessConfig.cpu` has too)."""
+        _deprecated("TrainingConfig.cpu()", "TrainingConfig.cpu()", stacklevel=3)
+        return cls.cpu(**overrides)
 
     @classmethod
     def for_setting(cls, setting: str, **overrides: Any) -> TrainingConfig:

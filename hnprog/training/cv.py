@@ -109,7 +109,7 @@ def cross_validate(
 
     Example:
         >>> result = cross_validate("data/", "cv/",  # doctest: +SKIP
-        ...                         config=TrainingConfig.fast_cpu(epochs=10))
+        ...                         config=TrainingConfig.cpu(epochs=10))
         >>> print(open("cv/results.md").read())  # doctest: +SKIP
     """
     from hnprog.metrics import concordance_index

@@ -358,7 +358,7 @@ def train_model(
 
     Example:
         >>> result = train_model(train_ds, val_ds, "runs/fold1",  # doctest: +SKIP
-        ...                      config=TrainingConfig.fast_cpu(epochs=5))
+        ...                      config=TrainingConfig.cpu(epochs=5))
         >>> result.best_epoch, result.history[-1].get("val_cindex")  # doctest: +SKIP
         >>> hnprog.from_preset(result.preset)  # doctest: +SKIP
     """

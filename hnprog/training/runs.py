@@ -113,7 +113,7 @@ def cohort_datasets(
     from hnprog.data.dataset import CohortDataset
 
     common = {"config": config.preprocessing, "batch_size": config.batch_size,
-              "cache_dir": cache_dir, "seed": config.seed, "workers": config.n_jobs}
+              "cache_dir": cache_dir, "seed": config.seed, "n_jobs": config.n_jobs}
     train_ds = None
     if train:
         train_ds = CohortDataset(
