@@ -59,7 +59,7 @@ else:
     from hnprog.data.dataset import CohortDataset
     cohort = read_cohort(data)
     ds = CohortDataset(cohort, config=config.preprocessing,
-                       batch_size=batch, augment=True, shuffle=True, workers=workers,
+                       batch_size=batch, augment=True, shuffle=True, n_jobs=workers,
                        cache_dir=os.path.join(data, "cache"))
     compile_model(model, config, steps_per_epoch=len(ds))
 
