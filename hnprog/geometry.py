@@ -212,6 +212,18 @@ class Grid:
         return cls(origin, (float(spacing),) * 3, (int(size),) * 3)  # type: ignore[arg-type]
 
     @classmethod
+    def covering(cls, lower: Sequence[float], size: Sequence[int], spacing: Sequence[float],
+                 signs: Sequence[int] = (1, 1, 1)) -> Grid:
+        """The grid whose voxels fill ``[lower, lower + size * spacing]`` (mm), each axis
+        running up (+1) or down (-1) as ``signs`` says (diagonal direction cosines)."""
+        origin = tuple(float(lo + sp / 2 if sign > 0 else lo + (n - 0.5) * sp)
+                       for lo, n, sp, sign in zip(lower, size, spacing, signs))
+        direction = (float(signs[0]), 0.0, 0.0, 0.0, float(signs[1]), 0.0, 0.0, 0.0,
+                     float(signs[2]))
+        return cls(origin, tuple(float(v) for v in spacing),  # type: ignore[arg-type]
+                   tuple(int(n) for n in size), direction)  # type: ignore[arg-type]
+
+    @classmethod
     def of(cls, image: sitk.Image) -> Grid:
         """The grid of a SimpleITK image."""
         return cls(tuple(image.GetOrigin()), tuple(image.GetSpacing()),  # type: ignore[arg-type]
@@ -228,6 +240,44 @@ class Grid:
         steps = np.asarray([(n - 1) / 2 * s for s, n in zip(self.spacing, self.size)])
         direction = np.asarray(self.direction, dtype=float).reshape(3, 3)
         return tuple(float(v) for v in np.asarray(self.origin) + direction @ steps)  # type: ignore[return-value]
+
+    def _signs(self) -> tuple[float, float, float]:
+        matrix = np.asarray(self.direction, dtype=float).reshape(3, 3)
+        if not np.allclose(matrix, np.diag(np.diag(matrix))):
+            raise InputError(f"this needs a grid with diagonal direction cosines. Received: "
+                             f"direction={self.direction}")
+        return tuple(float(v) for v in np.diag(matrix))  # type: ignore[return-value]
+
+    def coordinates(self, axis: int, index: slice | None = None) -> np.ndarray:
+        """Physical coordinates (mm) of the voxel centres along ``axis`` (0 = x) of a grid with
+        diagonal direction cosines."""
+        start, stop, _ = (index or slice(None)).indices(self.size[axis])
+        steps = np.arange(start, stop, dtype=np.float64)
+        return self.origin[axis] + self._signs()[axis] * self.spacing[axis] * steps
+
+    def window(self, lower: Sequence[float], upper: Sequence[float]
+               ) -> tuple[tuple[slice, slice, slice], tuple[np.ndarray, ...]] | None:
+        """The voxels whose centres lie in the physical box ``[lower, upper]`` (mm, x-y-z).
+
+        Returns:
+            The NumPy ``(z, y, x)`` slices and broadcastable coordinate arrays ``(x, y, z)``
+            of those voxels, or None when the box misses the grid.
+        """
+        signs = self._signs()
+        slices = []
+        for axis in range(3):
+            step = signs[axis] * self.spacing[axis]
+            a = (lower[axis] - self.origin[axis]) / step
+            b = (upper[axis] - self.origin[axis]) / step
+            first = max(0, math.ceil(min(a, b)))
+            last = min(self.size[axis] - 1, math.floor(max(a, b)))
+            if last < first:
+                return None
+            slices.append(slice(first, last + 1))
+        x = self.coordinates(0, slices[0])[None, None, :]
+        y = self.coordinates(1, slices[1])[None, :, None]
+        z = self.coordinates(2, slices[2])[:, None, None]
+        return (slices[2], slices[1], slices[0]), (x, y, z)
 
     def image(self, array: np.ndarray) -> sitk.Image:
         """Wrap a ``(z, y, x)`` array on this grid as a SimpleITK image with the grid's geometry.

@@ -176,3 +176,16 @@ def test_given_boxes_contain_the_gtvt(cohort):
         points = voxel_centres(mask, np.nonzero(sitk.GetArrayViewFromImage(mask)))
         assert box.size == pytest.approx((144.0, 144.0, 144.0))
         assert ((points >= np.asarray(box.lower)) & (points <= np.asarray(box.upper))).all()
+
+
+def test_grid_covering_a_box_with_flipped_axes():
+    from hnprog.geometry import Grid
+
+    grid = Grid.covering((0.0, 0.0, 0.0), (4, 2, 3), (1.0, 2.0, 3.0), signs=(1, -1, 1))
+    extent = physical_extent(grid.image(np.zeros(grid.shape, np.float32)))
+    assert extent.to_dict() == {"x1": 0.0, "x2": 4.0, "y1": 0.0, "y2": 4.0, "z1": 0.0, "z2": 9.0}
+    np.testing.assert_allclose(grid.coordinates(1), [3.0, 1.0])  # y runs down
+    (zs, ys, xs), (x, y, z) = grid.window((0.9, 0.0, 0.0), (2.6, 1.5, 9.0))
+    assert (xs, ys, zs) == (slice(1, 3), slice(1, 2), slice(0, 3))
+    np.testing.assert_allclose(x.ravel(), [1.5, 2.5])
+    assert grid.window((10.0, 0.0, 0.0), (11.0, 1.0, 1.0)) is None

@@ -37,7 +37,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from hnprog.data.bbox import write_bboxes
-from hnprog.geometry import BoundingBox, physical_extent
+from hnprog.geometry import BoundingBox, Grid, physical_extent
 from hnprog.errors import InputError
 from hnprog.io import atomic_write, write_image
 
@@ -118,68 +118,6 @@ _N_LABELS = 10
 
 
 @dataclass(frozen=True)
-class _Grid:
-    """A voxel grid with diagonal direction cosines (each axis possibly flipped)."""
-
-    size: tuple[int, int, int]  # voxels (x, y, z)
-    spacing: tuple[float, float, float]  # mm (x, y, z)
-    origin: tuple[float, float, float]  # centre of voxel 0, mm (x, y, z)
-    signs: tuple[int, int, int]  # +1 or -1 per axis
-
-    @classmethod
-    def covering(
-        cls,
-        lower: tuple[float, float, float],
-        size: tuple[int, int, int],
-        spacing: tuple[float, float, float],
-        signs: tuple[int, int, int],
-    ) -> _Grid:
-        """The grid whose voxels fill ``[lower, lower + size * spacing]`` (mm)."""
-        origin = tuple(
-            lo + sp / 2 if sign > 0 else lo + (n - 0.5) * sp
-            for lo, n, sp, sign in zip(lower, size, spacing, signs)
-        )
-        return cls(size, spacing, origin, signs)
-
-    def coordinates(self, axis: int, index: slice | None = None) -> np.ndarray:
-        """Physical coordinates (mm) of the voxel centres along ``axis`` (0 = x)."""
-        start, stop, _ = (index or slice(None)).indices(self.size[axis])
-        steps = np.arange(start, stop, dtype=np.float64)
-        return self.origin[axis] + self.signs[axis] * self.spacing[axis] * steps
-
-    def window(
-        self, lower: np.ndarray, upper: np.ndarray
-    ) -> tuple[tuple[slice, slice, slice], tuple[np.ndarray, np.ndarray, np.ndarray]] | None:
-        """Voxels whose centres lie in the physical box ``[lower, upper]`` (mm, x-y-z).
-
-        Returns the NumPy ``(z, y, x)`` slices and broadcastable coordinate arrays
-        ``(x, y, z)``, or None when the box misses the grid.
-        """
-        slices = []
-        for axis in range(3):
-            step = self.signs[axis] * self.spacing[axis]
-            a = (lower[axis] - self.origin[axis]) / step
-            b = (upper[axis] - self.origin[axis]) / step
-            first = max(0, math.ceil(min(a, b)))
-            last = min(self.size[axis] - 1, math.floor(max(a, b)))
-            if last < first:
-                return None
-            slices.append(slice(first, last + 1))
-        x = self.coordinates(0, slices[0])[None, None, :]
-        y = self.coordinates(1, slices[1])[None, :, None]
-        z = self.coordinates(2, slices[2])[:, None, None]
-        return (slices[2], slices[1], slices[0]), (x, y, z)
-
-    def to_image(self, array: np.ndarray) -> sitk.Image:
-        """Wrap a ``(z, y, x)`` array as a SimpleITK image with this grid's geometry."""
-        image = sitk.GetImageFromArray(array)
-        image.SetSpacing(self.spacing)
-        image.SetOrigin(self.origin)
-        image.SetDirection((self.signs[0], 0, 0, 0, self.signs[1], 0, 0, 0, self.signs[2]))
-        return image
-
-
-@dataclass(frozen=True)
 class _Tumour:
     """The primary tumour on a 1 mm local grid centred on ``centre``."""
 
@@ -190,7 +128,7 @@ class _Tumour:
     hu: np.ndarray  # float32 (z, y, x), tumour density (HU) inside, 0 outside
 
     def sample(
-        self, grid: _Grid, field: np.ndarray
+        self, grid: Grid, field: np.ndarray
     ) -> tuple[tuple[slice, slice, slice], np.ndarray] | None:
         """Trilinearly sample a local field at the voxel centres of ``grid`` near the tumour."""
         found = grid.window(self.centre - self.half_width, self.centre + self.half_width)
@@ -303,7 +241,7 @@ def _make_anatomy(rng: np.random.Generator) -> _Anatomy:
     return _Anatomy(scale, brain_centre, head_top, hu, suv, tuple(nodes))
 
 
-def _paint_labels(grid: _Grid, anatomy: _Anatomy) -> np.ndarray:
+def _paint_labels(grid: Grid, anatomy: _Anatomy) -> np.ndarray:
     """Tissue labels (uint8, ``(z, y, x)``) of the anatomy on ``grid``, painted back to front."""
     labels = np.zeros(grid.size[::-1], np.uint8)
     s = anatomy.scale
@@ -474,7 +412,7 @@ def _baseline_rate(censoring: float) -> float:
 # == one patient ==
 
 
-def _tumour_extent(grid: _Grid, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _tumour_extent(grid: Grid, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Physical bounds (mm, x-y-z) of the voxel centres of a ``(z, y, x)`` mask."""
     z, y, x = (np.flatnonzero(mask.any(axis=axes)) for axes in ((1, 2), (0, 2), (0, 1)))
     points = [grid.coordinates(axis)[idx[[0, -1]]] for axis, idx in enumerate((x, y, z))]
@@ -489,7 +427,7 @@ def _scan_grid(
     matrix: int,
     spacing: tuple[float, float, float],
     flip_xy: bool,
-) -> _Grid:
+) -> Grid:
     n_z = int(round(height / spacing[2]))
     size = (matrix, matrix, n_z)
     lower = (
@@ -498,7 +436,7 @@ def _scan_grid(
         top - n_z * spacing[2],
     )
     signs = (-1, -1, 1) if flip_xy else (1, 1, 1)
-    return _Grid.covering(lower, size, spacing, signs)
+    return Grid.covering(lower, size, spacing, signs)
 
 
 def _generate_patient(
@@ -586,7 +524,7 @@ def _generate_patient(
     pet = pet.astype(np.float32)
     # SUVmax as measured: over the PET voxels that lie (mostly) in the tumour.
     suv_max = float(pet[slices][fraction >= min(0.3, fraction.max())].max())
-    ct_image, pet_image = ct_grid.to_image(ct), pet_grid.to_image(pet)
+    ct_image, pet_image = ct_grid.image(ct), pet_grid.image(pet)
 
     # The challenge's box: a 144 mm cube around the tumour, jittered, inside both scans.
     lower, upper = _tumour_extent(ct_grid, mask)
@@ -600,7 +538,7 @@ def _generate_patient(
 
     write_image(ct_image, out_dir / f"{patient_id}_ct.nii.gz")
     write_image(pet_image, out_dir / f"{patient_id}_pt.nii.gz")
-    write_image(ct_grid.to_image(mask), out_dir / f"{patient_id}_gtvt.nii.gz")
+    write_image(ct_grid.image(mask), out_dir / f"{patient_id}_gtvt.nii.gz")
 
     event = bool(event_time <= censoring_time)
     time = max(1, int(round(float(min(event_time, censoring_time)))))
