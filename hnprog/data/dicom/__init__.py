@@ -1,0 +1,1 @@
+"""DICOM input and output: series reading, PET to SUV, RTSTRUCT, conversion to NIfTI."""
