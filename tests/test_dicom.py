@@ -260,3 +260,25 @@ def test_holes_and_islands_read_back_exactly(tmp_path):
     square[1:4, 1:4] = True
     (outline,) = _outlines(square)
     assert sorted(map(tuple, outline)) == [(0.5, 0.5), (0.5, 3.5), (3.5, 0.5), (3.5, 3.5)]
+
+
+def test_cli_synth_dicom_then_convert(tmp_path):
+    from click.testing import CliRunner
+
+    from hnprog.cli import main
+
+    runner = CliRunner()
+    result = runner.invoke(main, ["synth", str(tmp_path / "d"), "-n", "2", "--scale", "0.25",
+                                  "--format", "dicom"])
+    assert result.exit_code == 0, result.output
+    assert "(DICOM; NIfTI truth in" in result.output
+    result = runner.invoke(main, ["convert", str(tmp_path / "d"), "-o", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    assert "2 patients converted" in result.output
+    # another ROI is not resumed from the first run: it is converted again, and fails clearly
+    result = runner.invoke(main, ["convert", str(tmp_path / "d"), "-o", str(tmp_path / "o"),
+                                  "--roi", "Body"])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1].startswith("Error: no patient could be")
+    error = pd.read_csv(tmp_path / "o" / "failures.csv").error[0]
+    assert "no ROI matches --roi 'Body'; its ROIs are: 'GTVt'" in error

@@ -200,7 +200,8 @@ def convert_cohort(src: str | os.PathLike, out_dir: str | os.PathLike, *,
 
     Writes, into ``out_dir``, each patient's NIfTI files (:func:`convert_patient`),
     ``manifest.csv`` (:data:`MANIFEST_COLUMNS`, one row per converted patient) and
-    ``failures.csv`` (``patient_id,error``), through :func:`hnprog.data.runner.run_cohort`.
+    ``failures.csv`` (``patient_id,error``) and ``convert.json`` (the options), through
+    :func:`hnprog.data.runner.run_cohort`.
     ``out_dir`` then reads as a cohort (``hnprog.data.read_cohort``, layout ``hecktor2021``).
 
     Args:
@@ -211,7 +212,8 @@ def convert_cohort(src: str | os.PathLike, out_dir: str | os.PathLike, *,
         weight_kg, dose_mbq, injection_time: optional overrides of the SUV tags, applied to
             every patient (see :func:`convert_patient`).
         resume: bool. Keep the patients already in ``out_dir/manifest.csv`` whose files
-            exist. Defaults to True.
+            exist, when the options (recorded in ``out_dir/convert.json``) are the same.
+            Defaults to True.
         n_jobs: int. Worker processes. Defaults to 1.
         progress: bool. Show a progress bar. Defaults to True.
 
@@ -222,22 +224,32 @@ def convert_cohort(src: str | os.PathLike, out_dir: str | os.PathLike, *,
         InputError: if ``src`` holds no DICOM patient.
     """
     import functools
+    import json
+
+    def read_json(path: Path) -> dict | None:
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
 
     from hnprog.data.runner import FAILURES_FILE, run_cohort
-    from hnprog.io import atomic_write
+    from hnprog.io import atomic_write, write_json
 
     out_dir = Path(out_dir)
     patients = find_dicom_patients(src)
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest = out_dir / "manifest.csv"
+    options = dict(roi=roi, weight_kg=weight_kg, dose_mbq=dose_mbq,
+                   injection_time=injection_time)
+    recorded = out_dir / "convert.json"
+    same_options = recorded.is_file() and read_json(recorded) == options
     earlier: dict[str, dict] = {}
-    if resume and manifest.is_file():
+    if resume and same_options and manifest.is_file():
         table = pd.read_csv(manifest, dtype=str, keep_default_na=False)
         for row in table.to_dict("records"):
             if all((out_dir / row[c]).is_file() for c in ("ct", "pet", "mask") if row.get(c)):
                 earlier[row["patient_id"]] = row
-    options = dict(roi=roi, weight_kg=weight_kg, dose_mbq=dose_mbq,
-                   injection_time=injection_time)
+    write_json(options, recorded)
     run = run_cohort(patients, functools.partial(_convert_one, out_dir=out_dir,
                                                  options=options),
                      n_jobs=n_jobs, resume=lambda p: earlier.get(p.patient_id),
