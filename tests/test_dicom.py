@@ -282,3 +282,38 @@ def test_cli_synth_dicom_then_convert(tmp_path):
     assert result.output.strip().splitlines()[-1].startswith("Error: no patient could be")
     error = pd.read_csv(tmp_path / "o" / "failures.csv").error[0]
     assert "no ROI matches --roi 'Body'; its ROIs are: 'GTVt'" in error
+
+
+def test_read_cohort_accepts_dicom_folders_through_a_cache(dicom_cohort, tmp_path,
+                                                          monkeypatch):
+    from hnprog.data.cohort import read_cohort
+    from hnprog.data.loading import load_case
+
+    monkeypatch.setenv("HNPROG_DICOM_CACHE", str(tmp_path / "cache"))
+    cohort = read_cohort(dicom_cohort)
+    assert cohort.layout == "dicom"
+    assert cohort.ids == sorted(p.name for p in dicom_cohort.iterdir() if p.name.startswith("SYN"))
+    assert cohort.survival_y().shape == (2,) and set(cohort.bboxes) == set(cohort.ids)
+    pid = cohort.ids[0]
+    np.testing.assert_array_equal(
+        _array(cohort[pid].ct), _array(dicom_cohort / "nifti" / f"{pid}_ct.nii.gz"))
+    assert load_case(cohort[pid], box=cohort.bboxes[pid]) is not None
+    cached = {p.name for p in (tmp_path / "cache").iterdir()}
+    assert read_cohort(dicom_cohort).ids == cohort.ids  # the second read uses the same cache
+    assert {p.name for p in (tmp_path / "cache").iterdir()} == cached
+
+
+def test_a_failed_dicom_patient_says_why_when_loaded(dicom_cohort, tmp_path, monkeypatch):
+    from hnprog.data.cohort import read_cohort
+    from hnprog.data.loading import load_case
+
+    monkeypatch.setenv("HNPROG_DICOM_CACHE", str(tmp_path / "cache"))
+    src = tmp_path / "src"
+    src.mkdir()
+    _one_patient(dicom_cohort, src, "GOOD")
+    _, bad = _one_patient(dicom_cohort, src, "BAD")
+    shutil.rmtree(bad / "PT")
+    cohort = read_cohort(src)
+    assert cohort.ids == ["BAD", "GOOD"]
+    with pytest.raises(PatientError, match=r"DICOM conversion failed: .*no PT series found"):
+        load_case(cohort["BAD"])

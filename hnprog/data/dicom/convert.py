@@ -42,26 +42,30 @@ class DicomPatient:
     folder: Path
 
 
-def _has_dicom(folder: Path, *, recursive: bool) -> bool:
-    files = folder.rglob("*") if recursive else folder.iterdir()
-    for path in files:
-        if path.is_file() and not path.name.startswith("."):
-            try:
-                with open(path, "rb") as f:
-                    if f.read(132)[128:132] == b"DICM":
-                        return True
-            except OSError:
-                continue
-    return False
+def _is_dicom_file(path: Path) -> bool:
+    """A DICOM Part 10 file: the ``DICM`` marker after the 128-byte preamble."""
+    if not path.is_file() or path.name.startswith("."):
+        return False
+    try:
+        with open(path, "rb") as f:
+            return f.read(132)[128:132] == b"DICM"
+    except OSError:
+        return False
+
+
+def _first_dicom(folder: Path, *, recursive: bool) -> Path | None:
+    files = sorted(folder.rglob("*")) if recursive else sorted(folder.iterdir())
+    return next((p for p in files if _is_dicom_file(p)), None)
 
 
 def find_dicom_patients(src: str | os.PathLike) -> list[DicomPatient]:
-    """The patient folders of ``src``: ``src`` itself when it holds DICOM files directly or
-    in modality subfolders only, else each subfolder that holds DICOM files.
+    """The patient folders of ``src``: ``src`` itself, or each of its subfolders.
 
-    A folder counts as one patient when DICOM files lie directly in it, or when none of its
-    subfolders' DICOM files carry a different PatientID from the others (checked on one file
-    per subfolder).
+    ``src`` is one patient when DICOM files lie directly in it, or when its subfolders with
+    DICOM files are all named after a modality (``CT``, ``PT``, ``PET``, ``RTSTRUCT``,
+    ``RTSS``, ``SEG``, any case) and carry one PatientID (checked on one file each). Otherwise
+    every subfolder with DICOM files anywhere below it is a patient, named after the
+    subfolder.
 
     Args:
         src: str or PathLike. A patient folder or a folder of patient folders.
@@ -77,20 +81,19 @@ def find_dicom_patients(src: str | os.PathLike) -> list[DicomPatient]:
     src = Path(src)
     if not src.is_dir():
         raise InputError(f"DICOM folder {src}: not a folder")
-    if _has_dicom(src, recursive=False):
+    modality_names = {"CT", "PT", "PET", "RTSTRUCT", "RTSS", "SEG"}
+    if _first_dicom(src, recursive=False) is not None:
         return [DicomPatient(src.name, src)]
-    subs = sorted(p for p in src.iterdir() if p.is_dir() and _has_dicom(p, recursive=True))
+    firsts = {p: _first_dicom(p, recursive=True) for p in sorted(src.iterdir()) if p.is_dir()}
+    subs = [p for p, first in firsts.items() if first is not None]
     if not subs:
         raise InputError(f"DICOM folder {src}: no DICOM files found below it")
-    ids = set()
-    for sub in subs:
-        first = next(p for p in sorted(sub.rglob("*")) if p.is_file() and _has_dicom(
-            p.parent, recursive=False) and p.read_bytes()[128:132] == b"DICM")
-        ids.add(str(pydicom.dcmread(first, stop_before_pixels=True,
-                                    specific_tags=["PatientID"]).get("PatientID", sub.name)))
-    if len(ids) == 1 and len(subs) > 1 and all(
-            s.name.upper() in {"CT", "PT", "PET", "RTSTRUCT", "RTSS", "SEG"} for s in subs):
-        return [DicomPatient(src.name, src)]
+    if all(sub.name.upper() in modality_names for sub in subs):
+        ids = {str(pydicom.dcmread(firsts[sub], stop_before_pixels=True,
+                                   specific_tags=["PatientID"]).get("PatientID", ""))
+               for sub in subs}
+        if len(ids) == 1:
+            return [DicomPatient(src.name, src)]
     return [DicomPatient(sub.name, sub) for sub in subs]
 
 

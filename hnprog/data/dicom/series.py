@@ -78,7 +78,7 @@ def scan_folder(folder: str | os.PathLike) -> list[Series]:
     if not folder.is_dir():
         raise InputError(f"DICOM folder {folder}: not a folder")
     found: dict[str, Series] = {}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")):
         try:
             ds = pydicom.dcmread(path, stop_before_pixels=True,
                                  specific_tags=["SeriesInstanceUID", "Modality",
