@@ -437,7 +437,8 @@ def _patients_dicom(root: Path) -> list[Patient]:
     """DICOM patient folders, converted once into the NIfTI cache (hnprog.data.dicom.cache)."""
     from hnprog.data.dicom.cache import cached_patients
 
-    return cached_patients(root)
+    return [Patient(pid, ct, pet, mask, centre_from_id(pid))
+            for pid, ct, pet, mask in cached_patients(root)]
 
 
 _READERS = {

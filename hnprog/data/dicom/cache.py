@@ -47,20 +47,20 @@ def has_dicom_patients(root: str | os.PathLike) -> bool:
         return False
 
 
-def cached_patients(root: str | os.PathLike) -> list:
-    """Convert the DICOM patients of ``root`` into the cache (once) and list them.
+def cached_patients(root: str | os.PathLike) -> list[tuple[str, Path, Path, Path | None]]:
+    """Convert the DICOM patients of ``root`` into the cache (once) and list their files.
 
-    A patient whose conversion failed is kept with a CT path that says why (``... (DICOM
-    conversion failed: reason)``), so that loading it reports the reason as any missing file
-    would, and the other patients go on.
+    A patient whose conversion failed is kept with CT and PET paths that say why (``...
+    (DICOM conversion failed: reason)``), so that loading it reports the reason as any missing
+    file would, and the other patients go on.
 
     Args:
         root: str or PathLike. A DICOM patient folder or a folder of them.
 
     Returns:
-        list of :class:`hnprog.data.cohort.Patient`, sorted by id.
+        list of ``(patient_id, ct, pet, mask or None)``, sorted by id; the
+        :class:`~hnprog.data.cohort.Patient` fields.
     """
-    from hnprog.data.cohort import Patient, centre_from_id
     from hnprog.data.dicom.convert import convert_cohort
 
     cache = cache_folder(root)
@@ -69,9 +69,8 @@ def cached_patients(root: str | os.PathLike) -> list:
     patients = []
     for pid, row in run.results.items():
         mask = cache / row["mask"] if row.get("mask") else None
-        patients.append(Patient(pid, cache / row["ct"], cache / row["pet"], mask,
-                                centre_from_id(pid)))
+        patients.append((pid, cache / row["ct"], cache / row["pet"], mask))
     for pid, reason in run.failures.items():
         failed = cache / f"{pid} (DICOM conversion failed: {reason})"
-        patients.append(Patient(pid, failed, failed, None, centre_from_id(pid)))
-    return sorted(patients, key=lambda p: p.patient_id)
+        patients.append((pid, failed, failed, None))
+    return sorted(patients, key=lambda p: p[0])
