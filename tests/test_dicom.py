@@ -229,6 +229,7 @@ def test_cohort_run_records_failures_and_resumes(dicom_cohort, tmp_path):
 def test_roi_choice_and_listing():
     assert choose_roi(["Body", "GTV_T", "GTVn"]) == "GTV_T"
     assert choose_roi(["Body", "GTVp", "GTV"]) == "GTVp"
+    assert choose_roi(["GTVn", "GTVt_hnprog"]) == "GTVt_hnprog"
     assert choose_roi(["Body", "PTV70", "GTVn1"], "gtvn*") == "GTVn1"
     with pytest.raises(InputError, match=r"no ROI named GTVt, GTVp or GTV; its ROIs are: "
                                          r"'Body', 'GTVn' \(choose one with --roi\)"):
@@ -317,3 +318,61 @@ def test_a_failed_dicom_patient_says_why_when_loaded(dicom_cohort, tmp_path, mon
     assert cohort.ids == ["BAD", "GOOD"]
     with pytest.raises(PatientError, match=r"DICOM conversion failed: .*no PT series found"):
         load_case(cohort["BAD"])
+
+
+def _rtstruct_back_on_ct(rtstruct_path, ct_folder):
+    ds = pydicom.dcmread(rtstruct_path)
+    ct, slices = read_series(next(s for s in scan_folder(ct_folder) if s.modality == "CT"))
+    ref = ds.ReferencedFrameOfReferenceSequence[0].RTReferencedStudySequence[0]
+    assert ref.RTReferencedSeriesSequence[0].SeriesInstanceUID == slices[0].SeriesInstanceUID
+    assert ds.StudyInstanceUID == slices[0].StudyInstanceUID
+    assert ds.FrameOfReferenceUID == slices[0].FrameOfReferenceUID
+    return ds, ct
+
+
+def test_a_mask_written_as_rtstruct_reads_back_equal(dicom_cohort, tmp_path):
+    from hnprog.data.dicom.export import PREDICTED_ROI, write_mask_rtstruct
+
+    pid = sorted(p.name for p in dicom_cohort.iterdir() if p.name.startswith("SYN"))[0]
+    nifti_mask = dicom_cohort / "nifti" / f"{pid}_gtvt.nii.gz"
+    path = write_mask_rtstruct(nifti_mask, dicom_cohort / pid, tmp_path / "rs.dcm")
+    ds, ct = _rtstruct_back_on_ct(path, dicom_cohort / pid / "CT")
+    back, name = read_rtstruct_mask(ds, ct)
+    assert name == PREDICTED_ROI
+    expected = _array(nifti_mask, sitk.sitkUInt8)
+    assert expected.sum() > 0
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(back), expected)
+    # every contour names the CT slice it lies on
+    uids = {s.SOPInstanceUID for s in read_series(
+        next(s for s in scan_folder(dicom_cohort / pid) if s.modality == "CT"))[1]}
+    refs = {c.ContourImageSequence[0].ReferencedSOPInstanceUID
+            for c in ds.ROIContourSequence[0].ContourSequence}
+    assert refs <= uids
+
+
+def test_cli_predict_dicom_out(dicom_cohort, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from hnprog.cli import main
+    from hnprog.testing.presets import make_tiny_preset
+
+    monkeypatch.setenv("HNPROG_DICOM_CACHE", str(tmp_path / "cache"))
+    preset = make_tiny_preset(tmp_path / "preset")
+    out = tmp_path / "pred"
+    result = CliRunner().invoke(main, ["predict", str(dicom_cohort), "-m", str(preset), "-o",
+                                       str(out), "--no-overlay", "--dicom-out"])
+    assert result.exit_code == 0, result.output
+    assert "2 RTSTRUCTs" in result.output
+    for pid in (p.name for p in dicom_cohort.iterdir() if p.name.startswith("SYN")):
+        ds, ct = _rtstruct_back_on_ct(out / pid / "gtvt_rtstruct.dcm", dicom_cohort / pid)
+        predicted = _array(out / pid / "gtvt_mask.nii.gz", sitk.sitkUInt8)
+        if predicted.any():
+            np.testing.assert_array_equal(sitk.GetArrayFromImage(read_rtstruct_mask(ds, ct)[0]),
+                                          predicted)
+        else:  # an untrained tiny model may predict nothing: the ROI is there, no contour
+            assert "ContourSequence" not in ds.ROIContourSequence[0]
+    # on a NIfTI cohort, or with --ct/--pet, --dicom-out is refused in one line
+    result = CliRunner().invoke(main, ["predict", str(dicom_cohort / "nifti"), "-m", str(preset),
+                                       "-o", str(tmp_path / "p2"), "--dicom-out"])
+    assert result.exit_code == 1
+    assert "--dicom-out needs DATA to be DICOM patient folders" in result.output

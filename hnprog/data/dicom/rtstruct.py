@@ -1,7 +1,7 @@
 """RTSTRUCT: contours to a mask on the referenced series' grid, and a mask to contours.
 
 Reading: the ROI is chosen by name or glob (default: the first ROI named GTVt, GTVp or GTV,
-case and separators ignored); each ``CLOSED_PLANAR`` contour is put on its slice of the grid
+case and separators ignored, else one whose name starts with GTVt); each ``CLOSED_PLANAR`` contour is put on its slice of the grid
 (it must lie on one, within a quarter of the slice spacing) and rasterised at the voxel centres
 with :class:`matplotlib.path.Path` (even-odd rule). Contours of one slice are combined by XOR,
 so a contour inside another is a hole and several islands per slice are kept.
@@ -46,7 +46,9 @@ def choose_roi(names: Sequence[str], pattern: str | None = None, *, where: str =
     Args:
         names: sequence of str. The ROI names.
         pattern: str, optional. An exact name or a glob (``"GTV*"``), case-insensitive.
-            Defaults to None: the first ROI named like GTVt, then GTVp, then GTV.
+            Defaults to None: the first ROI named GTVt, then GTVp, then GTV (case, spaces and
+            punctuation ignored: ``GTV_T`` counts as GTVt), else the first whose name starts
+            with GTVt (``GTVt_hnprog``).
         where: str. The file, named in the error.
 
     Returns:
@@ -60,6 +62,9 @@ def choose_roi(names: Sequence[str], pattern: str | None = None, *, where: str =
             for name in names:
                 if _normalised(name) == wanted:
                     return name
+        for name in names:  # GTVt_hnprog, GTVt (predicted), ...
+            if _normalised(name).startswith("gtvt"):
+                return name
         what = "no ROI named GTVt, GTVp or GTV"
     else:
         for name in names:
@@ -277,7 +282,8 @@ def write_rtstruct(mask: sitk.Image, datasets: Sequence, path: str | os.PathLike
     roi_contour = Dataset()
     roi_contour.ReferencedROINumber = 1
     roi_contour.ROIDisplayColor = [255, 0, 0]
-    roi_contour.ContourSequence = DicomSequence(contours)
+    if contours:  # an empty prediction: the ROI, without contours (ContourSequence is type 3)
+        roi_contour.ContourSequence = DicomSequence(contours)
     ds.ROIContourSequence = DicomSequence([roi_contour])
     observation = Dataset()
     observation.ObservationNumber = 1
