@@ -16,7 +16,7 @@ import pydicom
 import pytest
 import SimpleITK as sitk
 
-from hnprog.data.dicom.convert import convert_cohort, convert_patient, find_dicom_patients
+from hnprog.data.dicom.convert import convert_dicom, convert_dicom_patient, find_dicom_patients
 from hnprog.data.dicom.rtstruct import _outlines, choose_roi, read_rtstruct_mask, write_rtstruct
 from hnprog.data.dicom.series import read_series, scan_folder
 from hnprog.data.dicom.suv import suv_factor
@@ -36,7 +36,7 @@ def dicom_cohort(tmp_path_factory):
 @pytest.fixture(scope="module")
 def converted(dicom_cohort, tmp_path_factory):
     out = tmp_path_factory.mktemp("converted")
-    run = convert_cohort(dicom_cohort, out, progress=False)
+    run = convert_dicom(dicom_cohort, out, progress=False)
     assert not run.failures
     return out
 
@@ -145,7 +145,7 @@ def test_gml_and_cnts_pet_give_the_same_suv(dicom_cohort, tmp_path, units):
     write_image_series(pet, folder / "PT", modality="PT", patient_id=pid,
                        study_uid=slices.StudyInstanceUID, frame_uid=slices.FrameOfReferenceUID,
                        pet=tags, series_number=3)
-    row = convert_patient(folder, tmp_path / "out")
+    row = convert_dicom_patient(folder, tmp_path / "out")
     assert row["suv_units"] == units
     assert row["suv_factor"] == pytest.approx(tags.suv_factor, rel=1e-9)
     suv = _array(tmp_path / "out" / row["pet"])
@@ -156,7 +156,7 @@ def test_rtstruct_on_the_pet(tmp_path):
     root = write_synthetic_dicom(tmp_path / "d", n_patients=1, seed=2, image_scale=SCALE,
                                  rtstruct_on="PT")
     pid = next(p.name for p in root.iterdir() if p.name.startswith("SYN"))
-    row = convert_patient(root / pid, tmp_path / "out")
+    row = convert_dicom_patient(root / pid, tmp_path / "out")
     assert row["mask_series"] == "PT"
     pet = read_image(root / "nifti" / f"{pid}_pt.nii.gz")
     truth = sitk.Resample(read_image(root / "nifti" / f"{pid}_gtvt.nii.gz",
@@ -176,7 +176,7 @@ def test_two_ct_series_the_one_with_most_slices_wins(dicom_cohort, tmp_path, cap
                        study_uid=first.StudyInstanceUID, frame_uid=first.FrameOfReferenceUID,
                        series_number=7, uid_entropy=["scout"])
     with caplog.at_level("INFO", logger="hnprog.data.dicom.series"):
-        row = convert_patient(folder, tmp_path / "out")
+        row = convert_dicom_patient(folder, tmp_path / "out")
     assert row["ct_series"] == first.SeriesInstanceUID
     assert "the one with the most slices" in caplog.text
     np.testing.assert_array_equal(_array(tmp_path / "out" / row["ct"]),
@@ -191,11 +191,11 @@ def test_missing_weight_is_one_line_and_the_override_works(dicom_cohort, tmp_pat
         ds.save_as(path)
     with pytest.raises(PatientError, match=r"P1: PET file .*PT_0000.dcm: no PatientWeight "
                                            r"\(0010,1030\); give --weight KG"):
-        convert_patient(folder, tmp_path / "out")
+        convert_dicom_patient(folder, tmp_path / "out")
     assert not (tmp_path / "out").exists()
     truth = pd.read_csv(dicom_cohort / "dicom.csv", dtype={"PatientID": str}).set_index(
         "PatientID").loc[pid]
-    row = convert_patient(folder, tmp_path / "out", weight_kg=float(truth.weight_kg))
+    row = convert_dicom_patient(folder, tmp_path / "out", weight_kg=float(truth.weight_kg))
     assert row["suv_factor"] == pytest.approx(truth.suv_factor, rel=1e-9)
 
 
@@ -215,12 +215,12 @@ def test_cohort_run_records_failures_and_resumes(dicom_cohort, tmp_path):
     shutil.rmtree(bad / "PT")
     assert [p.patient_id for p in find_dicom_patients(src)] == ["BAD", "GOOD"]
     out = tmp_path / "out"
-    run = convert_cohort(src, out, progress=False)
+    run = convert_dicom(src, out, progress=False)
     assert list(run.results) == ["GOOD"]
     failures = pd.read_csv(out / "failures.csv")
     assert failures.patient_id.tolist() == ["BAD"]
     assert "no PT series found (found: CT, RTSTRUCT)" in failures.error[0]
-    again = convert_cohort(src, out, progress=False)
+    again = convert_dicom(src, out, progress=False)
     assert again.resumed == ["GOOD"]
     # a single patient folder with modality subfolders is one patient
     assert [p.patient_id for p in find_dicom_patients(src / "GOOD")] == ["GOOD"]

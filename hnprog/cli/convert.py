@@ -43,9 +43,9 @@ def convert_command(src: str, out_dir: str, roi: str | None, weight_kg: float | 
     Example:
       hnprog convert dicom/ --out nifti/ --roi 'GTV*'
     """
-    from hnprog.data.dicom.convert import convert_cohort
+    from hnprog.data.dicom.convert import convert_dicom
 
-    run = convert_cohort(src, out_dir, roi=roi, weight_kg=weight_kg, dose_mbq=dose_mbq,
+    run = convert_dicom(src, out_dir, roi=roi, weight_kg=weight_kg, dose_mbq=dose_mbq,
                          injection_time=injection_time, resume=not no_resume, n_jobs=n_jobs,
                          progress=True)
     if run.failures:

@@ -109,7 +109,8 @@ def preprocess_command(data: str, out_dir: str, spacing: float | None, crop_size
                        nifti: bool) -> None:
     """Crop, resample and normalise every patient of a cohort onto the box grid.
 
-    DATA is a HECKTOR 2020/2021/2022 folder or a CSV manifest (patient_id,ct,pet[,mask]).
+    DATA is a HECKTOR 2020/2021/2022 folder, a CSV manifest (patient_id,ct,pet[,mask]) or
+    DICOM patient folders (see hnprog convert).
     Writes <ID>.npz per case, cases.csv, bboxes.csv, preprocess.json and failures.csv
     (every patient that could not be preprocessed, with the reason).
 

@@ -63,8 +63,9 @@ def predict_command(data: str | None, ct: str | None, pet: str | None, models: t
                     no_overlay: bool, restart: bool, dicom_out: bool = False) -> None:
     """Predict the risk and the tumour contour of one patient or of a cohort.
 
-    One patient: give --ct and --pet. A cohort: give DATA, a HECKTOR 2020/2021/2022 folder or
-    a CSV manifest; each patient gets a folder, failed patients are listed with the reason in
+    One patient: give --ct and --pet. A cohort: give DATA, a HECKTOR 2020/2021/2022 folder, a
+    CSV manifest or DICOM patient folders (converted once into a cache); each patient gets a
+    folder, failed patients are listed with the reason in
     failures.csv, and a second run resumes where the first stopped.
 
     Each patient folder holds risk.csv (Cox log-hazard: higher is worse), gtvt_probability.nii.gz

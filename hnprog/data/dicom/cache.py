@@ -61,11 +61,11 @@ def cached_patients(root: str | os.PathLike) -> list[tuple[str, Path, Path, Path
         list of ``(patient_id, ct, pet, mask or None)``, sorted by id; the
         :class:`~hnprog.data.cohort.Patient` fields.
     """
-    from hnprog.data.dicom.convert import convert_cohort
+    from hnprog.data.dicom.convert import convert_dicom
 
     cache = cache_folder(root)
     logger.info("DICOM folder %s: NIfTI cache %s", root, cache)
-    run = convert_cohort(root, cache, progress=sys.stderr.isatty())
+    run = convert_dicom(root, cache, progress=sys.stderr.isatty())
     patients = []
     for pid, row in run.results.items():
         mask = cache / row["mask"] if row.get("mask") else None

@@ -19,7 +19,7 @@ import SimpleITK as sitk
 
 from hnprog.errors import InputError, PatientError
 
-__all__ = ["DicomPatient", "MANIFEST_COLUMNS", "convert_cohort", "convert_patient",
+__all__ = ["DicomPatient", "MANIFEST_COLUMNS", "convert_dicom", "convert_dicom_patient",
            "find_dicom_patients"]
 
 MANIFEST_COLUMNS = (
@@ -97,7 +97,7 @@ def find_dicom_patients(src: str | os.PathLike) -> list[DicomPatient]:
     return [DicomPatient(sub.name, sub) for sub in subs]
 
 
-def convert_patient(folder: str | os.PathLike, out_dir: str | os.PathLike, *,
+def convert_dicom_patient(folder: str | os.PathLike, out_dir: str | os.PathLike, *,
                     patient_id: str | None = None, roi: str | None = None,
                     weight_kg: float | None = None, dose_mbq: float | None = None,
                     injection_time: str | None = None) -> dict:
@@ -192,16 +192,16 @@ def _integral(image: sitk.Image) -> bool:
 
 
 def _convert_one(patient: DicomPatient, out_dir: Path, options: dict) -> dict:
-    return convert_patient(patient.folder, out_dir, patient_id=patient.patient_id, **options)
+    return convert_dicom_patient(patient.folder, out_dir, patient_id=patient.patient_id, **options)
 
 
-def convert_cohort(src: str | os.PathLike, out_dir: str | os.PathLike, *,
+def convert_dicom(src: str | os.PathLike, out_dir: str | os.PathLike, *,
                    roi: str | None = None, weight_kg: float | None = None,
                    dose_mbq: float | None = None, injection_time: str | None = None,
                    resume: bool = True, n_jobs: int = 1, progress: bool = True):
     """Convert one DICOM patient folder or a folder of them to the HECKTOR 2021 layout.
 
-    Writes, into ``out_dir``, each patient's NIfTI files (:func:`convert_patient`),
+    Writes, into ``out_dir``, each patient's NIfTI files (:func:`convert_dicom_patient`),
     ``manifest.csv`` (:data:`MANIFEST_COLUMNS`, one row per converted patient) and
     ``failures.csv`` (``patient_id,error``) and ``convert.json`` (the options), through
     :func:`hnprog.data.runner.run_cohort`.
@@ -213,7 +213,7 @@ def convert_cohort(src: str | os.PathLike, out_dir: str | os.PathLike, *,
         out_dir: str or PathLike. The output folder; created if needed.
         roi: str, optional. ROI name or glob for the mask.
         weight_kg, dose_mbq, injection_time: optional overrides of the SUV tags, applied to
-            every patient (see :func:`convert_patient`).
+            every patient (see :func:`convert_dicom_patient`).
         resume: bool. Keep the patients already in ``out_dir/manifest.csv`` whose files
             exist, when the options (recorded in ``out_dir/convert.json``) are the same.
             Defaults to True.

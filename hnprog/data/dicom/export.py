@@ -35,7 +35,7 @@ def write_mask_rtstruct(mask: sitk.Image | str | os.PathLike, dicom_folder: str 
         mask: SimpleITK.Image or path. A 0/1 mask on the CT grid (as ``hnprog predict``
             writes it). On another grid it is resampled onto the CT's (nearest neighbour).
         dicom_folder: str or PathLike. The patient's DICOM folder; its CT series is chosen as
-            :func:`hnprog.data.dicom.convert.convert_patient` chooses it.
+            :func:`hnprog.data.dicom.convert.convert_dicom_patient` chooses it.
         path: str or PathLike. The RTSTRUCT file to write (atomically).
         roi_name: str. Defaults to ``"GTVt_hnprog"``.
         patient_id: str, optional. Named in errors.
