@@ -376,3 +376,17 @@ def test_cli_predict_dicom_out(dicom_cohort, tmp_path, monkeypatch):
                                        "-o", str(tmp_path / "p2"), "--dicom-out"])
     assert result.exit_code == 1
     assert "--dicom-out needs DATA to be DICOM patient folders" in result.output
+
+
+def test_suv_decay_across_midnight_from_the_start_datetime():
+    ds = pydicom.Dataset()
+    ds.Units, ds.DecayCorrection, ds.PatientWeight = "BQML", "START", 70
+    ds.SeriesDate, ds.SeriesTime = "20210928", "003000"
+    drug = pydicom.Dataset()
+    drug.RadiopharmaceuticalStartTime = "233000"
+    drug.RadiopharmaceuticalStartDateTime = "20210927233000"
+    drug.RadionuclideTotalDose, drug.RadionuclideHalfLife = 300e6, 6586.2
+    ds.RadiopharmaceuticalInformationSequence = [drug]
+    result = suv_factor(ds)
+    assert result.decay_s == 3600
+    assert result.factor == pytest.approx(70_000 / (300e6 * 2 ** (-3600 / 6586.2)), rel=1e-12)

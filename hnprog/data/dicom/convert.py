@@ -136,7 +136,7 @@ def convert_dicom_patient(folder: str | os.PathLike, out_dir: str | os.PathLike,
         found = scan_folder(folder)
         ct_series = choose_series(found, "CT", folder=folder, patient_id=pid)
         pt_series = choose_series(found, "PT", folder=folder, patient_id=pid)
-        ct, _ = read_series(ct_series, patient_id=pid)
+        ct, ct_slices = read_series(ct_series, patient_id=pid)
         pet, pet_slices = read_series(pt_series, patient_id=pid)
         factor = suv_factor(pet_slices[0], path=pet_slices[0].filename, weight_kg=weight_kg,
                             dose_mbq=dose_mbq, injection_time=injection_time)
@@ -149,6 +149,9 @@ def convert_dicom_patient(folder: str | os.PathLike, out_dir: str | os.PathLike,
             for path in structure.files:
                 ds = pydicom.dcmread(path)
                 ref = referenced_series_uid(ds)
+                if ref is None and ds.get("FrameOfReferenceUID") == ct_slices[0].get(
+                        "FrameOfReferenceUID"):
+                    ref = ct_series.uid  # no series reference: the CT of its frame
                 if ref not in grids:
                     problems.append(f"RTSTRUCT {path} references series {ref}, neither the CT "
                                     "nor the PET used")

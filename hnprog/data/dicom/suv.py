@@ -6,7 +6,9 @@ reference time (Bq)``, the body-weight SUV of the QIBA FDG-PET profile. By ``Uni
 
 - ``BQML``: the reference time follows ``DecayCorrection`` (0054,1102): ``START`` decays
   the dose from ``RadiopharmaceuticalStartTime`` to the ``SeriesTime``; ``ADMIN`` means the
-  images are already decay-corrected to the injection, so the dose is used as given.
+  images are already decay-corrected to the injection, so the dose is used as given. The
+  injection day is that of ``RadiopharmaceuticalStartDateTime`` when present (else the
+  series' day, or the day before when the time is later than the series').
 - ``CNTS``: needs a vendor scale factor; Philips' ``SUV Scale Factor`` (7053,1000) gives SUV
   directly, else its ``Activity Concentration Scale Factor`` (7053,1009) gives Bq/mL, then as
   ``BQML``.
@@ -18,6 +20,7 @@ patient weight, the dose and the injection time can be given instead.
 
 from __future__ import annotations
 
+import datetime
 import math
 from dataclasses import asdict, dataclass
 
@@ -144,8 +147,20 @@ def suv_factor(ds, *, path: str = "", weight_kg: float | None = None,
         series_s = _seconds(need(ds.get("SeriesTime"), "SeriesTime (0008,0031)",
                                  "a PET with its series time"), "SeriesTime", where)
         decay = series_s - start_s
-        if decay < 0:
+        start_date = str(tag_of("RadiopharmaceuticalStartDateTime") or "")[:8]
+        series_date = str(ds.get("SeriesDate", "") or "")
+        if injection_time is None and len(start_date) == 8 and len(series_date) == 8:
+            days = (datetime.date.fromisoformat(f"{series_date[:4]}-{series_date[4:6]}-"
+                                                f"{series_date[6:]}")
+                    - datetime.date.fromisoformat(f"{start_date[:4]}-{start_date[4:6]}-"
+                                                  f"{start_date[6:]}")).days
+            decay += 24 * 3600 * days
+        elif decay < 0:
             decay += 24 * 3600  # injected before midnight, scanned after
+        if decay < 0:
+            raise InputError(f"{where}: the injection ({start}) is after the series start "
+                             f"({ds.get('SeriesTime')}); check RadiopharmaceuticalStartTime or "
+                             "give --injection-time HH:MM")
     else:
         raise InputError(f"{where}: DecayCorrection {correction or 'missing'!r} (0054,1102) is "
                          "not supported (START or ADMIN)")
