@@ -390,3 +390,9 @@ def test_suv_decay_across_midnight_from_the_start_datetime():
     result = suv_factor(ds)
     assert result.decay_s == 3600
     assert result.factor == pytest.approx(70_000 / (300e6 * 2 ** (-3600 / 6586.2)), rel=1e-12)
+
+
+def test_a_malformed_injection_time_fails_once_before_any_patient(dicom_cohort, tmp_path):
+    with pytest.raises(InputError, match=r"--injection-time '25:99' is not a time"):
+        convert_dicom(dicom_cohort, tmp_path / "out", injection_time="25:99")
+    assert not (tmp_path / "out").exists()

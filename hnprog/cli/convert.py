@@ -5,15 +5,16 @@ from __future__ import annotations
 import click
 
 from hnprog.cli.common import echo_done
-from hnprog.cli.options import jobs_option
+from hnprog.cli.options import LibraryDefault, jobs_option, out_option
 
 __all__ = ["COMMANDS", "convert_command"]
+
+_CONVERT = "hnprog.data.dicom.convert:convert_dicom"
 
 
 @click.command("convert")
 @click.argument("src", type=click.Path(exists=True, file_okay=False))
-@click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Output folder (HECKTOR 2021 layout, manifest.csv, failures.csv).")
+@out_option("Output folder (HECKTOR 2021 layout, manifest.csv, failures.csv).")
 @click.option("--roi", default=None, metavar="PATTERN",
               help="RTSTRUCT ROI to convert, a name or a glob (case-insensitive). "
                    "[default: the first ROI named GTVt, GTVp or GTV]")
@@ -23,11 +24,11 @@ __all__ = ["COMMANDS", "convert_command"]
               help="Injected dose for SUV, instead of RadionuclideTotalDose.")
 @click.option("--injection-time", metavar="HH:MM[:SS]",
               help="Injection time for SUV, instead of RadiopharmaceuticalStartTime.")
-@click.option("--no-resume", is_flag=True,
-              help="Convert every patient again, even those already in OUT/manifest.csv.")
-@jobs_option("Worker processes.", default=1)
+@click.option("--restart", is_flag=True,
+              help="Convert every patient again instead of resuming from OUT/manifest.csv.")
+@jobs_option("Worker processes.", default=LibraryDefault(_CONVERT, "n_jobs"))
 def convert_command(src: str, out_dir: str, roi: str | None, weight_kg: float | None,
-                    dose_mbq: float | None, injection_time: str | None, no_resume: bool,
+                    dose_mbq: float | None, injection_time: str | None, restart: bool,
                     n_jobs: int) -> None:
     """Convert DICOM CT, PET and RTSTRUCT to NIfTI (CT in HU, PET in SUV, GTVt mask).
 
@@ -46,7 +47,7 @@ def convert_command(src: str, out_dir: str, roi: str | None, weight_kg: float | 
     from hnprog.data.dicom.convert import convert_dicom
 
     run = convert_dicom(src, out_dir, roi=roi, weight_kg=weight_kg, dose_mbq=dose_mbq,
-                         injection_time=injection_time, resume=not no_resume, n_jobs=n_jobs,
+                         injection_time=injection_time, resume=not restart, n_jobs=n_jobs,
                          progress=True)
     if run.failures:
         click.secho(f"{len(run.failures)} of {len(run.failures) + len(run.results)} patients "

@@ -227,7 +227,7 @@ def convert_dicom(src: str | os.PathLike, out_dir: str | os.PathLike, *,
         hnprog.data.runner.CohortRun. ``results`` maps each patient to its manifest row.
 
     Raises:
-        InputError: if ``src`` holds no DICOM patient.
+        InputError: if ``src`` holds no DICOM patient or ``injection_time`` is malformed.
     """
     import functools
     import json
@@ -241,6 +241,10 @@ def convert_dicom(src: str | os.PathLike, out_dir: str | os.PathLike, *,
     from hnprog.data.runner import FAILURES_FILE, run_cohort
     from hnprog.io import atomic_write, write_json
 
+    from hnprog.data.dicom.suv import _seconds
+
+    if injection_time is not None:  # a malformed time fails once, not once per patient
+        _seconds(injection_time, "--injection-time", "convert")
     out_dir = Path(out_dir)
     patients = find_dicom_patients(src)
     out_dir.mkdir(parents=True, exist_ok=True)
