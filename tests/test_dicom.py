@@ -396,3 +396,15 @@ def test_a_malformed_injection_time_fails_once_before_any_patient(dicom_cohort, 
     with pytest.raises(InputError, match=r"--injection-time '25:99' is not a time"):
         convert_dicom(dicom_cohort, tmp_path / "out", injection_time="25:99")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_tilted_series_is_refused(dicom_cohort, tmp_path):
+    _, folder = _one_patient(dicom_cohort, tmp_path)
+    for k, path in enumerate(sorted((folder / "CT").iterdir())):
+        ds = pydicom.dcmread(path)
+        row = np.array(ds.ImageOrientationPatient[:3], float)
+        ds.ImagePositionPatient = list(np.array(ds.ImagePositionPatient, float) + 0.5 * k * row)
+        ds.save_as(path)
+    ct = next(s for s in scan_folder(folder) if s.modality == "CT")
+    with pytest.raises(InputError, match=r"shifted in-plane by up to \d+\.\d+ mm .*gantry tilt"):
+        read_series(ct)

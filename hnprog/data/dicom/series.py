@@ -4,7 +4,8 @@ Reading uses `pydicom <https://pydicom.github.io>`_ (headers and uncompressed or
 pydicom-decodable pixel data). Geometry comes from each slice's ``ImagePositionPatient`` and
 the series' ``ImageOrientationPatient``: the slices are sorted along the normal (row x column
 direction), their spacing is the distance between consecutive positions, and a series whose
-spacing is uneven (a missing slice, a mixed series) is refused with the gap named. DICOM and
+spacing is uneven (a missing slice, a mixed series) is refused with the gap named, as are
+slices shifted in-plane (a gantry tilt) and multi-frame (enhanced) files. DICOM and
 SimpleITK share the LPS patient frame, so the volume's origin and direction are the DICOM ones.
 """
 
@@ -150,8 +151,9 @@ def read_series(series: Series, *, patient_id: str | None = None
 
     Raises:
         PatientError: (InputError without ``patient_id``) if a slice lacks its geometry tags,
-            slices differ in orientation or size, two slices share a position, or the spacing
-            between slices is uneven (the gap is named).
+            slices differ in orientation or size, two slices share a position, the spacing
+            between slices is uneven (the gap is named), the slices are shifted in-plane (a
+            gantry tilt), or a file is multi-frame.
     """
     import pydicom
 
@@ -176,6 +178,11 @@ def read_series(series: Series, *, patient_id: str | None = None
             positions.append(np.array(ds.ImagePositionPatient, float))
     except InputError as exc:
         raise _fail(str(exc), patient_id) from None
+    multi = next((ds for ds in datasets if int(ds.get("NumberOfFrames", 1) or 1) > 1), None)
+    if multi is not None:
+        raise _fail(f"DICOM file {multi.filename}: a multi-frame (enhanced) image of "
+                    f"{multi.NumberOfFrames} frames; export the series as single-frame slices",
+                    patient_id)
     along = np.array([p @ frame[2] for p in positions])
     order = np.argsort(along, kind="stable")
     datasets = [datasets[i] for i in order]
@@ -195,6 +202,12 @@ def read_series(series: Series, *, patient_id: str | None = None
                         f"{along[i]:.2f} and {along[i + 1]:.2f} mm along the normal (elsewhere "
                         f"{step:.2f} mm): a slice is missing or two series are mixed",
                         patient_id)
+        ordered = np.array([positions[i] for i in order])
+        in_plane = (ordered - ordered[0]) @ frame[:2].T  # offsets along the row and column
+        if np.abs(in_plane).max() > 0.01 * step + 1e-3:
+            raise _fail(f"{where}: the slices are shifted in-plane by up to "
+                        f"{np.abs(in_plane).max():.2f} mm along the series (a gantry tilt?); "
+                        "resample it to an orthogonal grid first", patient_id)
     else:
         step = float(datasets[0].get("SliceThickness") or 1.0)
     rows, cols = int(datasets[0].Rows), int(datasets[0].Columns)
