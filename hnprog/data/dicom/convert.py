@@ -125,7 +125,7 @@ def convert_dicom_patient(folder: str | os.PathLike, out_dir: str | os.PathLike,
     """
     import pydicom
 
-    from hnprog.data.dicom.rtstruct import read_rtstruct_mask, referenced_series_uid, roi_names
+    from hnprog.data.dicom.rtstruct import read_rtstruct_mask, referenced_series_uid
     from hnprog.data.dicom.series import choose_series, read_series, scan_folder
     from hnprog.data.dicom.suv import suv_factor
     from hnprog.io import write_image

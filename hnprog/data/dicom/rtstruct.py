@@ -1,9 +1,10 @@
 """RTSTRUCT: contours to a mask on the referenced series' grid, and a mask to contours.
 
 Reading: the ROI is chosen by name or glob (default: the first ROI named GTVt, GTVp or GTV,
-case and separators ignored, else one whose name starts with GTVt); each ``CLOSED_PLANAR`` contour is put on its slice of the grid
-(it must lie on one, within a quarter of the slice spacing) and rasterised at the voxel centres
-with :class:`matplotlib.path.Path` (even-odd rule). Contours of one slice are combined by XOR,
+case and separators ignored, else one whose name starts with GTVt); each ``CLOSED_PLANAR``
+contour is put on its slice of the grid (it must lie on one, within a quarter of the slice
+spacing) and rasterised at the voxel centres with :class:`matplotlib.path.Path` (even-odd
+rule). Contours of one slice are combined by XOR,
 so a contour inside another is a hole and several islands per slice are kept.
 
 Writing (:func:`write_rtstruct`): a mask's outline is traced along the voxel edges, so that
