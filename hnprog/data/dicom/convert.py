@@ -14,10 +14,15 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
 import SimpleITK as sitk
 
 from hnprog.errors import InputError, PatientError
+
+if TYPE_CHECKING:
+    from hnprog.data.runner import CohortRun
 
 __all__ = ["DicomPatient", "MANIFEST_COLUMNS", "convert_dicom", "convert_dicom_patient",
            "find_dicom_patients"]
@@ -98,9 +103,9 @@ def find_dicom_patients(src: str | os.PathLike) -> list[DicomPatient]:
 
 
 def convert_dicom_patient(folder: str | os.PathLike, out_dir: str | os.PathLike, *,
-                    patient_id: str | None = None, roi: str | None = None,
-                    weight_kg: float | None = None, dose_mbq: float | None = None,
-                    injection_time: str | None = None) -> dict:
+                          patient_id: str | None = None, roi: str | None = None,
+                          weight_kg: float | None = None, dose_mbq: float | None = None,
+                          injection_time: str | None = None) -> dict:
     """Convert one DICOM patient folder to NIfTI.
 
     Args:
@@ -199,9 +204,9 @@ def _convert_one(patient: DicomPatient, out_dir: Path, options: dict) -> dict:
 
 
 def convert_dicom(src: str | os.PathLike, out_dir: str | os.PathLike, *,
-                   roi: str | None = None, weight_kg: float | None = None,
-                   dose_mbq: float | None = None, injection_time: str | None = None,
-                   resume: bool = True, n_jobs: int = 1, progress: bool = True):
+                  roi: str | None = None, weight_kg: float | None = None,
+                  dose_mbq: float | None = None, injection_time: str | None = None,
+                  resume: bool = True, n_jobs: int = 1, progress: bool = True) -> CohortRun:
     """Convert one DICOM patient folder or a folder of them to the HECKTOR 2021 layout.
 
     Writes, into ``out_dir``, each patient's NIfTI files (:func:`convert_dicom_patient`),

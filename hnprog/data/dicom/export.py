@@ -13,10 +13,16 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import SimpleITK as sitk
+
+if TYPE_CHECKING:
+    from hnprog.data.dicom.convert import DicomPatient
+    from hnprog.data.runner import CohortRun
 
 __all__ = ["PREDICTED_ROI", "RTSTRUCT_FILE", "write_cohort_rtstructs", "write_mask_rtstruct"]
 
@@ -73,15 +79,15 @@ def write_mask_rtstruct(mask: sitk.Image | str | os.PathLike, dicom_folder: str 
                           uid_entropy=[str(series.uid), roi_name, str(Path(path).name)])
 
 
-def _write_one(patient, out_dir: Path, mask_file: str) -> Path:
+def _write_one(patient: DicomPatient, out_dir: Path, mask_file: str) -> Path:
     return write_mask_rtstruct(out_dir / patient.patient_id / mask_file, patient.folder,
                                out_dir / patient.patient_id / RTSTRUCT_FILE,
                                patient_id=patient.patient_id)
 
 
 def write_cohort_rtstructs(dicom_root: str | os.PathLike, out_dir: str | os.PathLike,
-                           patient_ids, *, mask_file: str = "gtvt_mask.nii.gz",
-                           progress: bool = True):
+                           patient_ids: Iterable[str], *, mask_file: str = "gtvt_mask.nii.gz",
+                           progress: bool = True) -> CohortRun:
     """Write ``<out_dir>/<ID>/gtvt_rtstruct.dcm`` for each predicted DICOM patient.
 
     Args:
