@@ -25,11 +25,12 @@ from hnprog.errors import InputError, PatientError
 from hnprog.io import read_image
 
 SCALE = 0.25  # CT 64x64x~22, PET 32x32x~23
+# seed 5, 3 centres: SYNB001 (CT stored with x and y flipped) and SYNC001 (PET flipped)
 
 
 @pytest.fixture(scope="module")
 def dicom_cohort(tmp_path_factory):
-    return write_synthetic_dicom(tmp_path_factory.mktemp("dicom"), n_patients=2, seed=1,
+    return write_synthetic_dicom(tmp_path_factory.mktemp("dicom"), n_patients=2, seed=5,
                                  n_centres=3, image_scale=SCALE)
 
 
@@ -93,7 +94,7 @@ def test_written_tags_read_back_with_pydicom(dicom_cohort):
 
 
 def test_same_arguments_write_identical_dicom(dicom_cohort, tmp_path):
-    again = write_synthetic_dicom(tmp_path, n_patients=2, seed=1, n_centres=3,
+    again = write_synthetic_dicom(tmp_path, n_patients=2, seed=5, n_centres=3,
                                   image_scale=SCALE)
     for path in sorted(dicom_cohort.rglob("*.dcm"))[:5]:
         assert (again / path.relative_to(dicom_cohort)).read_bytes() == path.read_bytes()
@@ -408,3 +409,25 @@ def test_a_tilted_series_is_refused(dicom_cohort, tmp_path):
     ct = next(s for s in scan_folder(folder) if s.modality == "CT")
     with pytest.raises(InputError, match=r"shifted in-plane by up to \d+\.\d+ mm .*gantry tilt"):
         read_series(ct)
+
+
+def test_contour_points_lie_on_voxel_edges_by_simpleitk(dicom_cohort):
+    """An independent check of the written geometry: SimpleITK maps every contour point back
+    to a voxel corner (half-integer x, y) on a slice (integer z) of the NIfTI CT, flipped
+    directions included, and the corners bound the mask's voxels."""
+    for pid in (p.name for p in dicom_cohort.iterdir() if p.name.startswith("SYN")):
+        ct = read_image(dicom_cohort / "nifti" / f"{pid}_ct.nii.gz")
+        mask = _array(dicom_cohort / "nifti" / f"{pid}_gtvt.nii.gz", sitk.sitkUInt8)
+        ds = pydicom.dcmread(dicom_cohort / pid / "RTSTRUCT.dcm")
+        slices = set()
+        for contour in ds.ROIContourSequence[0].ContourSequence:
+            points = np.array(contour.ContourData, float).reshape(-1, 3)
+            index = np.array([ct.TransformPhysicalPointToContinuousIndex(p) for p in points])
+            np.testing.assert_allclose(index[:, :2] % 1, 0.5, atol=1e-3)
+            np.testing.assert_allclose(index[:, 2], np.round(index[:, 2]), atol=1e-3)
+            k = int(round(index[0, 2]))
+            slices.add(k)
+            ys, xs = np.nonzero(mask[k])
+            assert index[:, 0].min() >= xs.min() - 0.5 - 1e-3
+            assert index[:, 0].max() <= xs.max() + 0.5 + 1e-3
+        assert slices == set(np.flatnonzero(mask.any(axis=(1, 2))))
