@@ -54,6 +54,8 @@ _PUBLIC_API: dict[str, str] = {
     "Cohort": "hnprog.data.cohort",
     "read_cohort": "hnprog.data.cohort",
     "read_endpoints": "hnprog.data.cohort",
+    "convert_dicom": "hnprog.data.dicom.convert",
+    "write_synthetic_dicom": "hnprog.data.dicom.write",
     "PreprocessConfig": "hnprog.transforms",
     "preprocess_case": "hnprog.transforms",
     "invert_to_reference": "hnprog.transforms",

@@ -13,6 +13,7 @@ The commands live in one module per family, each listing them in ``COMMANDS``:
 - :mod:`hnprog.cli.zoo`: ``presets list``, ``download``, ``upload``, ``card``
 - :mod:`hnprog.cli.predict`: ``predict``, ``demo``, ``info``
 - :mod:`hnprog.cli.radiomics`: ``radiomics extract``, ``radiomics cv``
+- :mod:`hnprog.cli.convert`: ``convert`` (DICOM to NIfTI)
 
 Shared options are defined once in :mod:`hnprog.cli.options`; the quiet Keras start and the
 final 'done' line in :mod:`hnprog.cli.common`. This module only builds the ``main`` group and
@@ -127,6 +128,8 @@ def show_deprecations() -> None:
 for _family in (data, train, zoo, predict, radiomics):
     for _command in _family.COMMANDS:
         main.add_command(_command)
+from hnprog.cli import convert as _convert  # noqa: E402 - DICOM to NIfTI
+main.add_command(_convert.convert_command)
 
 
 def __getattr__(name: str) -> Any:

@@ -37,27 +37,42 @@ _GENERATE = "hnprog.data.synthetic:generate_cohort"
               show_default=True, type=click.FloatRange(0.25, 2.0),
               help="Voxels per axis times SCALE (0.5: 8x smaller images, for quick tries).")
 @jobs_option("Worker processes.", default=LibraryDefault(_GENERATE, "n_jobs"))
+@click.option("--format", "file_format", type=click.Choice(["nifti", "dicom"]), default="nifti",
+              show_default=True, help="nifti: the HECKTOR 2021 layout. dicom: one folder per "
+              "patient (CT/, PT/ in BQML, RTSTRUCT.dcm), the NIfTI truth in OUT/nifti/ and each "
+              "PET's SUV factor in OUT/dicom.csv.")
 def synth_command(out_dir: str, patients: int, seed: int, centres: int, censoring: float,
-                  image_scale: float, n_jobs: int) -> None:
+                  image_scale: float, n_jobs: int, file_format: str = "nifti") -> None:
     """Write a synthetic HECKTOR 2021-layout PET/CT cohort with a known survival model.
 
     Writes <ID>_ct.nii.gz, <ID>_pt.nii.gz and <ID>_gtvt.nii.gz per patient, endpoints.csv,
     bboxes.csv and truth.csv (the true log-hazard and tumour properties) into OUT.
 
+    With --format dicom, writes each patient as DICOM instead (CT in HU, PET in Bq/mL with
+    its decay tags, RTSTRUCT of the GTVt), for trying `hnprog convert` on known values.
+
     \b
     Example:
       hnprog synth data/ -n 20 --seed 0
+      hnprog synth dicom/ -n 5 --format dicom
     """
     from hnprog.data.synthetic import generate_cohort, oracle_cindex, read_truth
 
-    root = generate_cohort(out_dir, n_patients=patients, seed=seed, n_centres=centres,
-                           censoring=censoring, image_scale=image_scale, n_jobs=n_jobs,
-                           progress=True)
+    kwargs = dict(n_centres=centres, censoring=censoring, image_scale=image_scale,
+                  n_jobs=n_jobs, progress=True)
+    if file_format == "dicom":
+        from hnprog.data.dicom.write import write_synthetic_dicom
+
+        dicom_root = write_synthetic_dicom(out_dir, patients, seed, **kwargs)
+        root = dicom_root / "nifti"
+    else:
+        root = generate_cohort(out_dir, n_patients=patients, seed=seed, **kwargs)
     truth = read_truth(root)
     n_events = int(truth["event"].sum())
     oracle = f"{oracle_cindex(truth):.3f}" if n_events else "undefined (no event)"
+    where = f"{out_dir} (DICOM; NIfTI truth in {root})" if file_format == "dicom" else root
     echo_done(
-        f"{patients} synthetic patients in {root} ({n_events} events, "
+        f"{patients} synthetic patients in {where} ({n_events} events, "
         f"{100 * (1 - n_events / patients):.0f}% censored, oracle C-index {oracle})"
     )
 
@@ -94,7 +109,8 @@ def preprocess_command(data: str, out_dir: str, spacing: float | None, crop_size
                        nifti: bool) -> None:
     """Crop, resample and normalise every patient of a cohort onto the box grid.
 
-    DATA is a HECKTOR 2020/2021/2022 folder or a CSV manifest (patient_id,ct,pet[,mask]).
+    DATA is a HECKTOR 2020/2021/2022 folder, a CSV manifest (patient_id,ct,pet[,mask]) or
+    DICOM patient folders (see hnprog convert).
     Writes <ID>.npz per case, cases.csv, bboxes.csv, preprocess.json and failures.csv
     (every patient that could not be preprocessed, with the reason).
 

@@ -53,15 +53,19 @@ def _parse_box(ctx: click.Context, param: click.Parameter, value: str | None) ->
 @endpoints_option(purpose=", to report the C-index")
 @click.option("--no-overlay", is_flag=True, help="Skip the PNG overlays (faster).")
 @click.option("--restart", is_flag=True, help="Predict every patient again instead of resuming.")
+@click.option("--dicom-out", is_flag=True,
+              help="Also write <ID>/gtvt_rtstruct.dcm: the predicted GTVt as an RTSTRUCT on the "
+                   "patient's CT series (DATA must be DICOM patient folders).")
 @needs_keras
 def predict_command(data: str | None, ct: str | None, pet: str | None, models: tuple[str, ...],
                     out_dir: str, patient_id: str | None, reference_mask: str | None,
                     box: Any, bboxes: str | None, auto_box: bool, endpoints: str | None,
-                    no_overlay: bool, restart: bool) -> None:
+                    no_overlay: bool, restart: bool, dicom_out: bool = False) -> None:
     """Predict the risk and the tumour contour of one patient or of a cohort.
 
-    One patient: give --ct and --pet. A cohort: give DATA, a HECKTOR 2020/2021/2022 folder or
-    a CSV manifest; each patient gets a folder, failed patients are listed with the reason in
+    One patient: give --ct and --pet. A cohort: give DATA, a HECKTOR 2020/2021/2022 folder, a
+    CSV manifest or DICOM patient folders (converted once into a cache); each patient gets a
+    folder, failed patients are listed with the reason in
     failures.csv, and a second run resumes where the first stopped.
 
     Each patient folder holds risk.csv (Cox log-hazard: higher is worse), gtvt_probability.nii.gz
@@ -87,6 +91,9 @@ def predict_command(data: str | None, ct: str | None, pet: str | None, models: t
         raise InputError("one patient needs both --ct and --pet")
     if not single and data is None:
         raise InputError("nothing to predict: give DATA (a cohort) or --ct and --pet")
+    if dicom_out and single:
+        raise InputError("--dicom-out references the patient's DICOM CT series: give the DICOM "
+                         "patient folder as DATA instead of --ct and --pet")
     from hnprog.predict import load_predictor
 
     predictor = load_predictor(list(models))
@@ -96,7 +103,7 @@ def predict_command(data: str | None, ct: str | None, pet: str | None, models: t
     else:
         _predict_cohort(data, predictor, out_dir, endpoints=endpoints,
                         bboxes={} if auto_box else bboxes, overlay=not no_overlay,
-                        resume=not restart)
+                        resume=not restart, dicom_out=dicom_out)
 
 
 def _predict_one(ct: str, pet: str, predictor: Any, out_dir: str, *, patient_id: str | None,
@@ -114,12 +121,17 @@ def _predict_one(ct: str, pet: str, predictor: Any, out_dir: str, *, patient_id:
 
 
 def _predict_cohort(data: str, predictor: Any, out_dir: str, *, endpoints: str | None,
-                    bboxes: Any, **options: Any) -> None:
+                    bboxes: Any, dicom_out: bool = False, **options: Any) -> None:
     from hnprog.data.cohort import read_cohort
     from hnprog.predict import predict_cohort
 
     cohort = read_cohort(data, endpoints=endpoints, bboxes=bboxes)
+    if dicom_out and cohort.layout != "dicom":
+        raise InputError(f"--dicom-out needs DATA to be DICOM patient folders; {data} is a "
+                         f"{cohort.layout} cohort")
     predictions, failures, metrics = predict_cohort(cohort, predictor, out_dir, **options)
+    if dicom_out:
+        _write_rtstructs(cohort.root, out_dir, predictions)
     if len(failures):
         click.secho(f"{len(failures)} of {len(cohort)} patients failed; reasons in "
                     f"{out_dir}/failures.csv", fg="yellow", err=True)
@@ -137,6 +149,16 @@ def _predict_cohort(data: str, predictor: Any, out_dir: str, *, endpoints: str |
     echo_done(done + (f" ({', '.join(scores)})" if scores else ""))
     if len(predictions) == 0:
         raise click.ClickException(f"no patient could be predicted; see {out_dir}/failures.csv")
+
+
+def _write_rtstructs(dicom_root: Any, out_dir: str, predictions: Any) -> None:
+    from hnprog.data.dicom.export import write_cohort_rtstructs
+
+    run = write_cohort_rtstructs(dicom_root, out_dir, [str(i) for i in predictions["patient_id"]])
+    for pid, reason in run.failures.items():
+        click.secho(f"{pid}: no RTSTRUCT written: {reason}", fg="yellow", err=True)
+    click.echo(f"{len(run.results)} RTSTRUCTs (<ID>/gtvt_rtstruct.dcm) on the patients' CT "
+               "series", err=True)
 
 
 _DEMO = "hnprog.demo:run_demo"

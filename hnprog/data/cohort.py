@@ -42,7 +42,7 @@ __all__ = [
     "read_endpoints",
 ]
 
-LAYOUTS = ("auto", "hecktor2020", "hecktor2021", "hecktor2022", "manifest")
+LAYOUTS = ("auto", "hecktor2020", "hecktor2021", "hecktor2022", "manifest", "dicom")
 
 # (id, event, time) column names of the endpoint CSVs that hnprog recognises, first = default.
 ENDPOINT_COLUMNS = (
@@ -327,11 +327,14 @@ def _detect_layout(root: Path) -> str:
             return "hecktor2020"
     if (root / "manifest.csv").is_file():
         return "manifest"
+    if _has_dicom_patients(root):
+        return "dicom"
     raise InputError(
         f"cohort folder {root}: no known layout found. Expected HECKTOR 2020 "
         "(<ID>/<ID>_ct.nii.gz), "
-        "2021 (<ID>_ct.nii.gz, <ID>_pt.nii.gz), 2022 (imagesTr/<ID>__CT.nii.gz) or a manifest CSV "
-        "(patient_id,ct,pet[,mask][,centre])"
+        "2021 (<ID>_ct.nii.gz, <ID>_pt.nii.gz), 2022 (imagesTr/<ID>__CT.nii.gz), a manifest CSV "
+        "(patient_id,ct,pet[,mask][,centre]) or DICOM patient folders (<ID>/ with CT and PET "
+        "series)"
     )
 
 
@@ -424,7 +427,22 @@ def _patients_manifest(manifest: Path) -> list[Patient]:
     return patients
 
 
+def _has_dicom_patients(root: Path) -> bool:
+    from hnprog.data.dicom.cache import has_dicom_patients
+
+    return has_dicom_patients(root)
+
+
+def _patients_dicom(root: Path) -> list[Patient]:
+    """DICOM patient folders, converted once into the NIfTI cache (hnprog.data.dicom.cache)."""
+    from hnprog.data.dicom.cache import cached_patients
+
+    return [Patient(pid, ct, pet, mask, centre_from_id(pid))
+            for pid, ct, pet, mask in cached_patients(root)]
+
+
 _READERS = {
+    "dicom": _patients_dicom,
     "hecktor2020": _patients_hecktor2020,
     "hecktor2021": _patients_hecktor2021,
     "hecktor2022": _patients_hecktor2022,
@@ -467,7 +485,8 @@ def read_cohort(
         bboxes: path or dict, optional. HECKTOR box CSV (``PatientID,x1,x2,y1,y2,z1,z2``, mm)
             or a dict of :class:`BoundingBox`. Defaults to auto-discovery; empty if none.
         layout: str. One of ``"auto"``, ``"hecktor2020"``, ``"hecktor2021"``,
-            ``"hecktor2022"``, ``"manifest"``. Defaults to ``"auto"``.
+            ``"hecktor2022"``, ``"manifest"``, ``"dicom"`` (DICOM patient folders, converted
+            once into a NIfTI cache: :mod:`hnprog.data.dicom.cache`). Defaults to ``"auto"``.
         id_column: str, optional. Endpoint id column, passed to :func:`read_endpoints`.
         event_column: str, optional. Endpoint event column.
         time_column: str, optional. Endpoint time column (days).
