@@ -87,6 +87,8 @@ _PUBLIC_API: dict[str, str] = {
     "Preset": "hnprog.presets",
     "upload_preset": "hnprog.presets",
     "FoldEnsemble": "hnprog.presets",
+    "export_preset": "hnprog.presets",
+    "ExportedPreset": "hnprog.presets",
     # == prediction ==
     "predict_patient": "hnprog.predict",
     "predict_cohort": "hnprog.predict",

@@ -22,6 +22,7 @@ one module at the bottom, which everything else imports.
 | `registry` | ``registry.json``: ``load_registry``, ``list_presets``, families | format, hub |
 | `cards` | model cards (``README.md``) | format |
 | `save` | ``save_to_preset`` and the typed preprocessing record | format, preset, cards |
+| `export` | ``export_preset`` (OpenVINO and ONNX exports in a preset folder), ``ExportedPreset``, runtime choice | format, preset (and loading, when exporting) |
 | `loading` | ``resolve``, ``from_preset``, ``download_preset``, ``load_preset_folder`` | all but save and cards |
 
 :func:`from_preset` accepts a registered name (:func:`list_presets`), an
@@ -46,6 +47,7 @@ from typing import Any
 
 from hnprog.presets.cards import card_run, make_model_card, render_card, write_card
 from hnprog.presets.ensemble import FoldEnsemble
+from hnprog.presets.export import ExportedPreset, export_preset
 from hnprog.presets.format import (
     CARD_FILE,
     CONFIG_FILE,
@@ -101,6 +103,7 @@ __all__ = [
     "RISK_MEANING",
     "SEGMENTATION_MEANING",
     "WEIGHTS_FILE",
+    "ExportedPreset",
     "FoldEnsemble",
     "HubReference",
     "Predictor",
@@ -109,6 +112,7 @@ __all__ = [
     "check_config_classes",
     "download_preset",
     "download_preset_files",
+    "export_preset",
     "family_members",
     "from_preset",
     "list_families",

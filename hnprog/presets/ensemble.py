@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from hnprog.errors import InputError
-from hnprog.presets.preset import Preset
+from hnprog.presets.preset import Predictor, Preset
 
 __all__ = ["FoldEnsemble"]
 
@@ -32,9 +32,10 @@ class FoldEnsemble:
     the other, so memory holds one model's activations at a time.
 
     Args:
-        members: sequence of Preset or keras.Model. The fold models (from
-            :func:`hnprog.from_preset`). A plain Keras model is wrapped in a Preset without
-            metadata and then has no preprocessing spec to check.
+        members: sequence of Preset, another single-model Predictor (an
+            :class:`~hnprog.presets.export.ExportedPreset`) or keras.Model. The fold models
+            (from :func:`hnprog.from_preset`). A plain Keras model is wrapped in a Preset
+            without metadata and then has no preprocessing spec to check.
 
     Raises:
         InputError: if there are no members, or they disagree on preprocessing, input shape
@@ -49,9 +50,8 @@ class FoldEnsemble:
     """
 
     def __init__(self, members: Sequence[Preset | Any]):
-        members = [m if isinstance(m, Preset) else Preset(model=m, metadata={},
-                                                          source=getattr(m, "name", "model"))
-                   for m in members]
+        members = [m if isinstance(m, (Preset, Predictor)) else Preset(
+            model=m, metadata={}, source=getattr(m, "name", "model")) for m in members]
         if not members:
             raise InputError("A FoldEnsemble needs at least one member. Received: members=[]")
         first = members[0]
@@ -71,7 +71,7 @@ class FoldEnsemble:
                     f"Ensemble members expect different preprocessing: {first.name} has "
                     f"{first.preprocessing}, {member.name} has {member.preprocessing}."
                 )
-        self.members: list[Preset] = members
+        self.members: list[Any] = members
 
     def __len__(self) -> int:
         return len(self.members)
@@ -119,5 +119,5 @@ class FoldEnsemble:
         return {key: (value / len(self.members)).astype("float32") for key, value in total.items()}
 
 
-def _input_shape(member: Preset) -> tuple:
-    return tuple(member.model.inputs[0].shape[1:])
+def _input_shape(member: Any) -> tuple:
+    return tuple(member.input_shape)
