@@ -21,7 +21,10 @@ import numpy as np
 from hnprog.errors import InputError
 from hnprog.presets.preset import Predictor, Preset
 
-__all__ = ["FoldEnsemble"]
+__all__ = ["FOLD_SPREAD", "FoldEnsemble"]
+
+#: the key of :meth:`FoldEnsemble.predict`'s output holding the risk's spread across folds
+FOLD_SPREAD = "risk_fold_sd"
 
 
 class FoldEnsemble:
@@ -104,19 +107,49 @@ class FoldEnsemble:
 
         Returns:
             dict. ``"risk"``: (N, 1) mean log-hazard (higher is worse) and/or
-            ``"segmentation"``: (N, D, H, W, 1) mean GTVt probability, float32.
+            ``"segmentation"``: (N, D, H, W, 1) mean GTVt probability, float32; with a risk
+            and two members or more also ``"risk_fold_sd"``: (N, 1) the spread of the risk
+            across the members (:meth:`risk_spread`).
 
         Raises:
             InputError: if ``x`` does not have the shape the members expect.
         """
         image = x["image"] if isinstance(x, Mapping) else x
         total: dict[str, np.ndarray] = {}
+        risks = []
         for member in self.members:
-            for key, value in member.predict(image, batch_size=batch_size,
-                                             verbose=verbose).items():
+            outputs = member.predict(image, batch_size=batch_size, verbose=verbose)
+            for key in self.outputs:
+                value = outputs[key]
                 total[key] = total[key] + value.astype("float64") if key in total else (
                     value.astype("float64"))
-        return {key: (value / len(self.members)).astype("float32") for key, value in total.items()}
+            if "risk" in outputs:
+                risks.append(outputs["risk"].astype("float64"))
+        mean = {key: (value / len(self.members)).astype("float32") for key, value in total.items()}
+        if len(risks) >= 2:
+            mean[FOLD_SPREAD] = self.risk_spread(risks)
+        return mean
+
+    def risk_spread(self, risks: Sequence[np.ndarray]) -> np.ndarray:
+        """The per-patient spread of the risk across the members: an uncertainty signal.
+
+        Each fold's Cox model fixes the log-hazard only up to an additive constant, so when
+        every member records a risk threshold (the median validation risk of its fold) each
+        member's risk is first taken relative to its own threshold; otherwise the raw
+        log-hazards are compared, and a constant offset between folds adds to the spread.
+
+        Args:
+            risks: sequence of arrays (N, 1). Each member's log-hazard, in member order.
+
+        Returns:
+            numpy.ndarray. (N, 1) float32 sample standard deviation (ddof=1) across members.
+        """
+        thresholds = [(m.metadata or {}).get("outputs", {}).get("risk", {}).get("threshold")
+                      for m in self.members]
+        stacked = np.stack([np.asarray(r, dtype="float64") for r in risks])
+        if all(t is not None for t in thresholds):
+            stacked = stacked - np.asarray(thresholds, dtype="float64").reshape(-1, 1, 1)
+        return stacked.std(axis=0, ddof=1).astype("float32")
 
 
 def _input_shape(member: Any) -> tuple:
