@@ -47,7 +47,7 @@ def scheduler_address(scheduler: str | None = None) -> str | None:
 
 @contextlib.contextmanager
 def cohort_executor(scheduler: Any = None, *,
-                    timeout: float = CONNECT_TIMEOUT) -> Iterator[concurrent.futures.Executor | None]:
+                    timeout: float | None = None) -> Iterator[concurrent.futures.Executor | None]:
     """A Dask cluster's executor for :func:`~hnprog.data.runner.run_cohort`, or None (local).
 
     Args:
@@ -55,7 +55,8 @@ def cohort_executor(scheduler: Any = None, *,
             (``tcp://host:8786``), a client you already hold (left open), or None for
             ``DASK_SCHEDULER_ADDRESS``; when neither is set, yields None and the caller runs
             locally.
-        timeout: float. Seconds to wait for the scheduler. Defaults to 30.
+        timeout: float, optional. Seconds to wait for the scheduler. Defaults to
+            :data:`CONNECT_TIMEOUT` (30).
 
     Yields:
         concurrent.futures.Executor or None. ``Client.get_executor()``; the client made here
@@ -83,7 +84,7 @@ def cohort_executor(scheduler: Any = None, *,
         raise InputError(f"running on the Dask scheduler {address} needs Dask distributed: "
                          "pip install \"hnprog[dask]\"") from None
     try:
-        client = Client(address, timeout=timeout)
+        client = Client(address, timeout=CONNECT_TIMEOUT if timeout is None else timeout)
     except (OSError, TimeoutError, ValueError) as exc:
         raise InputError(f"cannot reach the Dask scheduler at {address} "
                          f"({type(exc).__name__}: {exc}); is it running? (set by --scheduler "
