@@ -16,8 +16,9 @@ pytest.importorskip("tf2onnx")
 from hnprog.cli import main  # noqa: E402
 from hnprog.errors import InputError  # noqa: E402
 from hnprog.presets import FoldEnsemble, from_preset, sha256_file  # noqa: E402
-from hnprog.presets import export as export_module  # noqa: E402
-from hnprog.presets.export import ExportedPreset, choose_runtime, export_preset  # noqa: E402
+from hnprog.presets import exported as export_module  # noqa: E402
+from hnprog.presets.export import export_preset  # noqa: E402
+from hnprog.presets.exported import ExportedPreset, choose_runtime  # noqa: E402
 from hnprog.presets.tta import MirrorTTA  # noqa: E402
 from hnprog.testing.presets import make_tiny_preset, tiny_images, tiny_model  # noqa: E402
 

@@ -28,7 +28,7 @@ from typing import Any
 import click
 
 from hnprog.data.distributed import SCHEDULER_VARIABLE
-from hnprog.presets.export import EXPORT_FORMATS, PRECISIONS, RUNTIMES
+from hnprog.presets.exported import EXPORT_FORMATS, PRECISIONS, RUNTIMES
 from hnprog.training.config import FINETUNE_DEFAULTS, TrainingConfig
 from hnprog.transforms import PreprocessConfig
 

@@ -22,8 +22,9 @@ one module at the bottom, which everything else imports.
 | `registry` | ``registry.json``: ``load_registry``, ``list_presets``, families | format, hub |
 | `cards` | model cards (``README.md``) | format |
 | `save` | ``save_to_preset`` and the typed preprocessing record | format, preset, cards |
-| `export` | ``export_preset`` (OpenVINO and ONNX exports in a preset folder), ``ExportedPreset``, runtime choice | format, preset (and loading, when exporting) |
-| `loading` | ``resolve``, ``from_preset``, ``download_preset``, ``load_preset_folder`` | all but save and cards |
+| `exported` | ``ExportedPreset`` (OpenVINO or ONNX Runtime), ``load_exported``, ``choose_runtime`` | format, preset |
+| `loading` | ``resolve``, ``from_preset``, ``download_preset``, ``load_preset_folder`` | all but save, cards and export |
+| `export` | ``export_preset``: OpenVINO and ONNX exports in a preset folder | format, preset, exported, loading |
 
 :func:`from_preset` accepts a registered name (:func:`list_presets`), an
 ``hf://org/repo[@revision]`` URI, a local folder, a family name whose members are
@@ -47,7 +48,8 @@ from typing import Any
 
 from hnprog.presets.cards import card_run, make_model_card, render_card, write_card
 from hnprog.presets.ensemble import FoldEnsemble
-from hnprog.presets.export import ExportedPreset, export_preset
+from hnprog.presets.export import export_preset
+from hnprog.presets.exported import ExportedPreset
 from hnprog.presets.format import (
     CARD_FILE,
     CONFIG_FILE,

@@ -36,7 +36,7 @@ class FoldEnsemble:
 
     Args:
         members: sequence of Preset, another single-model Predictor (an
-            :class:`~hnprog.presets.export.ExportedPreset`) or keras.Model. The fold models
+            :class:`~hnprog.presets.exported.ExportedPreset`) or keras.Model. The fold models
             (from :func:`hnprog.from_preset`). A plain Keras model is wrapped in a Preset
             without metadata and then has no preprocessing spec to check.
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from hnprog.errors import InputError
 from hnprog.presets.ensemble import FoldEnsemble
-from hnprog.presets.export import ExportedPreset, choose_runtime, load_exported
+from hnprog.presets.exported import ExportedPreset, choose_runtime, load_exported
 from hnprog.presets.format import (
     METADATA_FILE,
     WEIGHTS_FILE,
@@ -276,7 +276,7 @@ def from_preset(
         runtime: str. What runs the model: ``"keras"``, ``"openvino"`` or ``"onnx"`` (an
             exported preset folder, see :func:`hnprog.presets.export.export_preset`), or
             ``"auto"``: the fastest one the folder was exported to and that is installed
-            (:func:`hnprog.presets.export.choose_runtime`), else Keras. Defaults to
+            (:func:`hnprog.presets.exported.choose_runtime`), else Keras. Defaults to
             ``"keras"``.
         precision: str. ``"fp32"``, or ``"bf16"`` on OpenVINO where the CPU has AVX-512
             BF16 or AMX-BF16. Defaults to ``"fp32"``.
@@ -292,7 +292,7 @@ def from_preset(
             file's sha256 differs from ``hnprog.json`` or the registry, the config names
             classes outside Keras and hnprog, ensemble members disagree on their
             preprocessing or outputs, or the runtime or precision cannot be used (see
-            :func:`hnprog.presets.export.choose_runtime`).
+            :func:`hnprog.presets.exported.choose_runtime`).
 
     Example:
         >>> import hnprog
