@@ -87,7 +87,7 @@ _PUBLIC_API: dict[str, str] = {
     "Preset": "hnprog.presets",
     "upload_preset": "hnprog.presets",
     "FoldEnsemble": "hnprog.presets",
-    "export_preset": "hnprog.presets",
+    "export_runtime": "hnprog.presets",
     "ExportedPreset": "hnprog.presets",
     # == prediction ==
     "predict_patient": "hnprog.predict",

@@ -17,7 +17,7 @@ from hnprog.cli import main  # noqa: E402
 from hnprog.errors import InputError  # noqa: E402
 from hnprog.presets import FoldEnsemble, from_preset, sha256_file  # noqa: E402
 from hnprog.presets import exported as export_module  # noqa: E402
-from hnprog.presets.export import export_preset  # noqa: E402
+from hnprog.presets.export import export_runtime  # noqa: E402
 from hnprog.presets.exported import ExportedPreset, choose_runtime  # noqa: E402
 from hnprog.presets.tta import MirrorTTA  # noqa: E402
 from hnprog.testing.presets import make_tiny_preset, tiny_images, tiny_model  # noqa: E402
@@ -29,7 +29,7 @@ def folds(tmp_path_factory):
     root = tmp_path_factory.mktemp("folds")
     sources = [make_tiny_preset(root / "src" / f"fold{k}", seed=k, model=tiny_model(k, unet="batch"),
                                 risk_threshold=0.1 * (k + 1)) for k in range(2)]
-    exported = export_preset(root / "src", root / "exported", formats=["openvino", "onnx"])
+    exported = export_runtime(root / "src", root / "exported", formats=["openvino", "onnx"])
     return sources, exported
 
 
@@ -119,9 +119,9 @@ def test_runtime_choice_and_its_refusals(folds, monkeypatch, tmp_path):
     with pytest.raises(InputError, match="bf16 inference needs a CPU with AVX-512 BF16 or AMX-BF16"):
         from_preset(exported[0], runtime="auto", precision="bf16")
     with pytest.raises(InputError, match="not empty"):
-        export_preset(sources[0], exported[0])
+        export_runtime(sources[0], exported[0])
     with pytest.raises(InputError, match="formats must be among"):
-        export_preset(sources[0], tmp_path / "x", formats=["tflite"])
+        export_runtime(sources[0], tmp_path / "x", formats=["tflite"])
 
 
 def test_bf16_on_a_cpu_that_has_it_stays_close_to_fp32(folds):

@@ -36,9 +36,9 @@ def export_command(model: str, formats: tuple[str, ...], out_dir: str, overwrite
     """
     import json
 
-    from hnprog.presets.export import export_preset
+    from hnprog.presets.export import export_runtime
 
-    folders = export_preset(model, out_dir, formats=formats, overwrite=overwrite,
+    folders = export_runtime(model, out_dir, formats=formats, overwrite=overwrite,
                             cache_dir=cache_dir, endpoint=endpoint)
     for folder in folders:
         record = json.loads((folder / "hnprog.json").read_text())["export"]

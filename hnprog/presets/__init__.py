@@ -24,7 +24,7 @@ one module at the bottom, which everything else imports.
 | `save` | ``save_to_preset`` and the typed preprocessing record | format, preset, cards |
 | `exported` | ``ExportedPreset`` (OpenVINO or ONNX Runtime), ``load_exported``, ``choose_runtime`` | format, preset |
 | `loading` | ``resolve``, ``from_preset``, ``download_preset``, ``load_preset_folder`` | all but save, cards and export |
-| `export` | ``export_preset``: OpenVINO and ONNX exports in a preset folder | format, preset, exported, loading |
+| `export` | ``export_runtime``: OpenVINO and ONNX exports in a preset folder | format, preset, exported, loading |
 
 :func:`from_preset` accepts a registered name (:func:`list_presets`), an
 ``hf://org/repo[@revision]`` URI, a local folder, a family name whose members are
@@ -48,7 +48,7 @@ from typing import Any
 
 from hnprog.presets.cards import card_run, make_model_card, render_card, write_card
 from hnprog.presets.ensemble import FoldEnsemble
-from hnprog.presets.export import export_preset
+from hnprog.presets.export import export_runtime
 from hnprog.presets.exported import ExportedPreset
 from hnprog.presets.format import (
     CARD_FILE,
@@ -114,7 +114,7 @@ __all__ = [
     "check_config_classes",
     "download_preset",
     "download_preset_files",
-    "export_preset",
+    "export_runtime",
     "family_members",
     "from_preset",
     "list_families",

@@ -1,6 +1,6 @@
-"""Exporting a preset to OpenVINO and ONNX: :func:`export_preset`.
+"""Exporting a preset to OpenVINO and ONNX: :func:`export_runtime`.
 
-:func:`export_preset` writes an *exported preset folder*: the preset's own files
+:func:`export_runtime` writes an *exported preset folder*: the preset's own files
 (``config.json``, ``model.weights.h5``, ``README.md``, so Keras can still load it) plus the same
 weights converted with Keras' ``model.export`` to OpenVINO IR (``model.xml`` + ``model.bin``)
 and/or ONNX (``model.onnx``). Its ``hnprog.json`` is the source preset's record (preprocessing,
@@ -31,7 +31,7 @@ from hnprog.presets.format import CARD_FILE, CONFIG_FILE, EXPORT_FILES, WEIGHTS_
 from hnprog.presets.loading import from_preset
 from hnprog.presets.preset import Preset
 
-__all__ = ["EXPORT_TOLERANCE", "export_preset"]
+__all__ = ["EXPORT_TOLERANCE", "export_runtime"]
 
 #: the largest difference to Keras' outputs an export may have; larger refuses the export
 EXPORT_TOLERANCE = 1e-3
@@ -39,7 +39,7 @@ EXPORT_TOLERANCE = 1e-3
 
 
 
-def export_preset(
+def export_runtime(
     model: str | os.PathLike | Sequence[str | os.PathLike],
     out_dir: str | os.PathLike,
     *,
@@ -76,7 +76,7 @@ def export_preset(
             :data:`EXPORT_TOLERANCE` (nothing is written then).
 
     Example:
-        >>> export_preset("unet3d_multitask_synthetic_petct", "exported/",
+        >>> export_runtime("unet3d_multitask_synthetic_petct", "exported/",
         ...               formats=["openvino", "onnx"])  # doctest: +SKIP
         >>> hnprog.from_preset("exported/", runtime="openvino")  # doctest: +SKIP
     """

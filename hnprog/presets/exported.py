@@ -1,7 +1,7 @@
 """Running an exported preset folder with OpenVINO or ONNX Runtime (:class:`ExportedPreset`),
 and choosing the runtime (:func:`choose_runtime`).
 
-An exported preset folder (written by :func:`hnprog.presets.export.export_preset`) is a
+An exported preset folder (written by :func:`hnprog.presets.export.export_runtime`) is a
 preset folder that also holds the same weights as OpenVINO IR (``model.xml`` +
 ``model.bin``) and/or ONNX (``model.onnx``), each listed with its sha256 in ``hnprog.json``.
 :func:`load_exported` verifies the folder and opens the export with a runtime;
@@ -47,7 +47,7 @@ __all__ = [
     "runtime_installed",
 ]
 
-#: the formats :func:`hnprog.presets.export.export_preset` writes
+#: the formats :func:`hnprog.presets.export.export_runtime` writes
 EXPORT_FORMATS = tuple(EXPORT_FILES)
 #: the runtimes a predictor can run on
 RUNTIMES = ("keras", *EXPORT_FORMATS)

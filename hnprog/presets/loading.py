@@ -274,7 +274,7 @@ def from_preset(
         local_files_only: bool. Never use the network (also set by ``HF_HUB_OFFLINE=1``);
             when the Hub cannot be reached the cache is used anyway. Defaults to False.
         runtime: str. What runs the model: ``"keras"``, ``"openvino"`` or ``"onnx"`` (an
-            exported preset folder, see :func:`hnprog.presets.export.export_preset`), or
+            exported preset folder, see :func:`hnprog.presets.export.export_runtime`), or
             ``"auto"``: the fastest one the folder was exported to and that is installed
             (:func:`hnprog.presets.exported.choose_runtime`), else Keras. Defaults to
             ``"keras"``.
