@@ -99,11 +99,16 @@ def test_runtime_choice_and_its_refusals(folds, monkeypatch, tmp_path):
     sources, exported = folds
     metadata = json.loads((exported[0] / "hnprog.json").read_text())
     plain = json.loads((sources[0] / "hnprog.json").read_text())
-    assert choose_runtime(metadata) == "openvino"
+    monkeypatch.setattr(export_module, "cpu_vector_extensions", lambda: ["AVX2", "FMA"])
+    assert choose_runtime(metadata) == "openvino"  # faster than TensorFlow without AVX-512
     assert choose_runtime(plain) == "keras"
     assert choose_runtime(metadata, "keras") == "keras"
+    monkeypatch.setattr(export_module, "cpu_vector_extensions", lambda: ["AVX2", "AVX-512F"])
+    assert choose_runtime(metadata) == "keras"  # TensorFlow with oneDNN is faster there
+    assert choose_runtime(metadata, "onnx") == "onnx"  # never automatic: 3x slower
+    monkeypatch.setattr(export_module, "cpu_vector_extensions", lambda: ["AVX2", "FMA"])
     monkeypatch.setattr(export_module, "runtime_installed", lambda r: r != "openvino")
-    assert choose_runtime(metadata) == "onnx"
+    assert choose_runtime(metadata) == "keras"
     with pytest.raises(InputError, match=r'pip install "hnprog\[openvino\]"'):
         choose_runtime(metadata, "openvino")
     monkeypatch.undo()
@@ -171,7 +176,7 @@ def test_cli_export_then_predict_with_each_runtime(synthetic_cohort, tmp_path):
     assert "largest difference to Keras" in result.output
     patient = read_cohort(synthetic_cohort).patients[0]
     risks = {}
-    for runtime in ("keras", "auto", "onnx"):
+    for runtime in ("keras", "auto", "openvino", "onnx"):
         out = tmp_path / runtime
         args = ["predict", "--ct", str(patient.ct), "--pet", str(patient.pet), "-m",
                 str(tmp_path / "exp"), "-o", str(out), "--no-overlay", "--runtime", runtime]
@@ -179,9 +184,11 @@ def test_cli_export_then_predict_with_each_runtime(synthetic_cohort, tmp_path):
         assert result.exit_code == 0, result.output
         report = json.loads((out / "report.json").read_text())
         risks[runtime] = report["risk"]["log_hazard"]
-        assert report["inference"] == {"runtime": "openvino" if runtime == "auto" else runtime,
-                                       "precision": "fp32", "tta": runtime == "onnx"}
+        chosen = export_module.auto_order()[0] if runtime == "auto" else runtime
+        assert report["inference"] == {"runtime": chosen, "precision": "fp32",
+                                       "tta": runtime == "onnx"}
         assert report["risk"]["fold_sd"] is None
+    assert risks["openvino"] == pytest.approx(risks["keras"], abs=1e-4)
     assert risks["auto"] == pytest.approx(risks["keras"], abs=1e-4)
     result = runner.invoke(main, ["predict", "--ct", str(patient.ct), "--pet", str(patient.pet),
                                   "-m", str(source), "-o", str(tmp_path / "x"),

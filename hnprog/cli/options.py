@@ -201,14 +201,14 @@ def runtime_options() -> Callable:
     return option_group(
         click.option("--runtime", type=click.Choice(["auto", *RUNTIMES]), default="auto",
                      show_default=True,
-                     help="What runs the model: auto takes the fastest one the preset was "
-                          "exported to (hnprog export) and that is installed, OpenVINO, then "
-                          "ONNX Runtime, else Keras."),
+                     help="What runs the model: auto takes the fastest one for this CPU that "
+                          "the preset was exported to (hnprog export) and that is installed: "
+                          "OpenVINO without AVX-512, else Keras (docs/scaling.md)."),
         click.option("--precision", type=click.Choice(list(PRECISIONS)), default="fp32",
                      show_default=True,
                      help="bf16: faster OpenVINO inference on CPUs with AVX-512 BF16 or AMX "
-                          "(risk correlation >= 0.99 and Dice >= 0.98 against fp32 in "
-                          "docs/benchmarks.md); refused elsewhere."),
+                          "(its agreement with fp32 is in docs/benchmarks.md); refused "
+                          "elsewhere."),
         click.option("--tta", is_flag=True,
                      help="Test-time mirroring: average with the prediction on the left-right "
                           "mirrored image (twice the forward time)."),

@@ -8,10 +8,12 @@ preset folder that also holds the same weights as OpenVINO IR (``model.xml`` +
 ``hnprog.from_preset(folder, runtime=...)`` calls it, and a fold ensemble of exported folds is
 a :class:`~hnprog.presets.ensemble.FoldEnsemble` as usual.
 
-The runtimes, fastest first on the CPUs measured in ``docs/benchmarks.md``
-(:data:`AUTO_ORDER`): OpenVINO (``pip install "hnprog[openvino]"``), ONNX Runtime
-(``pip install "hnprog[onnx]"``), Keras. ``runtime="auto"`` takes the first one that the folder
-was exported to and that is installed.
+``runtime="auto"`` takes the fastest runtime by the numbers of ``docs/benchmarks.md``
+(:func:`auto_order`) that the folder was exported to and that is installed: OpenVINO
+(``pip install "hnprog[openvino]"``) on CPUs without AVX-512, where it measured 1.3x faster
+than TensorFlow with oneDNN, and Keras on CPUs with AVX-512, where TensorFlow with oneDNN
+measured 1.1x faster than OpenVINO. ONNX Runtime (``pip install "hnprog[onnx]"``) was 3.4x
+slower than TensorFlow, so it runs only when asked for.
 
 Precision: ``"fp32"`` everywhere (OpenVINO is told so explicitly, because on CPUs with
 AMX/AVX-512 BF16 it would otherwise compute in bf16). ``"bf16"`` is an opt-in for OpenVINO on
@@ -35,11 +37,11 @@ from hnprog.presets.format import EXPORT_FILES, preset_file, verify_preset
 from hnprog.presets.preset import check_images
 
 __all__ = [
-    "AUTO_ORDER",
     "EXPORT_FORMATS",
     "PRECISIONS",
     "RUNTIMES",
     "ExportedPreset",
+    "auto_order",
     "bf16_supported",
     "choose_runtime",
     "exported_formats",
@@ -51,9 +53,6 @@ __all__ = [
 EXPORT_FORMATS = tuple(EXPORT_FILES)
 #: the runtimes a predictor can run on
 RUNTIMES = ("keras", *EXPORT_FORMATS)
-#: ``runtime="auto"`` takes the first of these that is exported and installed: OpenVINO was
-#: fastest on both CPUs of docs/benchmarks.md, then ONNX Runtime, then Keras (TF with oneDNN)
-AUTO_ORDER = ("openvino", "onnx", "keras")
 PRECISIONS = ("fp32", "bf16")
 # the Python module each runtime needs, and the pip extra that installs it
 _RUNTIME_MODULES = {"openvino": "openvino", "onnx": "onnxruntime"}
@@ -65,6 +64,26 @@ def runtime_installed(runtime: str) -> bool:
     """Whether the Python package of a runtime is installed (Keras always is)."""
     module = _RUNTIME_MODULES.get(runtime)
     return module is None or importlib.util.find_spec(module) is not None
+
+
+def auto_order(extensions: Sequence[str] | None = None) -> tuple[str, ...]:
+    """The runtimes ``runtime="auto"`` tries, fastest first on a CPU like this one.
+
+    Forward pass of the paper's UNet at 144³ on 2 cores (``benchmarks/bench_runtime.py``,
+    docs/benchmarks.md): on an AVX2-only AMD EPYC OpenVINO took 2.0 s against 2.6 s for
+    TensorFlow with oneDNN; on an AVX-512/AMX Xeon 1.04 s against 0.95 s, and ONNX Runtime
+    3.2 s. So OpenVINO comes first without AVX-512 and Keras first with it; ONNX Runtime is
+    never chosen automatically.
+
+    Args:
+        extensions: sequence of str, optional. The CPU's extensions as
+            :func:`hnprog.cpu.cpu_vector_extensions` names them. Defaults to this CPU's.
+
+    Returns:
+        tuple of str. ``("openvino", "keras")`` or ``("keras",)``.
+    """
+    extensions = cpu_vector_extensions() if extensions is None else extensions
+    return ("keras",) if "AVX-512F" in extensions else ("openvino", "keras")
 
 
 def bf16_supported(extensions: Sequence[str] | None = None) -> bool:
@@ -91,7 +110,7 @@ def choose_runtime(metadata: Mapping[str, Any], runtime: str = "auto",
     Args:
         metadata: dict. The preset's ``hnprog.json``.
         runtime: str. ``"auto"``, ``"keras"``, ``"openvino"`` or ``"onnx"``. Defaults to
-            ``"auto"``: the first of :data:`AUTO_ORDER` the preset was exported to and that is
+            ``"auto"``: the first of :func:`auto_order` the preset was exported to and that is
             installed (``"openvino"`` for ``precision="bf16"``).
         precision: str. ``"fp32"`` or ``"bf16"``. Defaults to ``"fp32"``.
         where: object. Named in error messages.
@@ -117,7 +136,7 @@ def choose_runtime(metadata: Mapping[str, Any], runtime: str = "auto",
             "--precision fp32 (the default).")
     exported = exported_formats(metadata)
     if runtime == "auto":
-        candidates = ["openvino"] if precision == "bf16" else list(AUTO_ORDER)
+        candidates = ["openvino"] if precision == "bf16" else list(auto_order())
         for candidate in candidates:
             if (candidate == "keras" or candidate in exported) and runtime_installed(candidate):
                 return candidate
