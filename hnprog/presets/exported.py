@@ -34,7 +34,7 @@ import numpy as np
 from hnprog.cpu import cpu_vector_extensions
 from hnprog.errors import InputError
 from hnprog.presets.format import EXPORT_FILES, preset_file, verify_preset
-from hnprog.presets.preset import check_images
+from hnprog.presets.preset import PresetRecord, check_images
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -158,7 +158,7 @@ def choose_runtime(metadata: Mapping[str, Any], runtime: str = "auto",
 
 
 @dataclasses.dataclass(frozen=True)
-class ExportedPreset:
+class ExportedPreset(PresetRecord):
     """An exported preset opened with OpenVINO or ONNX Runtime: a Predictor without Keras.
 
     Args:
@@ -177,16 +177,6 @@ class ExportedPreset:
     metadata: dict[str, Any]
     path: Path
     source: str = ""
-
-    @property
-    def name(self) -> str:
-        """The preset name recorded in ``hnprog.json``."""
-        return str(self.metadata.get("name", self.source))
-
-    @property
-    def preprocessing(self) -> dict[str, Any] | None:
-        """The preprocessing spec the weights expect."""
-        return self.metadata.get("preprocessing")
 
     @property
     def outputs(self) -> list[str]:

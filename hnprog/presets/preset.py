@@ -17,7 +17,7 @@ import numpy as np
 
 from hnprog.errors import InputError
 
-__all__ = ["Predictor", "Preset", "check_images", "output_names"]
+__all__ = ["Predictor", "Preset", "PresetRecord", "check_images", "output_names"]
 
 
 @runtime_checkable
@@ -103,8 +103,27 @@ def check_images(x: Any, expected: Sequence[int | None], name: str) -> np.ndarra
     return image
 
 
+class PresetRecord:
+    """What every single-model predictor reads from its ``hnprog.json`` (``metadata``):
+    its ``name`` and ``preprocessing``. A base of :class:`Preset` and of
+    :class:`~hnprog.presets.exported.ExportedPreset`."""
+
+    metadata: dict[str, Any]
+    source: str
+
+    @property
+    def name(self) -> str:
+        """The preset name recorded in ``hnprog.json``."""
+        return str(self.metadata.get("name", self.source))
+
+    @property
+    def preprocessing(self) -> dict[str, Any] | None:
+        """The preprocessing spec the weights expect (None for an in-memory model)."""
+        return self.metadata.get("preprocessing")
+
+
 @dataclasses.dataclass(frozen=True)
-class Preset:
+class Preset(PresetRecord):
     """A loaded preset: the Keras model with the description of what it expects and returns.
 
     Args:
@@ -127,16 +146,6 @@ class Preset:
     metadata: dict[str, Any]
     path: Path | None = None
     source: str = ""
-
-    @property
-    def name(self) -> str:
-        """The preset name recorded in ``hnprog.json``."""
-        return str(self.metadata.get("name", self.source))
-
-    @property
-    def preprocessing(self) -> dict[str, Any] | None:
-        """The preprocessing spec the weights expect (None for an in-memory model)."""
-        return self.metadata.get("preprocessing")
 
     @property
     def outputs(self) -> list[str]:
