@@ -1,7 +1,9 @@
 """A loaded preset (:class:`Preset`) and what every predictor offers (:class:`Predictor`).
 
 :class:`Preset` is one Keras model with its ``hnprog.json``;
-:class:`~hnprog.presets.ensemble.FoldEnsemble` is several of them predicting as one. Both
+:class:`~hnprog.presets.exported.ExportedPreset` the same weights on OpenVINO or ONNX
+Runtime; :class:`~hnprog.presets.ensemble.FoldEnsemble` is several of them predicting as
+one, and :class:`~hnprog.presets.tta.MirrorTTA` adds test-time mirroring. All
 satisfy :class:`Predictor`, the interface prediction code relies on: ``predict``,
 ``preprocessing``, ``outputs`` and ``metadata``.
 """
@@ -52,7 +54,8 @@ class Predictor(Protocol):
 
         Returns:
             dict. ``"risk"`` (N, 1) Cox log-hazard (higher is worse) and/or
-            ``"segmentation"`` (N, D, H, W, 1) GTVt probability, float32.
+            ``"segmentation"`` (N, D, H, W, 1) GTVt probability, float32; a fold ensemble
+            also gives ``"risk_fold_sd"`` (N, 1), the spread of the risk across its folds.
         """
         ...
 
