@@ -160,7 +160,9 @@ class PredictorRecipe:
         record = inference_record(predictor)
         inner = getattr(predictor, "predictor", predictor) if record["tta"] else predictor
         members = getattr(inner, "members", None) or [inner]
-        sources = tuple(str(Path(m.path).resolve()) if getattr(m, "path", None) is not None
+        # a folder by its absolute path; a registered name or hf:// URI as it is, so that the
+        # worker checks the registry's pinned checksums too
+        sources = tuple(str(Path(m.source).resolve()) if Path(str(m.source)).is_dir()
                         else str(m.source) for m in members)
         return cls(sources, tuple(models_used(inner)), record["runtime"], record["precision"],
                    record["tta"])
