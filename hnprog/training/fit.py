@@ -174,11 +174,6 @@ def compile_model(
         loss_weights=weights,
         run_eagerly=config.run_eagerly,
     )
-    # The optimizer's slots are created now: on TensorFlow without a distribution strategy
-    # Keras would create them inside the first traced train step, and TensorFlow then traces
-    # that step twice (the paper's UNet at 32^3: first step 9.8 s, 6.9 s with this line;
-    # benchmarks/bench_first_call.py).
-    model.optimizer.build(model.trainable_variables)
     return losses
 
 
