@@ -89,6 +89,8 @@ _PUBLIC_API: dict[str, str] = {
     "Preset": "hnprog.presets",
     "upload_preset": "hnprog.presets",
     "FoldEnsemble": "hnprog.presets",
+    "export_runtime": "hnprog.presets",
+    "ExportedPreset": "hnprog.presets",
     # == prediction ==
     "predict_patient": "hnprog.predict",
     "predict_cohort": "hnprog.predict",

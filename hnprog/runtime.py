@@ -27,6 +27,9 @@ KEY_PACKAGES = (
     "scikit-survival",
     "huggingface-hub",
     "click",
+    "openvino",
+    "onnxruntime",
+    "distributed",
 )
 
 

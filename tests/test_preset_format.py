@@ -144,7 +144,10 @@ ALLOWED = {
     "registry": {"format", "hub"},
     "cards": {"format"},
     "save": {"format", "preset", "cards"},
-    "loading": {"format", "preset", "ensemble", "hub", "registry"},
+    "loading": {"format", "preset", "ensemble", "hub", "registry", "exported"},
+    "exported": {"format", "preset"},
+    "export": {"format", "preset", "exported", "loading"},
+    "tta": set(),
 }
 # hnprog's layers above presets (docs/architecture.md): nothing in presets imports them
 ABOVE = ("hnprog.radiomics", "hnprog.training", "hnprog.predict", "hnprog.demo", "hnprog.cli",
@@ -198,6 +201,9 @@ def test_preset_and_ensemble_are_predictors(tmp_path):
     preset = from_preset(make_tiny_preset(tmp_path / "p"))
     assert isinstance(preset, Predictor)
     assert isinstance(FoldEnsemble([preset, tiny_model(1)]), Predictor)
+    from hnprog.presets.tta import MirrorTTA
+
+    assert isinstance(MirrorTTA(preset), Predictor)
 
 
 # -- old paths ------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ The commands live in one module per family, each listing them in ``COMMANDS``:
 - :mod:`hnprog.cli.data`: ``synth``, ``preprocess``
 - :mod:`hnprog.cli.train`: ``train``, ``cv``, ``finetune``
 - :mod:`hnprog.cli.zoo`: ``presets list``, ``download``, ``upload``, ``card``
+- :mod:`hnprog.cli.export`: ``export`` (OpenVINO and ONNX runtimes)
 - :mod:`hnprog.cli.predict`: ``predict``, ``demo``, ``info``
 - :mod:`hnprog.cli.radiomics`: ``radiomics extract``, ``radiomics cv``
 - :mod:`hnprog.cli.convert`: ``convert`` (DICOM to NIfTI)
@@ -34,7 +35,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import click  # noqa: E402
 
 from hnprog import __version__  # noqa: E402
-from hnprog.cli import data, predict, radiomics, train, zoo  # noqa: E402
+from hnprog.cli import data, export, predict, radiomics, train, zoo  # noqa: E402
 from hnprog.cli.common import quiet_keras_start  # noqa: E402
 from hnprog.errors import HnprogError  # noqa: E402
 
@@ -125,7 +126,7 @@ def show_deprecations() -> None:
     warnings.showwarning = show
 
 
-for _family in (data, train, zoo, predict, radiomics):
+for _family in (data, train, zoo, export, predict, radiomics):
     for _command in _family.COMMANDS:
         main.add_command(_command)
 from hnprog.cli import convert as _convert  # noqa: E402 - DICOM to NIfTI

@@ -3,6 +3,8 @@ the network grid)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from hnprog.cli.common import echo_done
@@ -14,6 +16,7 @@ from hnprog.cli.options import (
     jobs_option,
     out_option,
     preprocess_options,
+    scheduler_option,
 )
 
 __all__ = ["COMMANDS", "preprocess_command", "synth_command"]
@@ -104,9 +107,10 @@ class _Layouts(click.Choice):
 @click.option("--layout", type=_Layouts(), default=LibraryDefault(
     "hnprog.data.cohort:read_cohort", "layout"), show_default=True, help="Cohort layout.")
 @click.option("--nifti", is_flag=True, help="Also write the grid volumes as NIfTI for a viewer.")
+@scheduler_option()
 def preprocess_command(data: str, out_dir: str, spacing: float | None, crop_size: int | None,
                        cpu_preset: bool, bboxes: str | None, endpoints: str | None, layout: str,
-                       nifti: bool) -> None:
+                       nifti: bool, executor: Any) -> None:
     """Crop, resample and normalise every patient of a cohort onto the box grid.
 
     DATA is a HECKTOR 2020/2021/2022 folder, a CSV manifest (patient_id,ct,pet[,mask]) or
@@ -125,7 +129,8 @@ def preprocess_command(data: str, out_dir: str, spacing: float | None, crop_size
     overrides = {k: v for k, v in (("spacing", spacing), ("crop_size", crop_size)) if v is not None}
     config = PreprocessConfig.cpu(**overrides) if cpu_preset else PreprocessConfig(**overrides)
     cohort = read_cohort(data, endpoints=endpoints, bboxes=bboxes, layout=layout)
-    failures = preprocess_cohort(cohort, out_dir, config, write_nifti=nifti, progress=True)
+    failures = preprocess_cohort(cohort, out_dir, config, write_nifti=nifti, progress=True,
+                                 executor=executor)
     n_done = len(cohort) - len(failures)
     if len(failures):
         click.secho(

@@ -19,6 +19,7 @@ library then uses. None of the modules imported here loads Keras.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import inspect
 from collections.abc import Callable
@@ -26,6 +27,8 @@ from typing import Any
 
 import click
 
+from hnprog.data.distributed import SCHEDULER_VARIABLE
+from hnprog.presets.exported import EXPORT_FORMATS, PRECISIONS, RUNTIMES
 from hnprog.training.config import FINETUNE_DEFAULTS, TrainingConfig
 from hnprog.transforms import PreprocessConfig
 
@@ -36,12 +39,15 @@ __all__ = [
     "data_argument",
     "endpoint_option",
     "endpoints_option",
+    "export_formats_option",
     "hub_options",
     "jobs_option",
     "option_group",
     "out_option",
     "preprocess_options",
     "quiet_option",
+    "runtime_options",
+    "scheduler_option",
     "shown_default",
     "training_options",
 ]
@@ -160,6 +166,60 @@ def jobs_option(help: str, *, default: Any) -> Callable:  # noqa: A002 - click's
 def quiet_option() -> Callable:
     """``--quiet/-q``: no progress bar."""
     return click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+
+
+def scheduler_option() -> Callable:
+    """``--scheduler`` (or ``DASK_SCHEDULER_ADDRESS``): run a cohort command's patients on a
+    Dask distributed cluster.
+
+    The decorated command receives ``executor`` instead of ``scheduler``: the cluster's
+    executor while the command runs (:func:`hnprog.data.distributed.cohort_executor`, the
+    client closed afterwards), or None for a local run; it passes it to the library.
+    """
+
+    def decorate(func: Callable) -> Callable:
+        @functools.wraps(func)
+        def wrapper(*args: Any, scheduler: str | None = None, **kwargs: Any) -> Any:
+            from hnprog.data.distributed import cohort_executor
+
+            with cohort_executor(scheduler) as executor:
+                return func(*args, executor=executor, **kwargs)
+
+        return click.option(
+            "--scheduler", envvar=SCHEDULER_VARIABLE, show_envvar=True, default=None,
+            metavar="ADDRESS",
+            help="Dask scheduler (tcp://host:8786) whose workers do the patients instead of "
+                 "this machine (any --jobs is then unused); data, presets and outputs must be "
+                 "on a file system the workers see.  [default: this machine]",
+        )(wrapper)
+
+    return decorate
+
+
+def runtime_options() -> Callable:
+    """``--runtime``, ``--precision`` and ``--tta``: what computes a prediction, and how."""
+    return option_group(
+        click.option("--runtime", type=click.Choice(["auto", *RUNTIMES]), default="auto",
+                     show_default=True,
+                     help="What runs the model: auto takes the fastest one for this CPU that "
+                          "the preset was exported to (hnprog export) and that is installed: "
+                          "OpenVINO without AVX-512, else Keras (docs/scaling.md)."),
+        click.option("--precision", type=click.Choice(list(PRECISIONS)), default="fp32",
+                     show_default=True,
+                     help="bf16: faster OpenVINO inference on CPUs with AVX-512 BF16 or AMX "
+                          "(its agreement with fp32 is in docs/benchmarks.md); refused "
+                          "elsewhere."),
+        click.option("--tta", is_flag=True,
+                     help="Test-time mirroring: average with the prediction on the left-right "
+                          "mirrored image (twice the forward time)."),
+    )
+
+
+def export_formats_option() -> Callable:
+    """``--format/-f``: the runtime formats to export to, repeatable."""
+    return click.option("--format", "-f", "formats", multiple=True,
+                        type=click.Choice(list(EXPORT_FORMATS)), default=(EXPORT_FORMATS[0],),
+                        show_default=True, help="Runtime format to export to; repeat for both.")
 
 
 # -- the network grid and training -------------------------------------------------------------

@@ -8,7 +8,7 @@ import click
 
 from hnprog.cli.common import echo_done, needs_keras
 from hnprog.cli.options import (LibraryDefault, bboxes_option, data_argument, endpoints_option,
-                                jobs_option, out_option)
+                                jobs_option, out_option, runtime_options, scheduler_option)
 from hnprog.errors import InputError
 
 __all__ = ["COMMANDS", "demo_command", "info_command", "predict_command"]
@@ -56,11 +56,14 @@ def _parse_box(ctx: click.Context, param: click.Parameter, value: str | None) ->
 @click.option("--dicom-out", is_flag=True,
               help="Also write <ID>/gtvt_rtstruct.dcm: the predicted GTVt as an RTSTRUCT on the "
                    "patient's CT series (DATA must be DICOM patient folders).")
+@runtime_options()
+@scheduler_option()
 @needs_keras
 def predict_command(data: str | None, ct: str | None, pet: str | None, models: tuple[str, ...],
                     out_dir: str, patient_id: str | None, reference_mask: str | None,
                     box: Any, bboxes: str | None, auto_box: bool, endpoints: str | None,
-                    no_overlay: bool, restart: bool, dicom_out: bool = False) -> None:
+                    no_overlay: bool, restart: bool, dicom_out: bool, runtime: str,
+                    precision: str, tta: bool, executor: Any) -> None:
     """Predict the risk and the tumour contour of one patient or of a cohort.
 
     One patient: give --ct and --pet. A cohort: give DATA, a HECKTOR 2020/2021/2022 folder, a
@@ -68,7 +71,8 @@ def predict_command(data: str | None, ct: str | None, pet: str | None, models: t
     folder, failed patients are listed with the reason in
     failures.csv, and a second run resumes where the first stopped.
 
-    Each patient folder holds risk.csv (Cox log-hazard: higher is worse), gtvt_probability.nii.gz
+    Each patient folder holds risk.csv (Cox log-hazard: higher is worse; for several folds
+    also risk_fold_sd, the spread of the risk across the folds), gtvt_probability.nii.gz
     and gtvt_mask.nii.gz on the patient's original CT grid (open them over the CT in 3D Slicer
     or ITK-SNAP), overlay.png and report.json (box, tumour volume in mL, preprocessing,
     versions). A cohort also gets predictions.csv and metrics.json (C-index with endpoints,
@@ -80,6 +84,7 @@ def predict_command(data: str | None, ct: str | None, pet: str | None, models: t
           -o out/P1
       hnprog predict data/ -m cv/multitask/fold-1/preset -m cv/multitask/fold-2/preset \\
           -o predictions/
+      hnprog predict data/ -m exported/ --runtime openvino -o predictions/
     """
     # Which options go together is the command line's business; these errors name its flags.
     if auto_box and (box is not None or bboxes is not None):
@@ -96,14 +101,14 @@ def predict_command(data: str | None, ct: str | None, pet: str | None, models: t
                          "patient folder as DATA instead of --ct and --pet")
     from hnprog.predict import load_predictor
 
-    predictor = load_predictor(list(models))
+    predictor = load_predictor(list(models), runtime=runtime, precision=precision, tta=tta)
     if single:
         _predict_one(ct, pet, predictor, out_dir, patient_id=patient_id, box=box,
                      reference_mask=reference_mask, overlay=not no_overlay)
     else:
         _predict_cohort(data, predictor, out_dir, endpoints=endpoints,
                         bboxes={} if auto_box else bboxes, overlay=not no_overlay,
-                        resume=not restart, dicom_out=dicom_out)
+                        resume=not restart, dicom_out=dicom_out, executor=executor)
 
 
 def _predict_one(ct: str, pet: str, predictor: Any, out_dir: str, *, patient_id: str | None,

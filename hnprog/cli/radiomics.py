@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -14,6 +15,7 @@ from hnprog.cli.options import (
     jobs_option,
     out_option,
     quiet_option,
+    scheduler_option,
 )
 
 __all__ = ["COMMANDS", "radiomics", "radiomics_cv", "radiomics_extract"]
@@ -39,8 +41,9 @@ def radiomics() -> None:
 @click.option("--failures", type=click.Path(dir_okay=False), default=None,
               help="CSV of failed patients and reasons. [default: failures.csv next to --out]")
 @quiet_option()
+@scheduler_option()
 def radiomics_extract(data: str, out: str, n_jobs: int, params: str | None, cache_dir: str | None,
-                      failures: str | None, quiet: bool) -> None:
+                      failures: str | None, quiet: bool, executor: Any) -> None:
     """Extract radiomics features inside the GTVt of every patient of DATA.
 
     DATA is a cohort folder (HECKTOR 2020, 2021 or 2022 layout) or a CSV manifest. CT and PET
@@ -58,7 +61,8 @@ def radiomics_extract(data: str, out: str, n_jobs: int, params: str | None, cach
     cohort = read_cohort(data)
     failures_path = Path(failures) if failures else Path(out).parent / "failures.csv"
     table = extract_cohort_features(cohort, out, params=params, n_jobs=n_jobs, cache_dir=cache_dir,
-                                    failures=failures_path, progress=not quiet)
+                                    failures=failures_path, progress=not quiet,
+                                    executor=executor)
     n_failed = len(cohort) - len(table)
     note = f"; {n_failed} failed, reasons in {failures_path}" if n_failed else ""
     echo_done(f"{len(table)} patients x {table.shape[1]} features -> {out}{note}")

@@ -9,6 +9,7 @@ case, and records each broken patient in ``failures.csv`` instead of stopping at
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import os
 from collections.abc import Sequence
@@ -97,6 +98,7 @@ def preprocess_cohort(
     write_nifti: bool = False,
     progress: bool = False,
     n_jobs: int = 1,
+    executor: concurrent.futures.Executor | None = None,
 ) -> pd.DataFrame:
     """Preprocess every patient; keep going past broken ones and list them in ``failures.csv``.
 
@@ -116,6 +118,10 @@ def preprocess_cohort(
         write_nifti: bool. Also write the grid volumes as NIfTI. Defaults to False.
         progress: bool. Show a progress bar. Defaults to False.
         n_jobs: int. Worker processes. Defaults to 1.
+        executor: concurrent.futures.Executor, optional. Where the patients run instead of
+            local processes, e.g. a Dask ``Client(...).get_executor()``
+            (:func:`hnprog.data.distributed.cohort_executor`); the images and ``out_dir``
+            must be on a file system the workers see. Defaults to None.
 
     Returns:
         pandas.DataFrame of the failures (columns ``patient_id``, ``error``), empty when all
@@ -128,7 +134,7 @@ def preprocess_cohort(
     work = functools.partial(_preprocess_one, out_dir=out_dir, config=config,
                              bboxes=cohort.bboxes, write_nifti=write_nifti)
     run = run_cohort(patients, work, n_jobs=n_jobs, progress=progress, desc="preprocess",
-                     failures_file=out_dir / FAILURES_FILE)
+                     failures_file=out_dir / FAILURES_FILE, executor=executor)
     rows = []
     for pid, box in run.results.items():
         row = {"patient_id": pid, "file": f"{pid}.npz", "centre": cohort[pid].centre or ""}

@@ -8,6 +8,8 @@ threads, so at most three patients are in memory.
 
 from __future__ import annotations
 
+import concurrent.futures
+import dataclasses
 import functools
 import json
 import os
@@ -25,6 +27,8 @@ from hnprog.predict.outputs import PREDICTION_COLUMNS, REPORT_FILE, report_row
 from hnprog.predict.patient import (
     PredictionJob,
     forward,
+    inference_record,
+    load_predictor,
     load_patient,
     models_used,
     preprocess_config_from_spec,
@@ -46,6 +50,7 @@ def predict_cohort(
     resume: bool = True,
     progress: bool = True,
     ids: Sequence[str] | None = None,
+    executor: concurrent.futures.Executor | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Predict every patient of a cohort; resume where a previous run stopped.
 
@@ -67,6 +72,12 @@ def predict_cohort(
         resume: bool. Skip patients already done with the same models. Defaults to True.
         progress: bool. Show a progress bar. Defaults to True.
         ids: sequence of str, optional. Patients to predict. Defaults to all.
+        executor: concurrent.futures.Executor, optional. Where patients run, e.g. a Dask
+            ``Client(...).get_executor()`` (:func:`hnprog.data.distributed.cohort_executor`):
+            each worker loads the predictor once from the same preset folders (so they must
+            be on a file system the workers see, as must the cohort and ``out_dir``) and does
+            each of its patients from reading to report. Defaults to None: this process, the
+            three steps as a pipeline.
 
     Returns:
         tuple of (predictions DataFrame, failures DataFrame, metrics dict). The metrics
@@ -77,6 +88,7 @@ def predict_cohort(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     models = models_used(predictor)
+    inference = inference_record(predictor)
     patients = cohort.patients if ids is None else [cohort[i] for i in ids]
     jobs = [PredictionJob(p, out_dir / p.patient_id, cohort.bboxes.get(p.patient_id))
             for p in patients]
@@ -86,7 +98,9 @@ def predict_cohort(
             report = json.loads((job.out_dir / REPORT_FILE).read_text())
         except (OSError, ValueError):
             return None
-        return report if isinstance(report, dict) and report.get("models") == models else None
+        if not isinstance(report, dict) or report.get("models") != models:
+            return None
+        return report if report.get("inference", inference) == inference else None
 
     config = preprocess_config_from_spec(predictor.preprocessing)
     steps = [
@@ -94,8 +108,12 @@ def predict_cohort(
         functools.partial(forward, predictor=predictor),
         lambda loaded_outputs: write_outputs(*loaded_outputs, predictor, overlay=overlay)[1],
     ]
+    if executor is not None:
+        steps = [functools.partial(_predict_job, recipe=PredictorRecipe.of(predictor),
+                                   config=config, overlay=overlay)]
     run = run_cohort(jobs, steps, resume=earlier_report if resume else None,
-                     progress=progress, desc="predict", failures_file=out_dir / FAILURES_FILE)
+                     progress=progress, desc="predict", failures_file=out_dir / FAILURES_FILE,
+                     executor=executor)
 
     predictions = pd.DataFrame([report_row(r) for r in run.results.values()],
                                columns=list(PREDICTION_COLUMNS))
@@ -122,3 +140,55 @@ def predict_cohort(
         predictions.to_csv(f, index=False)
     write_json(metrics, out_dir / METRICS_FILE)
     return predictions, run.failure_table, metrics
+
+
+@dataclasses.dataclass(frozen=True)
+class PredictorRecipe:
+    """How to load a predictor again in another process (a Dask worker): its presets' folders
+    (or registered names and ``hf://`` URIs), runtime, precision and test-time mirroring, and
+    the source names the reports give them."""
+
+    sources: tuple[str, ...]
+    names: tuple[str, ...]
+    runtime: str
+    precision: str
+    tta: bool
+
+    @classmethod
+    def of(cls, predictor: Any) -> PredictorRecipe:
+        """The recipe of a loaded predictor (from :func:`hnprog.predict.load_predictor`)."""
+        record = inference_record(predictor)
+        inner = getattr(predictor, "predictor", predictor) if record["tta"] else predictor
+        members = getattr(inner, "members", None) or [inner]
+        # a folder by its absolute path; a registered name or hf:// URI as it is, so that the
+        # worker checks the registry's pinned checksums too
+        sources = tuple(str(Path(m.source).resolve()) if Path(str(m.source)).is_dir()
+                        else str(m.source) for m in members)
+        return cls(sources, tuple(models_used(inner)), record["runtime"], record["precision"],
+                   record["tta"])
+
+    def load(self) -> Any:
+        """The predictor, loaded once per process and recipe."""
+        return _load_recipe(self)
+
+
+@functools.lru_cache(maxsize=2)
+def _load_recipe(recipe: PredictorRecipe) -> Any:
+    loaded = load_predictor(list(recipe.sources), runtime=recipe.runtime,
+                            precision=recipe.precision)
+    members = [dataclasses.replace(m, source=name)  # reports name the models as asked for
+               for m, name in zip(getattr(loaded, "members", [loaded]), recipe.names)]
+    predictor = members[0] if len(members) == 1 else type(loaded)(members)
+    if recipe.tta:
+        from hnprog.presets.tta import MirrorTTA
+
+        predictor = MirrorTTA(predictor)
+    return predictor
+
+
+def _predict_job(job: PredictionJob, *, recipe: PredictorRecipe, config: Any,
+                 overlay: bool) -> dict[str, Any]:
+    """One patient from reading to report in a worker process: the report."""
+    predictor = recipe.load()
+    loaded = load_patient(job, config)
+    return write_outputs(*forward(loaded, predictor), predictor, overlay=overlay)[1]

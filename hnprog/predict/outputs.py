@@ -4,7 +4,7 @@ Every patient folder holds, each written atomically:
 
 | file | content |
 | --- | --- |
-| ``risk.csv`` | ``patient_id, risk, risk_group, risk_threshold, models`` |
+| ``risk.csv`` | ``patient_id, risk, risk_group, risk_threshold, models, risk_fold_sd`` (the last one empty for a single model) |
 | ``gtvt_probability.nii.gz`` | float32 GTVt probability on the patient's CT grid |
 | ``gtvt_mask.nii.gz`` | uint8 mask, probability >= the mask threshold, on the CT grid |
 | ``overlay.png`` | axial, coronal and sagittal views through the tumour |
@@ -66,6 +66,9 @@ class PatientPrediction:
         dice: float or None. Dice of the predicted mask with a reference mask, when one was
             given.
         out_dir: pathlib.Path. The folder holding the files.
+        risk_fold_sd: float or None. For a fold ensemble, the standard deviation of the risk
+            across the folds (:meth:`hnprog.presets.FoldEnsemble.risk_spread`), an
+            uncertainty signal; None for a single model.
     """
 
     patient_id: str
@@ -76,6 +79,7 @@ class PatientPrediction:
     tumour_volume_ml: float | None
     dice: float | None
     out_dir: Path
+    risk_fold_sd: float | None = None
 
 
 def write_risk_csv(prediction: PatientPrediction, threshold: float | None,
@@ -83,29 +87,37 @@ def write_risk_csv(prediction: PatientPrediction, threshold: float | None,
     """Write the patient's ``risk.csv`` (one header row, one patient row)."""
     with atomic_write(prediction.out_dir / RISK_FILE, newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["patient_id", "risk", "risk_group", "risk_threshold", "models"])
+        writer.writerow(["patient_id", "risk", "risk_group", "risk_threshold", "models",
+                         "risk_fold_sd"])
         writer.writerow([prediction.patient_id, f"{prediction.risk:.6f}",
                          prediction.risk_group or "",
-                         "" if threshold is None else f"{threshold:.6f}", ";".join(models)])
+                         "" if threshold is None else f"{threshold:.6f}", ";".join(models),
+                         "" if prediction.risk_fold_sd is None
+                         else f"{prediction.risk_fold_sd:.6f}"])
 
 
 def write_report(prediction: PatientPrediction, *, inputs: Mapping[str, str | None],
                  threshold: float | None, mask_threshold: float,
                  preprocessing: Mapping[str, Any], models: Sequence[str],
                  files: Mapping[str, str], versions: Mapping[str, str], seconds: float,
-                 stage_seconds: Mapping[str, float]) -> dict[str, Any]:
+                 stage_seconds: Mapping[str, float],
+                 inference: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Write ``report.json``, the last file of a patient, and return its content.
 
     The report holds the inputs, the risk and its meaning, the box and its source, the tumour
     volume (mL), the Dice with a reference, the preprocessing, the models, the files, the
     versions, and the wall time of the call (``seconds``) and of its stages
-    (``stage_seconds``: ``read``, ``preprocess``, ``forward``, ``outputs``).
+    (``stage_seconds``: ``read``, ``preprocess``, ``forward``, ``outputs``). For a fold
+    ensemble ``risk.fold_sd`` is the spread of the risk across the folds; ``inference``
+    records the runtime (``keras``, ``openvino``, ``onnx``), the precision and whether
+    test-time mirroring was on.
     """
     report = {
         "patient_id": prediction.patient_id,
         "inputs": dict(inputs),
         "risk": {"log_hazard": prediction.risk, "group": prediction.risk_group,
-                 "threshold": threshold, "meaning": RISK_MEANING},
+                 "threshold": threshold, "meaning": RISK_MEANING,
+                 "fold_sd": prediction.risk_fold_sd},
         "box": {"source": prediction.box_source, "mm": prediction.box.to_dict()},
         "tumour_volume_ml": prediction.tumour_volume_ml,
         "dice_with_reference": prediction.dice,
@@ -116,6 +128,7 @@ def write_report(prediction: PatientPrediction, *, inputs: Mapping[str, str | No
         "versions": dict(versions),
         "seconds": round(seconds, 3),
         "stage_seconds": dict(stage_seconds),
+        "inference": dict(inference or {}),
     }
     write_json(report, prediction.out_dir / REPORT_FILE)
     return report

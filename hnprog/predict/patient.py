@@ -32,6 +32,8 @@ from hnprog.data.cohort import Patient
 from hnprog.data.loading import load_case
 from hnprog.geometry import BoundingBox, Grid
 from hnprog.io import write_image
+from hnprog.presets.ensemble import FOLD_SPREAD
+from hnprog.presets.tta import MirrorTTA
 from hnprog.predict.outputs import (
     MASK_FILE,
     OVERLAY_FILE,
@@ -47,6 +49,7 @@ __all__ = [
     "LoadedPatient",
     "PredictionJob",
     "forward",
+    "inference_record",
     "load_patient",
     "load_predictor",
     "models_used",
@@ -57,23 +60,31 @@ __all__ = [
 ]
 
 
-def load_predictor(models: str | os.PathLike | Sequence[str | os.PathLike], **hub: Any) -> Any:
+def load_predictor(models: str | os.PathLike | Sequence[str | os.PathLike], *,
+                   tta: bool = False, **options: Any) -> Any:
     """Load one model or an ensemble of folds for prediction.
 
     Args:
         models: a preset name, ``hf://`` URI or folder, or a list of them (averaged as a
             :class:`~hnprog.presets.FoldEnsemble`).
-        **hub: passed to :func:`hnprog.from_preset` (``cache_dir``, ``endpoint``,
-            ``local_files_only``).
+        tta: bool. Average each prediction with the one on the left-right mirrored image
+            (:class:`~hnprog.presets.tta.MirrorTTA`; twice the forward time). Defaults to
+            False.
+        **options: passed to :func:`hnprog.from_preset`: ``runtime`` (``"keras"``,
+            ``"openvino"``, ``"onnx"``, ``"auto"``), ``precision`` (``"fp32"``, ``"bf16"``),
+            ``cache_dir``, ``endpoint``, ``local_files_only``.
 
     Returns:
-        Preset or FoldEnsemble, with ``.predict`` and ``.preprocessing``.
+        Preset, ExportedPreset, FoldEnsemble or MirrorTTA, with ``.predict`` and
+        ``.preprocessing``.
     """
     from hnprog.presets import from_preset
 
     if not isinstance(models, (str, os.PathLike)) and len(models) == 1:
         models = models[0]
-    return from_preset(models if isinstance(models, (str, os.PathLike)) else list(models), **hub)
+    predictor = from_preset(models if isinstance(models, (str, os.PathLike)) else list(models),
+                            **options)
+    return MirrorTTA(predictor) if tta else predictor
 
 
 def preprocess_config_from_spec(spec: dict[str, Any] | None) -> PreprocessConfig:
@@ -195,6 +206,7 @@ def write_outputs(loaded: LoadedPatient, outputs: dict[str, np.ndarray], predict
     stages.restart()
     patient_id, out_dir = job.patient_id, job.out_dir
     risk = float(outputs["risk"][0, 0]) if "risk" in outputs else float("nan")
+    fold_sd = float(outputs[FOLD_SPREAD][0, 0]) if FOLD_SPREAD in outputs else None
     threshold_value = risk_threshold(predictor)
     risk_group = None
     if threshold_value is not None and np.isfinite(risk):
@@ -239,7 +251,7 @@ def write_outputs(loaded: LoadedPatient, outputs: dict[str, np.ndarray], predict
     stages.end("outputs")
 
     prediction = PatientPrediction(patient_id, risk, risk_group, loaded.box, loaded.box_source,
-                                   volume_ml, dice, out_dir)
+                                   volume_ml, dice, out_dir, risk_fold_sd=fold_sd)
     models = models_used(predictor)
     write_risk_csv(prediction, threshold_value, models)
     files["risk"] = RISK_FILE
@@ -251,8 +263,19 @@ def write_outputs(loaded: LoadedPatient, outputs: dict[str, np.ndarray], predict
         threshold=threshold_value, mask_threshold=threshold,
         preprocessing=loaded.config.to_dict(), models=models, files=files,
         versions=_versions(), seconds=time.perf_counter() - loaded.start,
-        stage_seconds=stages.seconds)
+        stage_seconds=stages.seconds, inference=inference_record(predictor))
     return prediction, report
+
+
+def inference_record(predictor: Any) -> dict[str, Any]:
+    """How a predictor computes, as ``report.json`` records it: ``runtime`` (``keras``,
+    ``openvino``, ``onnx``), ``precision`` (``fp32``, ``bf16``) and ``tta`` (test-time
+    mirroring, bool)."""
+    tta = isinstance(predictor, MirrorTTA)
+    inner = predictor.predictor if tta else predictor
+    first = (getattr(inner, "members", None) or [inner])[0]
+    return {"runtime": getattr(first, "runtime", "keras"),
+            "precision": getattr(first, "precision", "fp32"), "tta": tta}
 
 
 def _versions() -> dict[str, str]:

@@ -22,7 +22,9 @@ one module at the bottom, which everything else imports.
 | `registry` | ``registry.json``: ``load_registry``, ``list_presets``, families | format, hub |
 | `cards` | model cards (``README.md``) | format |
 | `save` | ``save_to_preset`` and the typed preprocessing record | format, preset, cards |
-| `loading` | ``resolve``, ``from_preset``, ``download_preset``, ``load_preset_folder`` | all but save and cards |
+| `exported` | ``ExportedPreset`` (OpenVINO or ONNX Runtime), ``load_exported``, ``choose_runtime`` | format, preset |
+| `loading` | ``resolve``, ``from_preset``, ``download_preset``, ``load_preset_folder`` | all but save, cards and export |
+| `export` | ``export_runtime``: OpenVINO and ONNX exports in a preset folder | format, preset, exported, loading |
 
 :func:`from_preset` accepts a registered name (:func:`list_presets`), an
 ``hf://org/repo[@revision]`` URI, a local folder, a family name whose members are
@@ -46,6 +48,8 @@ from typing import Any
 
 from hnprog.presets.cards import card_run, make_model_card, render_card, write_card
 from hnprog.presets.ensemble import FoldEnsemble
+from hnprog.presets.export import export_runtime
+from hnprog.presets.exported import ExportedPreset
 from hnprog.presets.format import (
     CARD_FILE,
     CONFIG_FILE,
@@ -101,6 +105,7 @@ __all__ = [
     "RISK_MEANING",
     "SEGMENTATION_MEANING",
     "WEIGHTS_FILE",
+    "ExportedPreset",
     "FoldEnsemble",
     "HubReference",
     "Predictor",
@@ -109,6 +114,7 @@ __all__ = [
     "check_config_classes",
     "download_preset",
     "download_preset_files",
+    "export_runtime",
     "family_members",
     "from_preset",
     "list_families",

@@ -19,9 +19,12 @@ from typing import Any
 import numpy as np
 
 from hnprog.errors import InputError
-from hnprog.presets.preset import Preset
+from hnprog.presets.preset import Predictor, Preset
 
-__all__ = ["FoldEnsemble"]
+__all__ = ["FOLD_SPREAD", "FoldEnsemble"]
+
+#: the key of :meth:`FoldEnsemble.predict`'s output holding the risk's spread across folds
+FOLD_SPREAD = "risk_fold_sd"
 
 
 class FoldEnsemble:
@@ -32,9 +35,10 @@ class FoldEnsemble:
     the other, so memory holds one model's activations at a time.
 
     Args:
-        members: sequence of Preset or keras.Model. The fold models (from
-            :func:`hnprog.from_preset`). A plain Keras model is wrapped in a Preset without
-            metadata and then has no preprocessing spec to check.
+        members: sequence of Preset, another single-model Predictor (an
+            :class:`~hnprog.presets.exported.ExportedPreset`) or keras.Model. The fold models
+            (from :func:`hnprog.from_preset`). A plain Keras model is wrapped in a Preset
+            without metadata and then has no preprocessing spec to check.
 
     Raises:
         InputError: if there are no members, or they disagree on preprocessing, input shape
@@ -49,9 +53,8 @@ class FoldEnsemble:
     """
 
     def __init__(self, members: Sequence[Preset | Any]):
-        members = [m if isinstance(m, Preset) else Preset(model=m, metadata={},
-                                                          source=getattr(m, "name", "model"))
-                   for m in members]
+        members = [m if isinstance(m, (Preset, Predictor)) else Preset(
+            model=m, metadata={}, source=getattr(m, "name", "model")) for m in members]
         if not members:
             raise InputError("A FoldEnsemble needs at least one member. Received: members=[]")
         first = members[0]
@@ -71,7 +74,7 @@ class FoldEnsemble:
                     f"Ensemble members expect different preprocessing: {first.name} has "
                     f"{first.preprocessing}, {member.name} has {member.preprocessing}."
                 )
-        self.members: list[Preset] = members
+        self.members: list[Any] = members
 
     def __len__(self) -> int:
         return len(self.members)
@@ -104,20 +107,50 @@ class FoldEnsemble:
 
         Returns:
             dict. ``"risk"``: (N, 1) mean log-hazard (higher is worse) and/or
-            ``"segmentation"``: (N, D, H, W, 1) mean GTVt probability, float32.
+            ``"segmentation"``: (N, D, H, W, 1) mean GTVt probability, float32; with a risk
+            and two members or more also ``"risk_fold_sd"``: (N, 1) the spread of the risk
+            across the members (:meth:`risk_spread`).
 
         Raises:
             InputError: if ``x`` does not have the shape the members expect.
         """
         image = x["image"] if isinstance(x, Mapping) else x
         total: dict[str, np.ndarray] = {}
+        risks = []
         for member in self.members:
-            for key, value in member.predict(image, batch_size=batch_size,
-                                             verbose=verbose).items():
+            outputs = member.predict(image, batch_size=batch_size, verbose=verbose)
+            for key in self.outputs:
+                value = outputs[key]
                 total[key] = total[key] + value.astype("float64") if key in total else (
                     value.astype("float64"))
-        return {key: (value / len(self.members)).astype("float32") for key, value in total.items()}
+            if "risk" in outputs:
+                risks.append(outputs["risk"].astype("float64"))
+        mean = {key: (value / len(self.members)).astype("float32") for key, value in total.items()}
+        if len(risks) >= 2:
+            mean[FOLD_SPREAD] = self.risk_spread(risks)
+        return mean
+
+    def risk_spread(self, risks: Sequence[np.ndarray]) -> np.ndarray:
+        """The per-patient spread of the risk across the members: an uncertainty signal.
+
+        Each fold's Cox model fixes the log-hazard only up to an additive constant, so when
+        every member records a risk threshold (the median validation risk of its fold) each
+        member's risk is first taken relative to its own threshold; otherwise the raw
+        log-hazards are compared, and a constant offset between folds adds to the spread.
+
+        Args:
+            risks: sequence of arrays (N, 1). Each member's log-hazard, in member order.
+
+        Returns:
+            numpy.ndarray. (N, 1) float32 sample standard deviation (ddof=1) across members.
+        """
+        thresholds = [(m.metadata or {}).get("outputs", {}).get("risk", {}).get("threshold")
+                      for m in self.members]
+        stacked = np.stack([np.asarray(r, dtype="float64") for r in risks])
+        if all(t is not None for t in thresholds):
+            stacked = stacked - np.asarray(thresholds, dtype="float64").reshape(-1, 1, 1)
+        return stacked.std(axis=0, ddof=1).astype("float32")
 
 
-def _input_shape(member: Preset) -> tuple:
-    return tuple(member.model.inputs[0].shape[1:])
+def _input_shape(member: Any) -> tuple:
+    return tuple(member.input_shape)

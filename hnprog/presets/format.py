@@ -7,6 +7,8 @@ A preset is a folder, the same on disk, inside the package and on the Hugging Fa
 | `config.json` | the Keras 3 architecture (`keras.saving.serialize_keras_object`), without compile settings |
 | `model.weights.h5` | the weights (`model.save_weights`) |
 | `README.md` | the model card (:mod:`hnprog.presets.cards`), optional |
+| `model.xml`, `model.bin` | an OpenVINO export of the same weights (:mod:`hnprog.presets.export`), optional |
+| `model.onnx` | an ONNX export of the same weights, optional |
 | `hnprog.json` | format version, task, fold, input and outputs, the preprocessing the weights expect, the training data and recipe, metrics, versions, licence, intended use, and under `files` the sha256 of every other file |
 
 ``hnprog.json`` is written last, so a folder without it is never taken for a finished preset.
@@ -45,6 +47,7 @@ from hnprog.io import write_json
 __all__ = [
     "CARD_FILE",
     "CONFIG_FILE",
+    "EXPORT_FILES",
     "FORMAT_VERSION",
     "METADATA_FILE",
     "WEIGHTS_FILE",
@@ -66,8 +69,12 @@ WEIGHTS_FILE = "model.weights.h5"
 CARD_FILE = "README.md"
 METADATA_FILE = "hnprog.json"
 REQUIRED_FILES = (CONFIG_FILE, WEIGHTS_FILE)
+#: the files of each exported runtime format (:mod:`hnprog.presets.export`), the first one
+#: being the one the runtime opens
+EXPORT_FILES = {"openvino": ("model.xml", "model.bin"), "onnx": ("model.onnx",)}
 # the files write_metadata records, in this order, when present
-RECORDED_FILES = (CONFIG_FILE, WEIGHTS_FILE, CARD_FILE)
+RECORDED_FILES = (CONFIG_FILE, WEIGHTS_FILE, CARD_FILE,
+                  *(name for files in EXPORT_FILES.values() for name in files))
 
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 # Keras' own markers for tensors, arrays and Python values inside a config: harmless data.
@@ -338,8 +345,8 @@ def _verify(
 def write_metadata(folder: str | os.PathLike, metadata: Mapping[str, Any]) -> dict[str, Any]:
     """Recompute the sha256 of the preset's files and write ``hnprog.json`` atomically.
 
-    The files recorded are ``config.json``, ``model.weights.h5`` and ``README.md`` when
-    present. Call this after changing any of them (as
+    The files recorded are ``config.json``, ``model.weights.h5``, ``README.md`` and the
+    exported runtime files (:data:`EXPORT_FILES`) when present. Call this after changing any of them (as
     :func:`hnprog.presets.cards.write_card` does).
 
     Args:

@@ -19,10 +19,12 @@ from pathlib import Path
 
 from hnprog.errors import InputError
 from hnprog.presets.ensemble import FoldEnsemble
+from hnprog.presets.exported import ExportedPreset, choose_runtime, load_exported
 from hnprog.presets.format import (
     METADATA_FILE,
     WEIGHTS_FILE,
     preset_file,
+    read_metadata,
     read_preset,
     verify_preset,
 )
@@ -221,6 +223,18 @@ def load_preset_folder(
     return Preset(model=model, metadata=metadata, path=folder, source=source or str(folder))
 
 
+def _load(item: ResolvedPreset, runtime: str, precision: str) -> Preset | ExportedPreset:
+    """One resolved preset with the runtime asked for (``"auto"`` chosen from its files)."""
+    if runtime != "keras" or precision != "fp32":
+        runtime = choose_runtime(read_metadata(item.folder, root=item.root), runtime, precision,
+                                 where=item.folder)
+    if runtime == "keras":
+        return load_preset_folder(item.folder, source=item.source,
+                                  expected_sha256=item.expected_sha256, root=item.root)
+    return load_exported(item.folder, runtime, precision=precision, source=item.source,
+                         expected_sha256=item.expected_sha256, root=item.root)
+
+
 def register_keras_objects() -> None:
     """Import the hnprog modules that register custom Keras objects (``hnprog>...``).
 
@@ -237,7 +251,9 @@ def from_preset(
     cache_dir: str | os.PathLike | None = None,
     endpoint: str | None = None,
     local_files_only: bool = False,
-) -> Preset | FoldEnsemble:
+    runtime: str = "keras",
+    precision: str = "fp32",
+) -> Preset | ExportedPreset | FoldEnsemble:
     """Load a preset, checking every file's sha256 first; or a fold ensemble.
 
     Args:
@@ -257,17 +273,26 @@ def from_preset(
         endpoint: str, optional. Hub URL. Defaults to ``HF_ENDPOINT`` or huggingface.co.
         local_files_only: bool. Never use the network (also set by ``HF_HUB_OFFLINE=1``);
             when the Hub cannot be reached the cache is used anyway. Defaults to False.
+        runtime: str. What runs the model: ``"keras"``, ``"openvino"`` or ``"onnx"`` (an
+            exported preset folder, see :func:`hnprog.presets.export.export_runtime`), or
+            ``"auto"``: the fastest one the folder was exported to and that is installed
+            (:func:`hnprog.presets.exported.choose_runtime`), else Keras. Defaults to
+            ``"keras"``.
+        precision: str. ``"fp32"``, or ``"bf16"`` on OpenVINO where the CPU has AVX-512
+            BF16 or AMX-BF16. Defaults to ``"fp32"``.
 
     Returns:
-        Preset or FoldEnsemble, both :class:`~hnprog.presets.preset.Predictor`: ``.model``
-        (a ``Preset``), ``.metadata``, ``.preprocessing`` and ``.predict(x) -> {"risk":
-        (N, 1), "segmentation": (N, D, H, W, 1)}``.
+        Preset, ExportedPreset or FoldEnsemble, all
+        :class:`~hnprog.presets.preset.Predictor`: ``.metadata``, ``.preprocessing`` and
+        ``.predict(x) -> {"risk": (N, 1), "segmentation": (N, D, H, W, 1)}``; a ``Preset``
+        also has ``.model``.
 
     Raises:
         InputError: if the preset cannot be found or downloaded (and is not cached), a
             file's sha256 differs from ``hnprog.json`` or the registry, the config names
-            classes outside Keras and hnprog, or ensemble members disagree on their
-            preprocessing or outputs.
+            classes outside Keras and hnprog, ensemble members disagree on their
+            preprocessing or outputs, or the runtime or precision cannot be used (see
+            :func:`hnprog.presets.exported.choose_runtime`).
 
     Example:
         >>> import hnprog
@@ -278,9 +303,7 @@ def from_preset(
     """
     found = resolve(name_or_uri, cache_dir=cache_dir, endpoint=endpoint,
                     local_files_only=local_files_only)
-    members = [load_preset_folder(item.folder, source=item.source,
-                                  expected_sha256=item.expected_sha256, root=item.root)
-               for item in found]
+    members = [_load(item, runtime, precision) for item in found]
     if len(members) == 1 and isinstance(name_or_uri, (str, os.PathLike)):
         return members[0]
     return FoldEnsemble(members)

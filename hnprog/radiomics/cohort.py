@@ -10,6 +10,7 @@ cache) and returns its row; it is a top-level function, so a process pool can ru
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import json
 import os
@@ -168,6 +169,7 @@ def extract_cohort_features(
     failures: str | os.PathLike | None = None,
     progress: bool = True,
     jobs: int | None = None,
+    executor: concurrent.futures.Executor | None = None,
 ) -> pd.DataFrame:
     """Extract features for every patient, in parallel, with a per-patient cache.
 
@@ -195,6 +197,10 @@ def extract_cohort_features(
             ``failures.csv`` next to ``out``.
         progress: bool. Show a tqdm progress bar on stderr. Defaults to True.
         jobs: int, optional. Deprecated alias of ``n_jobs``. Defaults to None.
+        executor: concurrent.futures.Executor, optional. Where the patients run instead of
+            local processes, e.g. a Dask ``Client(...).get_executor()``
+            (:func:`hnprog.data.distributed.cohort_executor`); the images and the cache
+            folder must be on a file system the workers see. Defaults to None.
 
     Returns:
         pandas.DataFrame indexed by ``patient_id``, one float column per feature, holding the
@@ -229,6 +235,7 @@ def extract_cohort_features(
         patients,
         functools.partial(extract_patient, params=loaded, cache_dir=str(cache)),
         n_jobs=n_jobs,
+        executor=executor,
         resume=functools.partial(cached_row, params=loaded, cache_dir=cache),
         progress=progress,
         desc="radiomics",

@@ -1,0 +1,51 @@
+"""Runtime export: ``hnprog export``."""
+
+from __future__ import annotations
+
+import click
+
+from hnprog.cli.common import echo_done, needs_keras
+from hnprog.cli.options import export_formats_option, hub_options, out_option
+
+__all__ = ["COMMANDS", "export_command"]
+
+
+@click.command("export")
+@click.argument("model")
+@export_formats_option()
+@out_option("The exported preset folder; for several folds, one sub-folder per fold.")
+@click.option("--overwrite", is_flag=True, help="Replace the files of an existing folder.")
+@hub_options()
+@needs_keras
+def export_command(model: str, formats: tuple[str, ...], out_dir: str, overwrite: bool,
+                   cache_dir: str | None, endpoint: str | None) -> None:
+    """Export a preset (or every fold of an ensemble) to OpenVINO and/or ONNX for fast CPU
+    inference.
+
+    MODEL is a preset name, a family (all its folds), hf://org/repo[@revision], a preset
+    folder or a folder of fold presets. The exported folder keeps the preset's files and its
+    hnprog.json (preprocessing, outputs, threshold, synthetic-data label) with the sha256 of
+    every file, the exported ones included, and the largest difference to Keras' outputs
+    measured on one random input. Load it with hnprog predict -m OUT --runtime openvino (or
+    auto) or hnprog.from_preset(OUT, runtime="openvino").
+
+    \b
+    Example:
+      hnprog export unet3d_multitask_synthetic_petct --format openvino --format onnx \\
+          --out exported/
+    """
+    import json
+
+    from hnprog.presets.export import export_runtime
+
+    folders = export_runtime(model, out_dir, formats=formats, overwrite=overwrite,
+                            cache_dir=cache_dir, endpoint=endpoint)
+    for folder in folders:
+        record = json.loads((folder / "hnprog.json").read_text())["export"]
+        worst = {fmt: max(values.values()) for fmt, values in
+                 record["max_abs_difference"].items()}
+        differences = ", ".join(f"{fmt} {value:.1e}" for fmt, value in worst.items())
+        echo_done(f"exported {folder} (largest difference to Keras: {differences})")
+
+
+COMMANDS = (export_command,)
