@@ -140,6 +140,12 @@ def test_cv_writes_tables_predictions_and_loadable_presets(tmp_path, tiny_cohort
         state = json.loads((folder.parent / "checkpoint" / "state.json").read_text())
         assert metadata["outputs"]["risk"]["threshold"] == pytest.approx(
             float(np.median(state["best_val_risk"])), abs=1e-12)
+        # the Breslow baseline of the fold's training patients, on the preset's risk scale
+        baseline = metadata["outputs"]["risk"]["baseline"]
+        train_ids = set(ids) - set(result.predictions.query("fold == @fold - 1")["patient_id"])
+        assert baseline["estimator"] == "breslow"
+        assert baseline["n_patients"] < len(train_ids)  # the training part, not validation
+        assert baseline["cumulative_hazard"] == sorted(baseline["cumulative_hazard"])
         preset = from_preset(folder)
         out_arrays = preset.predict(x)
         assert out_arrays["risk"].shape == (3, 1)

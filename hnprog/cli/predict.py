@@ -26,6 +26,19 @@ def _parse_box(ctx: click.Context, param: click.Parameter, value: str | None) ->
         raise click.BadParameter(str(exc), ctx=ctx, param=param) from exc
 
 
+def _parse_times(ctx: click.Context, param: click.Parameter,
+                 value: str | None) -> tuple[float, ...] | None:
+    """``--times 365,730`` as days; a malformed list is a usage error."""
+    if value is None:
+        return None
+    from hnprog.predict.survival import check_times
+
+    try:
+        return check_times([v.strip() for v in value.split(",") if v.strip()] or [""])
+    except InputError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from exc
+
+
 @click.command("predict")
 @data_argument(required=False)
 @click.option("--ct", type=click.Path(exists=True, dir_okay=False),
@@ -51,13 +64,18 @@ def _parse_box(ctx: click.Context, param: click.Parameter, value: str | None) ->
               help="Use the automatic PET box for every patient, ignoring any box CSV (as "
                    "hnprog demo does; with the shipped box CSVs results differ slightly).")
 @endpoints_option(purpose=", to report the C-index")
+@click.option("--times", callback=_parse_times, default=None,
+              help="Days at which to report each patient's survival probability, comma "
+                   "separated (columns survival_<days>d of risk.csv and predictions.csv), "
+                   "from the presets' Breslow baseline; beyond the training patients' "
+                   "follow-up the probability is empty.  [default: 365,730,1095,1825]")
 @click.option("--no-overlay", is_flag=True, help="Skip the PNG overlays (faster).")
 @click.option("--restart", is_flag=True, help="Predict every patient again instead of resuming.")
 @needs_keras
 def predict_command(data: str | None, ct: str | None, pet: str | None, models: tuple[str, ...],
                     out_dir: str, patient_id: str | None, reference_mask: str | None,
                     box: Any, bboxes: str | None, auto_box: bool, endpoints: str | None,
-                    no_overlay: bool, restart: bool) -> None:
+                    times: tuple[float, ...] | None, no_overlay: bool, restart: bool) -> None:
     """Predict the risk and the tumour contour of one patient or of a cohort.
 
     One patient: give --ct and --pet. A cohort: give DATA, a HECKTOR 2020/2021/2022 folder or
@@ -92,11 +110,11 @@ def predict_command(data: str | None, ct: str | None, pet: str | None, models: t
     predictor = load_predictor(list(models))
     if single:
         _predict_one(ct, pet, predictor, out_dir, patient_id=patient_id, box=box,
-                     reference_mask=reference_mask, overlay=not no_overlay)
+                     reference_mask=reference_mask, overlay=not no_overlay, times=times)
     else:
         _predict_cohort(data, predictor, out_dir, endpoints=endpoints,
                         bboxes={} if auto_box else bboxes, overlay=not no_overlay,
-                        resume=not restart)
+                        resume=not restart, times=times)
 
 
 def _predict_one(ct: str, pet: str, predictor: Any, out_dir: str, *, patient_id: str | None,

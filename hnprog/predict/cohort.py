@@ -46,6 +46,7 @@ def predict_cohort(
     resume: bool = True,
     progress: bool = True,
     ids: Sequence[str] | None = None,
+    times: Sequence[float] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Predict every patient of a cohort; resume where a previous run stopped.
 
@@ -67,13 +68,19 @@ def predict_cohort(
         resume: bool. Skip patients already done with the same models. Defaults to True.
         progress: bool. Show a progress bar. Defaults to True.
         ids: sequence of str, optional. Patients to predict. Defaults to all.
+        times: sequence of float, optional. Days of the ``survival_<days>d`` columns, when
+            the presets record a survival baseline (else the run warns once and predicts
+            risks only). Defaults to 365, 730, 1095 and 1825.
 
     Returns:
         tuple of (predictions DataFrame, failures DataFrame, metrics dict). The metrics
         count ``n_predicted`` patients, of which ``n_resumed`` were done by an earlier run.
     """
     from hnprog.metrics import concordance_index
+    from hnprog.predict.survival import check_times, survival_note
 
+    times = check_times(times)
+    survival_note(predictor)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     models = models_used(predictor)
@@ -92,13 +99,15 @@ def predict_cohort(
     steps = [
         functools.partial(load_patient, config=config),
         functools.partial(forward, predictor=predictor),
-        lambda loaded_outputs: write_outputs(*loaded_outputs, predictor, overlay=overlay)[1],
+        lambda loaded_outputs: write_outputs(*loaded_outputs, predictor, overlay=overlay,
+                                             times=times)[1],
     ]
     run = run_cohort(jobs, steps, resume=earlier_report if resume else None,
                      progress=progress, desc="predict", failures_file=out_dir / FAILURES_FILE)
 
-    predictions = pd.DataFrame([report_row(r) for r in run.results.values()],
-                               columns=list(PREDICTION_COLUMNS))
+    rows = [report_row(r) for r in run.results.values()]
+    extra = list(dict.fromkeys(k for row in rows for k in row if k not in PREDICTION_COLUMNS))
+    predictions = pd.DataFrame(rows, columns=[*PREDICTION_COLUMNS, *extra])
     metrics: dict[str, Any] = {"n_patients": len(patients), "n_predicted": len(predictions),
                                "n_resumed": len(run.resumed), "n_failed": len(run.failures),
                                "models": models}

@@ -4,7 +4,7 @@ Every patient folder holds, each written atomically:
 
 | file | content |
 | --- | --- |
-| ``risk.csv`` | ``patient_id, risk, risk_group, risk_threshold, models`` |
+| ``risk.csv`` | ``patient_id, risk, risk_group, risk_threshold, models``, then ``survival_<days>d`` (and ``survival_<days>d_sd`` over the folds of an ensemble) when the presets record a survival baseline |
 | ``gtvt_probability.nii.gz`` | float32 GTVt probability on the patient's CT grid |
 | ``gtvt_mask.nii.gz`` | uint8 mask, probability >= the mask threshold, on the CT grid |
 | ``overlay.png`` | axial, coronal and sagittal views through the tumour |
@@ -66,6 +66,9 @@ class PatientPrediction:
         dice: float or None. Dice of the predicted mask with a reference mask, when one was
             given.
         out_dir: pathlib.Path. The folder holding the files.
+        survival: SurvivalPrediction or None. Survival probabilities at the requested days
+            (:mod:`hnprog.predict.survival`); None without a risk output or a baseline.
+            Defaults to None.
     """
 
     patient_id: str
@@ -76,36 +79,46 @@ class PatientPrediction:
     tumour_volume_ml: float | None
     dice: float | None
     out_dir: Path
+    survival: Any = None
 
 
 def write_risk_csv(prediction: PatientPrediction, threshold: float | None,
                    models: Sequence[str]) -> None:
     """Write the patient's ``risk.csv`` (one header row, one patient row)."""
+    survival = prediction.survival.columns() if prediction.survival is not None else {}
     with atomic_write(prediction.out_dir / RISK_FILE, newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["patient_id", "risk", "risk_group", "risk_threshold", "models"])
+        writer.writerow(["patient_id", "risk", "risk_group", "risk_threshold", "models",
+                         *survival])
         writer.writerow([prediction.patient_id, f"{prediction.risk:.6f}",
                          prediction.risk_group or "",
-                         "" if threshold is None else f"{threshold:.6f}", ";".join(models)])
+                         "" if threshold is None else f"{threshold:.6f}", ";".join(models),
+                         *("" if v != v else f"{v:.6f}" for v in survival.values())])
 
 
 def write_report(prediction: PatientPrediction, *, inputs: Mapping[str, str | None],
                  threshold: float | None, mask_threshold: float,
                  preprocessing: Mapping[str, Any], models: Sequence[str],
                  files: Mapping[str, str], versions: Mapping[str, str], seconds: float,
-                 stage_seconds: Mapping[str, float]) -> dict[str, Any]:
+                 stage_seconds: Mapping[str, float],
+                 survival_note: str | None = None) -> dict[str, Any]:
     """Write ``report.json``, the last file of a patient, and return its content.
 
     The report holds the inputs, the risk and its meaning, the box and its source, the tumour
     volume (mL), the Dice with a reference, the preprocessing, the models, the files, the
     versions, and the wall time of the call (``seconds``) and of its stages
-    (``stage_seconds``: ``read``, ``preprocess``, ``forward``, ``outputs``).
+    (``stage_seconds``: ``read``, ``preprocess``, ``forward``, ``outputs``), and the
+    survival probabilities and curve (``survival``; when there are none, ``survival`` holds
+    ``{"available": false, "reason": survival_note}``).
     """
+    survival = (prediction.survival.to_dict() if prediction.survival is not None
+                else {"available": False, "reason": survival_note})
     report = {
         "patient_id": prediction.patient_id,
         "inputs": dict(inputs),
         "risk": {"log_hazard": prediction.risk, "group": prediction.risk_group,
                  "threshold": threshold, "meaning": RISK_MEANING},
+        "survival": survival,
         "box": {"source": prediction.box_source, "mm": prediction.box.to_dict()},
         "tumour_volume_ml": prediction.tumour_volume_ml,
         "dice_with_reference": prediction.dice,
@@ -122,8 +135,10 @@ def write_report(prediction: PatientPrediction, *, inputs: Mapping[str, str | No
 
 
 def report_row(report: Mapping[str, Any]) -> dict[str, Any]:
-    """One ``predictions.csv`` row (:data:`PREDICTION_COLUMNS`) from a ``report.json``."""
-    return {
+    """One ``predictions.csv`` row (:data:`PREDICTION_COLUMNS`, then the
+    ``survival_<days>d`` columns when the report holds survival probabilities) from a
+    ``report.json``."""
+    row = {
         "patient_id": report["patient_id"],
         "risk": report["risk"]["log_hazard"],
         "risk_group": report["risk"]["group"],
@@ -131,3 +146,14 @@ def report_row(report: Mapping[str, Any]) -> dict[str, Any]:
         "dice": report["dice_with_reference"],
         "box_source": report["box"]["source"],
     }
+    survival = report.get("survival") or {}
+    for i, days in enumerate(survival.get("times_days") or []):
+        name = f"survival_{float(days):g}d"
+        row[name] = _nan_for_none(survival["probability"][i])
+        if survival.get("fold_sd") is not None:
+            row[name + "_sd"] = _nan_for_none(survival["fold_sd"][i])
+    return row
+
+
+def _nan_for_none(value: float | None) -> float:
+    return float("nan") if value is None else float(value)

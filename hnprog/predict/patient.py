@@ -171,7 +171,15 @@ def load_patient(job: PredictionJob, config: PreprocessConfig) -> LoadedPatient:
 def forward(loaded: LoadedPatient, predictor: Any) -> tuple[LoadedPatient, dict[str, np.ndarray]]:
     """Step 2: the model's forward pass on one loaded patient."""
     loaded.stages.restart()
-    outputs = predictor.predict(loaded.image)
+    if callable(getattr(predictor, "predict_members", None)):
+        from hnprog.presets.ensemble import mean_outputs
+
+        members = predictor.predict_members(loaded.image)
+        outputs = mean_outputs(members)
+        if "risk" in outputs:  # each fold's own risk, for its own survival baseline
+            outputs["member_risks"] = np.array([m["risk"][0, 0] for m in members])
+    else:
+        outputs = predictor.predict(loaded.image)
     loaded.stages.end("forward")
     return loaded, outputs
 
@@ -185,8 +193,13 @@ def _on_grid_of(mask: sitk.Image, reference: sitk.Image) -> sitk.Image:
 
 
 def write_outputs(loaded: LoadedPatient, outputs: dict[str, np.ndarray], predictor: Any, *,
-                  overlay: bool = True, threshold: float = 0.5) -> tuple[PatientPrediction, dict]:
+                  overlay: bool = True, threshold: float = 0.5,
+                  times: Sequence[float] | None = None) -> tuple[PatientPrediction, dict]:
     """Step 3: put the outputs back on the CT grid and write the patient's files, report last.
+
+    With a risk output and presets that record a survival baseline, the survival
+    probabilities at ``times`` (days; default 1, 2, 3 and 5 years) go into ``risk.csv`` and
+    ``report.json`` (:func:`hnprog.predict.survival.predict_survival`).
 
     Returns:
         tuple of the PatientPrediction and the ``report.json`` content.
@@ -199,6 +212,11 @@ def write_outputs(loaded: LoadedPatient, outputs: dict[str, np.ndarray], predict
     risk_group = None
     if threshold_value is not None and np.isfinite(risk):
         risk_group = "high" if risk > threshold_value else "low"
+    survival = None
+    if "risk" in outputs and np.isfinite(risk):
+        from hnprog.predict.survival import predict_survival
+
+        survival = predict_survival(predictor, outputs.get("member_risks", [risk]), times)
 
     files: dict[str, str] = {}
     volume_ml = dice = None
@@ -239,7 +257,7 @@ def write_outputs(loaded: LoadedPatient, outputs: dict[str, np.ndarray], predict
     stages.end("outputs")
 
     prediction = PatientPrediction(patient_id, risk, risk_group, loaded.box, loaded.box_source,
-                                   volume_ml, dice, out_dir)
+                                   volume_ml, dice, out_dir, survival)
     models = models_used(predictor)
     write_risk_csv(prediction, threshold_value, models)
     files["risk"] = RISK_FILE
@@ -251,8 +269,20 @@ def write_outputs(loaded: LoadedPatient, outputs: dict[str, np.ndarray], predict
         threshold=threshold_value, mask_threshold=threshold,
         preprocessing=loaded.config.to_dict(), models=models, files=files,
         versions=_versions(), seconds=time.perf_counter() - loaded.start,
-        stage_seconds=stages.seconds)
+        stage_seconds=stages.seconds, survival_note=_survival_reason(predictor, outputs))
     return prediction, report
+
+
+def _survival_reason(predictor: Any, outputs: dict[str, np.ndarray]) -> str | None:
+    """Why ``report.json`` holds no survival curve (None when it holds one)."""
+    from hnprog.predict.survival import baselines
+
+    if "risk" not in outputs:
+        return "the model has no risk output"
+    if baselines(predictor) is None:
+        return ("the model records no survival baseline (a preset written before hnprog "
+                "recorded one): risk only")
+    return None
 
 
 def _versions() -> dict[str, str]:
@@ -274,6 +304,7 @@ def predict_patient(
     reference_labels: Sequence[int] = (0, 1),
     overlay: bool = True,
     threshold: float = 0.5,
+    times: Sequence[float] | None = None,
 ) -> PatientPrediction:
     """Predict one patient's risk and GTVt from a CT and a PET file.
 
@@ -303,6 +334,9 @@ def predict_patient(
             GTVt. Defaults to ``(0, 1)`` (HECKTOR 2022 masks: ``(0, 1, 2)``).
         overlay: bool. Write ``overlay.png``. Defaults to True.
         threshold: float. Probability threshold of the mask. Defaults to 0.5.
+        times: sequence of float, optional. Days at which to report the survival
+            probability (``survival_<days>d`` in ``risk.csv``), when the presets record a
+            baseline. Defaults to 365, 730, 1095 and 1825.
 
     Returns:
         PatientPrediction.
@@ -316,7 +350,11 @@ def predict_patient(
                       None if reference_mask is None else Path(reference_mask),
                       mask_labels=tuple(reference_labels))
     job = PredictionJob(patient, Path(out_dir), box)
+    from hnprog.predict.survival import check_times, survival_note
+
+    times = check_times(times)
+    survival_note(predictor)
     loaded = load_patient(job, preprocess_config_from_spec(predictor.preprocessing))
     prediction, _ = write_outputs(*forward(loaded, predictor), predictor, overlay=overlay,
-                                  threshold=threshold)
+                                  threshold=threshold, times=times)
     return prediction

@@ -21,7 +21,7 @@ import numpy as np
 from hnprog.errors import InputError
 from hnprog.presets.preset import Preset
 
-__all__ = ["FoldEnsemble"]
+__all__ = ["FoldEnsemble", "mean_outputs"]
 
 
 class FoldEnsemble:
@@ -109,14 +109,38 @@ class FoldEnsemble:
         Raises:
             InputError: if ``x`` does not have the shape the members expect.
         """
+        return mean_outputs(self.predict_members(x, batch_size=batch_size, verbose=verbose))
+
+    def predict_members(self, x: Any, *, batch_size: int = 1, verbose: int = 0
+                        ) -> list[dict[str, np.ndarray]]:
+        """Each member's prediction, in member order (what :meth:`predict` averages).
+
+        Prediction uses the members' own risks to average their survival curves, each with
+        its own baseline (:mod:`hnprog.predict.survival`).
+
+        Returns:
+            list of dict, one per member, as :meth:`hnprog.presets.preset.Preset.predict`.
+        """
         image = x["image"] if isinstance(x, Mapping) else x
-        total: dict[str, np.ndarray] = {}
-        for member in self.members:
-            for key, value in member.predict(image, batch_size=batch_size,
-                                             verbose=verbose).items():
-                total[key] = total[key] + value.astype("float64") if key in total else (
-                    value.astype("float64"))
-        return {key: (value / len(self.members)).astype("float32") for key, value in total.items()}
+        return [member.predict(image, batch_size=batch_size, verbose=verbose)
+                for member in self.members]
+
+
+def mean_outputs(outputs: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The mean of several predictions (dicts of equal-shaped arrays), as float32.
+
+    Args:
+        outputs: sequence of dict. E.g. :meth:`FoldEnsemble.predict_members`.
+
+    Returns:
+        dict. The mean of each key over the predictions, float32 (summed in float64).
+    """
+    total: dict[str, np.ndarray] = {}
+    for output in outputs:
+        for key, value in output.items():
+            total[key] = total[key] + value.astype("float64") if key in total else (
+                value.astype("float64"))
+    return {key: (value / len(outputs)).astype("float32") for key, value in total.items()}
 
 
 def _input_shape(member: Preset) -> tuple:

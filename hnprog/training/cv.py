@@ -38,6 +38,7 @@ from hnprog.training.runs import (
     dataset_metadata,
     predict_dataset,
     read_cohort_with_endpoints,
+    training_baseline,
 )
 
 __all__ = ["CVResult", "cross_validate"]
@@ -172,9 +173,12 @@ def cross_validate(
                 "dice": float(np.mean(dice)) if dice is not None else np.nan,
             }
             fold_rows.append(row)
+            baseline = training_baseline(result.model, cohort, ids[split.train], task_config,
+                                         cache_dir=cache_dir)
             export_preset(result, task_config, name=f"{task}_fold{split.fold + 1}",
                           dataset=dataset, fold=split.fold,
-                          test_metrics={k: row[k] for k in ("c_index", "dice")})
+                          test_metrics={k: row[k] for k in ("c_index", "dice")},
+                          baseline=baseline)
             prediction_rows.append(pd.DataFrame({
                 "model": task.label, "fold": split.fold, "patient_id": test_ids,
                 "time": time.astype(float), "event": event.astype(bool),
