@@ -54,6 +54,7 @@ _PUBLIC_API: dict[str, str] = {
     "Cohort": "hnprog.data.cohort",
     "read_cohort": "hnprog.data.cohort",
     "read_endpoints": "hnprog.data.cohort",
+    "read_clinical": "hnprog.data.clinical",
     "PreprocessConfig": "hnprog.transforms",
     "preprocess_case": "hnprog.transforms",
     "invert_to_reference": "hnprog.transforms",
@@ -73,6 +74,9 @@ _PUBLIC_API: dict[str, str] = {
     "cross_validation_splits": "hnprog.splits",
     "write_cv_report": "hnprog.reporting",
     "plot_kaplan_meier": "hnprog.reporting",
+    "evaluate_survival": "hnprog.evaluation",
+    "breslow_baseline": "hnprog.survival",
+    "survival_probability": "hnprog.survival",
     # == training ==
     "TrainingConfig": "hnprog.training",
     "train_model": "hnprog.training",
