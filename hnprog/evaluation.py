@@ -48,9 +48,12 @@ __all__ = [
     "METRICS_FILE",
     "METRICS_MD_FILE",
     "calibration_table",
+    "HECKTOR_COLUMNS",
     "evaluate_survival",
+    "hecktor_concordance",
     "metrics_markdown",
     "predictions_table_metrics",
+    "read_predictions",
     "write_evaluation",
 ]
 
@@ -461,3 +464,119 @@ def predictions_table_metrics(
         risk_group=table["risk_group"].tolist() if "risk_group" in table else None,
         centres=centres, n_bootstrap=n_bootstrap, seed=seed)
     return result, table
+
+
+# ---------------------------------------------------------------------------------------------
+# The HECKTOR challenge's file and C-index convention
+# ---------------------------------------------------------------------------------------------
+
+HECKTOR_COLUMNS = ("PatientID", "Prediction")
+
+
+def hecktor_concordance(
+    *,
+    event: Sequence[bool] | np.ndarray,
+    time: Sequence[float] | np.ndarray,
+    prediction: Sequence[float] | np.ndarray,
+) -> float:
+    """The C-index as the HECKTOR 2021 challenge computed it on a ``PatientID,Prediction`` file.
+
+    The challenge's evaluator joins the submission to the ground truth and calls lifelines'
+    ``concordance_index(time, -Prediction, event)`` (a submitted ``Prediction`` is a risk,
+    anti-concordant with the time), in which a patient missing from the submission (NaN)
+    makes every comparable pair it belongs to non-concordant. With no patient missing this is
+    Harrell's C (:func:`hnprog.metrics.concordance_index`).
+
+    Args:
+        event: array-like ``(n,)``. Observed progression of every ground-truth patient.
+        time: array-like ``(n,)``. Progression-free survival, days.
+        prediction: array-like ``(n,)``. The submitted risk, higher is worse; NaN for a
+            patient missing from the submission.
+
+    Returns:
+        float. The challenge's C-index.
+
+    Raises:
+        InputError: on invalid outcomes, or no comparable pair.
+    """
+    event_arr, time_arr = check_event_time(event=event, time=time)
+    risk = np.asarray(prediction, dtype=np.float64)
+    if risk.shape != time_arr.shape:
+        raise InputError(f"prediction must have one value per patient. Received: "
+                         f"{risk.shape} for {time_arr.shape}")
+    # pair (i, j) comparable: i had the event and j was still event-free after T_i
+    # (or censored at T_i), lifelines' and Harrell's definition
+    earlier = event_arr[:, None] & ((time_arr[:, None] < time_arr[None, :])
+                                    | ((time_arr[:, None] == time_arr[None, :])
+                                       & ~event_arr[None, :]))
+    np.fill_diagonal(earlier, False)
+    comparable = int(earlier.sum())
+    if comparable == 0:
+        raise InputError("no comparable pair: no patient had a progression before another's "
+                         "follow-up ended")
+    known = np.isfinite(risk)
+    both = earlier & known[:, None] & known[None, :]
+    with np.errstate(invalid="ignore"):
+        higher = risk[:, None] > risk[None, :]
+        tied = risk[:, None] == risk[None, :]
+    score = float((both & higher).sum() + 0.5 * (both & tied).sum())
+    return score / comparable
+
+
+def read_predictions(path: str | os.PathLike, *, model: str | None = None) -> pd.DataFrame:
+    """A predictions file as ``patient_id, risk[, risk_group, survival_<days>d...]``.
+
+    Accepted: ``hnprog predict``'s ``predictions.csv``, a cross-validation's
+    ``predictions.csv`` (``model`` column; choose one with ``model``) and the HECKTOR
+    challenge's ``PatientID,Prediction`` file (the prediction is a risk, higher is worse).
+
+    Args:
+        path: str or PathLike. The CSV file.
+        model: str, optional. The model of a cross-validation table. Defaults to the only one.
+
+    Returns:
+        DataFrame with ``patient_id`` (str) and ``risk`` (float), the other columns kept,
+        and ``attrs["format"]`` ``"hecktor"`` or ``"hnprog"``.
+
+    Raises:
+        InputError: naming the file, when it is not CSV, has no id or risk column, lists a
+            patient twice, holds a non-numeric risk (naming the line), or several models
+            without ``model``.
+    """
+    path = Path(path)
+    try:
+        table = pd.read_csv(path, dtype={"patient_id": str, "PatientID": str})
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputError(f"predictions file {path}: cannot be read as CSV: {exc}") from None
+    form = "hnprog"
+    if set(HECKTOR_COLUMNS) <= set(table.columns):
+        table = table.rename(columns={"PatientID": "patient_id", "Prediction": "risk"})
+        form = "hecktor"
+    if not {"patient_id", "risk"} <= set(table.columns):
+        raise InputError(f"predictions file {path}: needs columns patient_id,risk (hnprog) or "
+                         f"PatientID,Prediction (HECKTOR). Received columns: "
+                         f"{list(table.columns)}")
+    if "model" in table.columns:
+        models = list(dict.fromkeys(table["model"].astype(str)))
+        if model is None and len(models) > 1:
+            raise InputError(f"predictions file {path} holds {len(models)} models "
+                             f"({', '.join(models)}); choose one with --model")
+        chosen = model if model is not None else models[0]
+        if chosen not in models:
+            raise InputError(f"predictions file {path} has no model {chosen!r} (models: "
+                             f"{', '.join(models)})")
+        table = table[table["model"].astype(str) == chosen]
+    table = table.assign(patient_id=table["patient_id"].astype(str).str.strip())
+    repeated = table["patient_id"][table["patient_id"].duplicated()]
+    if len(repeated):
+        raise InputError(f"predictions file {path}: patient {repeated.iloc[0]} is listed twice")
+    risk = pd.to_numeric(table["risk"], errors="coerce")
+    bad = np.flatnonzero(~np.isfinite(risk.to_numpy(float)))
+    if len(bad):
+        line = int(table.index[bad[0]]) + 2
+        raise InputError(f"predictions file {path}, line {line} (patient "
+                         f"{table['patient_id'].iloc[bad[0]]}): the risk is missing or not a "
+                         f"number. Received: {table['risk'].iloc[bad[0]]!r}")
+    table = table.assign(risk=risk.astype(float)).reset_index(drop=True)
+    table.attrs["format"] = form
+    return table

@@ -111,3 +111,58 @@ def test_bad_survival_shape():
     with pytest.raises(InputError, match="survival must be of shape"):
         evaluate_survival(event=[1, 0], time=[1, 2], risk=[1, 0], times=[1.5],
                           survival=np.ones((2, 2)))
+
+
+def test_hecktor_convention_equals_lifelines_and_counts_missing_patients_as_discordant():
+    from lifelines.utils import concordance_index as lifelines_cindex
+
+    from hnprog.evaluation import hecktor_concordance
+
+    X, y = load_veterans_lung_cancer()
+    risk = -X["Karnofsky_score"].to_numpy(float) + 0.01 * X["Age_in_years"].to_numpy(float)
+    event, time = y["Status"], y["Survival_in_days"]
+    assert hecktor_concordance(event=event, time=time, prediction=risk) == pytest.approx(
+        lifelines_cindex(time, -risk, event))
+    # patient 0 missing: its comparable pairs become non-concordant
+    missing = risk.copy()
+    missing[0] = np.nan
+    worse = hecktor_concordance(event=[1, 1, 0], time=[1.0, 2.0, 3.0],
+                                prediction=[np.nan, 2.0, 1.0])
+    assert worse == pytest.approx(1 / 3)  # pairs (0,1), (0,2) lost, (1,2) concordant
+    assert hecktor_concordance(event=event, time=time, prediction=missing) < \
+        hecktor_concordance(event=event, time=time, prediction=risk)
+
+
+def test_cli_evaluate_an_hnprog_and_a_hecktor_file(gbsg2, tmp_path):
+    from click.testing import CliRunner
+
+    from hnprog.cli import main
+
+    y, risk, survival = gbsg2
+    ids = [f"CHGJ{i:03d}" if i % 2 else f"CHUM{i:03d}" for i in range(len(y))]
+    pd.DataFrame({"PatientID": ids, "Progression": y["cens"].astype(int),
+                  "Progression free survival": y["time"]}).to_csv(tmp_path / "e.csv", index=False)
+    pd.DataFrame({"patient_id": ids, "risk": risk, "risk_group": np.where(
+        risk > np.median(risk), "high", "low"), **{f"survival_{t:g}d": survival[:, i]
+                                                  for i, t in enumerate(TIMES)}}).to_csv(
+        tmp_path / "p.csv", index=False)
+    pd.DataFrame({"PatientID": ids[1:], "Prediction": risk[1:]}).to_csv(tmp_path / "h.csv",
+                                                                        index=False)
+    runner = CliRunner()
+    out = runner.invoke(main, ["evaluate", str(tmp_path / "p.csv"), "-e", str(tmp_path / "e.csv"),
+                               "-o", str(tmp_path / "eval"), "--bootstrap", "20"])
+    assert out.exit_code == 0, out.output
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert set(metrics["per_centre"]) == {"CHGJ", "CHUM"}
+    assert metrics["pooled"]["integrated_brier_score"] is not None
+    assert (tmp_path / "eval" / "forest_c_index.png").is_file()
+    out = runner.invoke(main, ["evaluate", str(tmp_path / "h.csv"), "-e", str(tmp_path / "e.csv"),
+                               "-o", str(tmp_path / "eval_h"), "--bootstrap", "0",
+                               "--pooled-only"])
+    assert out.exit_code == 0, out.output
+    metrics = json.loads((tmp_path / "eval_h" / "metrics.json").read_text())
+    assert metrics["hecktor_missing_patients"] == [ids[0]]
+    assert metrics["hecktor_c_index"] < metrics["pooled"]["harrell_c"]
+    bad = runner.invoke(main, ["evaluate", str(tmp_path / "e.csv"), "-e", str(tmp_path / "e.csv"),
+                               "-o", str(tmp_path / "x")])
+    assert bad.exit_code == 1 and "needs columns patient_id,risk" in bad.output

@@ -13,6 +13,7 @@ The commands live in one module per family, each listing them in ``COMMANDS``:
 - :mod:`hnprog.cli.zoo`: ``presets list``, ``download``, ``upload``, ``card``
 - :mod:`hnprog.cli.predict`: ``predict``, ``demo``, ``info``
 - :mod:`hnprog.cli.radiomics`: ``radiomics extract``, ``radiomics cv``
+- :mod:`hnprog.cli.evaluate`: ``evaluate``, ``clinical cv``
 
 Shared options are defined once in :mod:`hnprog.cli.options`; the quiet Keras start and the
 final 'done' line in :mod:`hnprog.cli.common`. This module only builds the ``main`` group and
@@ -34,6 +35,7 @@ import click  # noqa: E402
 
 from hnprog import __version__  # noqa: E402
 from hnprog.cli import data, predict, radiomics, train, zoo  # noqa: E402
+from hnprog.cli import evaluate  # noqa: E402
 from hnprog.cli.common import quiet_keras_start  # noqa: E402
 from hnprog.errors import HnprogError  # noqa: E402
 
@@ -124,7 +126,7 @@ def show_deprecations() -> None:
     warnings.showwarning = show
 
 
-for _family in (data, train, zoo, predict, radiomics):
+for _family in (data, train, zoo, predict, radiomics, evaluate):
     for _command in _family.COMMANDS:
         main.add_command(_command)
 

@@ -69,13 +69,19 @@ def _parse_times(ctx: click.Context, param: click.Parameter,
                    "separated (columns survival_<days>d of risk.csv and predictions.csv), "
                    "from the presets' Breslow baseline; beyond the training patients' "
                    "follow-up the probability is empty.  [default: 365,730,1095,1825]")
+@click.option("--format", "output_format", type=click.Choice(["hnprog", "hecktor"]),
+              default="hnprog", show_default=True,
+              help="hecktor: also write the HECKTOR challenge's PatientID,Prediction file "
+                   "(hecktor_predictions.csv; Prediction = the risk, higher is worse), which "
+                   "hnprog evaluate scores with the challenge's C-index.")
 @click.option("--no-overlay", is_flag=True, help="Skip the PNG overlays (faster).")
 @click.option("--restart", is_flag=True, help="Predict every patient again instead of resuming.")
 @needs_keras
 def predict_command(data: str | None, ct: str | None, pet: str | None, models: tuple[str, ...],
                     out_dir: str, patient_id: str | None, reference_mask: str | None,
                     box: Any, bboxes: str | None, auto_box: bool, endpoints: str | None,
-                    times: tuple[float, ...] | None, no_overlay: bool, restart: bool) -> None:
+                    times: tuple[float, ...] | None, output_format: str, no_overlay: bool,
+                    restart: bool) -> None:
     """Predict the risk and the tumour contour of one patient or of a cohort.
 
     One patient: give --ct and --pet. A cohort: give DATA, a HECKTOR 2020/2021/2022 folder or
@@ -109,16 +115,23 @@ def predict_command(data: str | None, ct: str | None, pet: str | None, models: t
 
     predictor = load_predictor(list(models))
     if single:
-        _predict_one(ct, pet, predictor, out_dir, patient_id=patient_id, box=box,
-                     reference_mask=reference_mask, overlay=not no_overlay, times=times)
+        rows = _predict_one(ct, pet, predictor, out_dir, patient_id=patient_id, box=box,
+                            reference_mask=reference_mask, overlay=not no_overlay, times=times)
     else:
-        _predict_cohort(data, predictor, out_dir, endpoints=endpoints,
-                        bboxes={} if auto_box else bboxes, overlay=not no_overlay,
-                        resume=not restart, times=times)
+        rows = _predict_cohort(data, predictor, out_dir, endpoints=endpoints,
+                               bboxes={} if auto_box else bboxes, overlay=not no_overlay,
+                               resume=not restart, times=times)
+    if output_format == "hecktor":
+        from pathlib import Path
+
+        from hnprog.predict.outputs import HECKTOR_FILE, write_hecktor_csv
+
+        path = write_hecktor_csv(rows, Path(out_dir) / HECKTOR_FILE)
+        echo_done(f"HECKTOR submission file: {path}")
 
 
 def _predict_one(ct: str, pet: str, predictor: Any, out_dir: str, *, patient_id: str | None,
-                 **options: Any) -> None:
+                 **options: Any) -> list[dict[str, Any]]:
     from hnprog.data.cohort import patient_id_from_path
     from hnprog.predict import predict_patient
 
@@ -127,12 +140,19 @@ def _predict_one(ct: str, pet: str, predictor: Any, out_dir: str, *, patient_id:
     group = f" ({result.risk_group} risk)" if result.risk_group else ""
     volume = ("" if result.tumour_volume_ml is None
               else f", predicted GTVt {result.tumour_volume_ml:.1f} mL")
-    echo_done(f"{patient_id}: risk (log-hazard) {result.risk:+.3f}{group}{volume}; "
+    survival = ""
+    if result.survival is not None:
+        survival = "; " + ", ".join(
+            f"{days:g}-day survival {p:.0%}" for days, p in zip(result.survival.times_days,
+                                                                 result.survival.probability)
+            if p == p)
+    echo_done(f"{patient_id}: risk (log-hazard) {result.risk:+.3f}{group}{volume}{survival}; "
               f"outputs in {out_dir}")
+    return [{"patient_id": patient_id, "risk": result.risk}]
 
 
 def _predict_cohort(data: str, predictor: Any, out_dir: str, *, endpoints: str | None,
-                    bboxes: Any, **options: Any) -> None:
+                    bboxes: Any, **options: Any) -> list[dict[str, Any]]:
     from hnprog.data.cohort import read_cohort
     from hnprog.predict import predict_cohort
 
@@ -155,6 +175,7 @@ def _predict_cohort(data: str, predictor: Any, out_dir: str, *, endpoints: str |
     echo_done(done + (f" ({', '.join(scores)})" if scores else ""))
     if len(predictions) == 0:
         raise click.ClickException(f"no patient could be predicted; see {out_dir}/failures.csv")
+    return predictions[["patient_id", "risk"]].to_dict("records")
 
 
 _DEMO = "hnprog.demo:run_demo"

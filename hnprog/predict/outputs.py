@@ -33,6 +33,7 @@ __all__ = [
     "RISK_FILE",
     "PatientPrediction",
     "report_row",
+    "write_hecktor_csv",
     "write_report",
     "write_risk_csv",
 ]
@@ -42,6 +43,7 @@ MASK_FILE = "gtvt_mask.nii.gz"
 OVERLAY_FILE = "overlay.png"
 RISK_FILE = "risk.csv"
 REPORT_FILE = "report.json"
+HECKTOR_FILE = "hecktor_predictions.csv"
 
 #: Columns of a cohort's ``predictions.csv`` (before the endpoint columns).
 PREDICTION_COLUMNS = ("patient_id", "risk", "risk_group", "tumour_volume_ml", "dice",
@@ -157,3 +159,28 @@ def report_row(report: Mapping[str, Any]) -> dict[str, Any]:
 
 def _nan_for_none(value: float | None) -> float:
     return float("nan") if value is None else float(value)
+
+
+def write_hecktor_csv(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
+    """Write the HECKTOR challenge's submission file ``PatientID,Prediction`` (atomically).
+
+    ``Prediction`` is the risk (Cox log-hazard): higher means an earlier progression, the
+    challenge's anti-concordant convention (:func:`hnprog.evaluation.hecktor_concordance`).
+
+    Args:
+        rows: sequence of dicts with ``patient_id`` and ``risk`` (e.g. ``predictions.csv``
+            rows); rows without a finite risk are left out.
+        path: str or Path. The CSV file.
+
+    Returns:
+        pathlib.Path. ``path``.
+    """
+    path = Path(path)
+    with atomic_write(path, newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["PatientID", "Prediction"])
+        for row in rows:
+            risk = float(row["risk"])
+            if risk == risk and abs(risk) != float("inf"):
+                writer.writerow([row["patient_id"], f"{risk:.6f}"])
+    return path

@@ -44,6 +44,8 @@ def run_radiomics_cv(
     groups: Mapping[str, Any] | pd.Series | None = None,
     drop_constant: bool = False,
     model_params: Mapping[str, Any] | None = None,
+    model_name: str = MODEL_NAME,
+    title: str = "Standard radiomics baseline: test C-index per fold",
 ) -> RadiomicsCVResult:
     """Cross-validate the radiomics baseline and (optionally) write the report.
 
@@ -66,6 +68,10 @@ def run_radiomics_cv(
             fold's training set) instead of raising. Defaults to False.
         model_params: mapping, optional. Keyword arguments of :class:`RadiomicsCoxPipeline`.
             Defaults to None.
+        model_name: str. The model's name in the tables. Defaults to ``"standard
+            radiomics"`` (:func:`hnprog.radiomics.clinical.run_clinical_cv` passes
+            ``"clinical"``).
+        title: str. Title of the report. Defaults to the radiomics baseline's.
 
     Returns:
         CVResult. ``per_fold``: one row per fold, :data:`~hnprog.reporting.CV_FOLD_COLUMNS`
@@ -144,7 +150,7 @@ def run_radiomics_cv(
         test_y = y[split.test]
         rows.append(
             {
-                "model": MODEL_NAME,
+                "model": model_name,
                 "fold": split.fold,
                 "c_index": concordance_index(event=test_y["event"], time=test_y["time"], risk=risk),
                 "val_c_index": model.validation_cindex_,
@@ -169,7 +175,7 @@ def run_radiomics_cv(
                 index=pd.Index([ids[i] for i in split.test], name=ID_COLUMN),
             )
         )
-    predictions = pd.concat(prediction_parts).loc[ids].reset_index().assign(model=MODEL_NAME)
+    predictions = pd.concat(prediction_parts).loc[ids].reset_index().assign(model=model_name)
     result = CVResult(pd.DataFrame(rows), predictions, extra={
         "n_patients": len(predictions),
         "n_events": int(predictions["event"].sum()),
@@ -179,10 +185,7 @@ def run_radiomics_cv(
     })
     if out_dir is not None:
         out_dir = Path(out_dir)
-        plot_cv_kaplan_meier(result, MODEL_NAME, out_dir / "kaplan_meier.png",
-                             title="Standard radiomics, test folds pooled")
-        result.files.update(write_cv_report(
-            result, out_dir, metrics=["c_index"],
-            title="Standard radiomics baseline: test C-index per fold",
-        ))
+        plot_cv_kaplan_meier(result, model_name, out_dir / "kaplan_meier.png",
+                             title=f"{model_name[0].upper()}{model_name[1:]}, test folds pooled")
+        result.files.update(write_cv_report(result, out_dir, metrics=["c_index"], title=title))
     return result
