@@ -37,22 +37,26 @@ _GENERATE = "hnprog.data.synthetic:generate_cohort"
               show_default=True, type=click.FloatRange(0.25, 2.0),
               help="Voxels per axis times SCALE (0.5: 8x smaller images, for quick tries).")
 @jobs_option("Worker processes.", default=LibraryDefault(_GENERATE, "n_jobs"))
+@click.option("--clinical", is_flag=True,
+              help="Also write clinical.csv (HECKTOR 2021 clinical columns: age, T and N "
+                   "stage, HPV status, ...), whose known effects join the true log-hazard.")
 def synth_command(out_dir: str, patients: int, seed: int, centres: int, censoring: float,
-                  image_scale: float, n_jobs: int) -> None:
+                  image_scale: float, n_jobs: int, clinical: bool) -> None:
     """Write a synthetic HECKTOR 2021-layout PET/CT cohort with a known survival model.
 
     Writes <ID>_ct.nii.gz, <ID>_pt.nii.gz and <ID>_gtvt.nii.gz per patient, endpoints.csv,
     bboxes.csv and truth.csv (the true log-hazard and tumour properties) into OUT.
 
     \b
-    Example:
+    Examples:
       hnprog synth data/ -n 20 --seed 0
+      hnprog synth data/ -n 100 --clinical --scale 0.5
     """
     from hnprog.data.synthetic import generate_cohort, oracle_cindex, read_truth
 
     root = generate_cohort(out_dir, n_patients=patients, seed=seed, n_centres=centres,
                            censoring=censoring, image_scale=image_scale, n_jobs=n_jobs,
-                           progress=True)
+                           progress=True, clinical=clinical)
     truth = read_truth(root)
     n_events = int(truth["event"].sum())
     oracle = f"{oracle_cindex(truth):.3f}" if n_events else "undefined (no event)"

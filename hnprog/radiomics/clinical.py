@@ -40,8 +40,7 @@ CLINICAL_ALPHAS = (0.0, 0.1, 1.0, 10.0)
 def clinical_model_params(n_covariates: int) -> dict[str, Any]:
     """The :class:`~hnprog.radiomics.baseline.RadiomicsCoxPipeline` settings of a clinical
     Cox model: keep all covariates, no correlation filter, penalty chosen on validation."""
-    return {"n_features": n_covariates, "thresholds": (1.0,), "alphas": CLINICAL_ALPHAS,
-            "drop_constant": True}
+    return {"n_features": n_covariates, "thresholds": (1.0,), "alphas": CLINICAL_ALPHAS}
 
 
 def run_clinical_cv(
@@ -128,8 +127,8 @@ def deep_clinical_rows(
         X = design.loc[train_ids].assign(deep_risk=risks.to_numpy(float))
         ends = endpoints.loc[train_ids]
         y = make_survival_y(event=ends["event"].to_numpy(), time=ends["time"].to_numpy())
-        model = RadiomicsCoxPipeline(**{**clinical_model_params(X.shape[1]),
-                                        "validation_fraction": None})
+        model = RadiomicsCoxPipeline(**clinical_model_params(X.shape[1]),
+                                     validation_fraction=None, drop_constant=True)
         model.fit(X, y)
         test = predictions[predictions["fold"] == fold]
         X_test = design.loc[test["patient_id"].astype(str)].assign(
