@@ -188,3 +188,25 @@ def test_start_model_loads_a_preset_run_folder_and_warns_for_an_old_one(tmp_path
     with pytest.warns(DeprecationWarning, match="re-export it as a preset folder"):
         loaded, preprocessing = load_start_model(old)
     assert preprocessing == grid and loaded.count_params() == model.count_params()
+
+
+def test_cv_with_clinical_adds_the_clinical_and_the_deep_plus_clinical_rows(tmp_path):
+    from hnprog.data.synthetic import generate_cohort
+
+    data = generate_cohort(tmp_path / "data", n_patients=12, seed=1, image_scale=0.25,
+                           censoring=0.3, n_centres=2, clinical=True)
+    out = tmp_path / "cv"
+    result = cross_validate(data, out, config=TINY_RUN, tasks=["multitask"],
+                            clinical=data / "clinical.csv", verbose=0)
+    models = list(dict.fromkeys(result.per_fold["model"]))
+    assert models == ["deep multi-task (1,1)", "clinical", "deep multi-task + clinical"]
+    assert result.per_fold["fold"].tolist() == [0, 1] * 3
+    assert "deep multi-task + clinical" in (out / "results.md").read_text()
+    rows = result.predictions
+    # every model is tested on the same patients of each fold
+    deep = rows[rows["model"] == "deep multi-task (1,1)"].set_index("patient_id")["fold"]
+    for model in models[1:]:
+        other = rows[rows["model"] == model].set_index("patient_id")["fold"]
+        assert other.sort_index().equals(deep.sort_index()), model
+    assert json.loads((out / "results.json").read_text())["clinical_covariates"] == [
+        "age", "t_stage", "n_stage", "hpv_positive", "hpv_unknown"]

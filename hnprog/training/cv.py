@@ -29,7 +29,7 @@ import pandas as pd
 from hnprog.errors import InputError
 from hnprog.io import write_json
 from hnprog.models.task import Task
-from hnprog.reporting import CVResult
+from hnprog.reporting import CV_PREDICTION_COLUMNS, CVResult
 from hnprog.training.config import TrainingConfig
 from hnprog.training.fit import export_preset, prepare_run_folder, train_model
 from hnprog.training.runs import (
@@ -37,8 +37,9 @@ from hnprog.training.runs import (
     cohort_datasets,
     dataset_metadata,
     predict_dataset,
+    baseline_of,
     read_cohort_with_endpoints,
-    training_baseline,
+    training_risks,
 )
 
 __all__ = ["CVResult", "cross_validate"]
@@ -71,6 +72,7 @@ def cross_validate(
     config: TrainingConfig | None = None,
     tasks: Sequence[Task | str] = tuple(Task),
     radiomics_features: str | os.PathLike | pd.DataFrame | None = None,
+    clinical: str | os.PathLike | pd.DataFrame | None = None,
     cache_dir: str | os.PathLike | None = None,
     resume: bool = False,
     overwrite: bool = False,
@@ -94,6 +96,13 @@ def cross_validate(
             patients (``hnprog radiomics extract`` output); the standard radiomics baseline is
             then cross-validated on the same splits (same seed and patients) and added to the
             table. Defaults to None.
+        clinical: path or DataFrame, optional. The HECKTOR 2021 clinical file of the same
+            patients (or :func:`hnprog.data.read_clinical`'s table): the table gains the rows
+            ``"clinical"`` (a clinical-only Cox model on the same splits,
+            :func:`hnprog.radiomics.clinical.run_clinical_cv`) and ``"deep multi-task +
+            clinical"`` (per fold, a Cox model on the multi-task model's risk and the
+            clinical covariates, fitted on the training patients' own risks). Defaults to
+            None.
         resume: bool. Continue a killed run: finished folds are kept, the interrupted one
             resumes from its last epoch. Defaults to False.
         settings: sequence of str, optional. Deprecated alias of ``tasks``.
@@ -149,7 +158,13 @@ def cross_validate(
     cache_dir = Path(cache_dir) if cache_dir is not None else out_dir / "cache"
     dataset = dataset_metadata(cohort)
 
-    fold_rows, prediction_rows = [], []
+    clinical_table = None
+    if clinical is not None:
+        from hnprog.data.clinical import read_clinical
+
+        clinical_table = (clinical if isinstance(clinical, pd.DataFrame)
+                          else read_clinical(clinical, ids=list(ids)))
+    fold_rows, prediction_rows, train_risks = [], [], {}
     for task, task_config in configs.items():
         for split in splits:
             train_ds, val_ds = cohort_datasets(
@@ -173,8 +188,11 @@ def cross_validate(
                 "dice": float(np.mean(dice)) if dice is not None else np.nan,
             }
             fold_rows.append(row)
-            baseline = training_baseline(result.model, cohort, ids[split.train], task_config,
-                                         cache_dir=cache_dir)
+            own = training_risks(result.model, cohort, ids[split.train], task_config,
+                                 cache_dir=cache_dir)
+            baseline = None if own is None else baseline_of(cohort, ids[split.train], own)
+            if task is Task.MULTITASK and own is not None:
+                train_risks[split.fold] = pd.Series(own, index=ids[split.train])
             export_preset(result, task_config, name=f"{task}_fold{split.fold + 1}",
                           dataset=dataset, fold=split.fold,
                           test_metrics={k: row[k] for k in ("c_index", "dice")},
@@ -189,8 +207,16 @@ def cross_validate(
     if radiomics_features is not None:
         per_fold = pd.concat([per_fold, _radiomics_rows(radiomics_features, cohort, config,
                                                         groups)], ignore_index=True)
-    result = CVResult(per_fold, pd.concat(prediction_rows, ignore_index=True),
-                      extra={"config": config.to_dict(), "tasks": names})
+    extra: dict[str, Any] = {"config": config.to_dict(), "tasks": names}
+    if clinical_table is not None:
+        clinical_folds, clinical_predictions = _clinical_rows(
+            clinical_table, cohort, config, groups, pd.concat(prediction_rows), train_risks)
+        per_fold = pd.concat([per_fold, clinical_folds], ignore_index=True)
+        prediction_rows.append(clinical_predictions)
+        from hnprog.data.clinical import DEFAULT_COVARIATES
+
+        extra["clinical_covariates"] = list(DEFAULT_COVARIATES)
+    result = CVResult(per_fold, pd.concat(prediction_rows, ignore_index=True), extra=extra)
     for task in configs:
         plot_cv_kaplan_meier(result, task.label, out_dir / f"kaplan_meier_{task}.png",
                              title=f"{task.label}: test patients, split at median risk")
@@ -225,6 +251,27 @@ def _radiomics_rows(
         groups=dict(zip(cohort.ids, groups)) if groups is not None else None,
     )
     return result.per_fold[["model", "fold", "c_index", "dice"]]
+
+
+def _clinical_rows(clinical: pd.DataFrame, cohort: Any, config: TrainingConfig,
+                   groups: Sequence[str] | None, predictions: pd.DataFrame,
+                   train_risks: dict[int, pd.Series]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-fold rows and test predictions of the clinical and the deep + clinical models."""
+    from hnprog.radiomics.clinical import deep_clinical_rows, run_clinical_cv
+
+    endpoints = cohort.endpoints.loc[cohort.ids]
+    result = run_clinical_cv(
+        clinical.loc[cohort.ids], endpoints, n_folds=config.n_folds,
+        val_fraction=config.val_fraction, seed=config.seed,
+        groups=dict(zip(cohort.ids, groups)) if groups is not None else None)
+    folds = [result.per_fold[["model", "fold", "c_index", "dice"]]]
+    parts = [result.predictions.assign(dice=np.nan)[list(CV_PREDICTION_COLUMNS)]]
+    deep = predictions[predictions["model"] == Task.MULTITASK.label]
+    if train_risks and len(deep):
+        deep_folds, deep_predictions = deep_clinical_rows(deep, train_risks, clinical, endpoints)
+        folds.append(deep_folds)
+        parts.append(deep_predictions[list(CV_PREDICTION_COLUMNS)])
+    return pd.concat(folds, ignore_index=True), pd.concat(parts, ignore_index=True)
 
 
 def __getattr__(name: str) -> Any:

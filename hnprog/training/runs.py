@@ -29,8 +29,10 @@ __all__ = [
     "dataset_metadata",
     "predict_dataset",
     "read_cohort_with_endpoints",
+    "baseline_of",
     "train_on_cohort",
     "training_baseline",
+    "training_risks",
 ]
 
 
@@ -165,8 +167,26 @@ def training_baseline(
         dict or None. The baseline; None for a model without a risk output or when the
         training risks are not finite.
     """
-    from hnprog.survival import breslow_baseline
+    risk = training_risks(model, cohort, train_ids, config, cache_dir=cache_dir)
+    return None if risk is None else baseline_of(cohort, train_ids, risk)
 
+
+def training_risks(
+    model: keras.Model,
+    cohort: Any,
+    train_ids: Sequence[str],
+    config: TrainingConfig,
+    *,
+    cache_dir: str | Path | None = None,
+) -> np.ndarray | None:
+    """The model's risks (log-hazard, higher is worse) on its own training patients.
+
+    One pass without augmentation, in the order of ``train_ids``.
+
+    Returns:
+        numpy.ndarray ``(len(train_ids),)`` or None for a model without a risk output or
+        with non-finite risks.
+    """
     if "risk" not in output_names(model):
         return None
     _, dataset = cohort_datasets(cohort, train_ids, train_ids, config, cache_dir=cache_dir,
@@ -174,6 +194,14 @@ def training_baseline(
     risk, _ = predict_dataset(model, dataset)
     if risk is None or not np.isfinite(risk).all():
         return None
+    return np.asarray(risk, dtype=float)
+
+
+def baseline_of(cohort: Any, train_ids: Sequence[str], risk: np.ndarray) -> dict[str, Any]:
+    """The Breslow baseline (:func:`hnprog.survival.breslow_baseline`) of training patients
+    with these risks (in the order of ``train_ids``) and their endpoints."""
+    from hnprog.survival import breslow_baseline
+
     y = cohort.survival_y()
     index = {patient_id: i for i, patient_id in enumerate(cohort.ids)}
     rows = [index[patient_id] for patient_id in train_ids]
