@@ -23,13 +23,16 @@ default the evaluated patients themselves). Times outside the follow-up of the e
 patients are left out with the reason, as scikit-survival requires.
 
 :func:`write_evaluation` writes ``metrics.json``, ``metrics.md`` and the pictures
-(Kaplan-Meier by risk group, calibration, per-centre forest plot of the C-index).
+(Kaplan-Meier by risk group, calibration, per-centre forest plot of the C-index);
+:func:`evaluate_run` is the block that ``hnprog predict``, ``cv`` and ``radiomics cv`` write
+into ``evaluation/`` when they have endpoints.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -49,6 +52,7 @@ __all__ = [
     "METRICS_MD_FILE",
     "calibration_table",
     "HECKTOR_COLUMNS",
+    "evaluate_run",
     "evaluate_survival",
     "hecktor_concordance",
     "metrics_markdown",
@@ -450,8 +454,8 @@ def predictions_table_metrics(
                          f"{missing[:3]}; give the endpoint file of the same patients")
     table = predictions.assign(patient_id=predictions["patient_id"].astype(str))
     table = table.join(endpoints[["event", "time"]], on="patient_id")
-    columns = {float(c[len("survival_"):-1]): c for c in table.columns
-               if c.startswith("survival_") and c.endswith("d")}
+    columns = {float(m.group(1)): c for c in table.columns
+               if (m := re.fullmatch(r"survival_([0-9]+(?:\.[0-9]*)?)d", str(c)))}
     if times is None:
         times = sorted(columns) or (365.0, 730.0, 1095.0, 1825.0)
     times = sorted({float(t) for t in times})
@@ -580,3 +584,44 @@ def read_predictions(path: str | os.PathLike, *, model: str | None = None) -> pd
     table = table.assign(risk=risk.astype(float)).reset_index(drop=True)
     table.attrs["format"] = form
     return table
+
+
+def evaluate_run(
+    table: pd.DataFrame,
+    out_dir: str | os.PathLike,
+    *,
+    centres: Sequence[str | None] | None = None,
+    title: str = "Evaluation",
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any] | None:
+    """The evaluation block of a run with endpoints (``predict``, ``cv``, ``radiomics cv``).
+
+    Args:
+        table: DataFrame. One row per patient: ``patient_id``, ``risk``, ``event``, ``time``
+            and optionally ``risk_group`` and ``survival_<days>d`` columns.
+        out_dir: str or PathLike. Folder of ``metrics.json``, ``metrics.md`` and the plots.
+        centres: sequence of str, optional. Each row's centre. Defaults to None.
+        title: str. Heading of the report.
+        n_bootstrap: int. Bootstrap resamples. Defaults to 1000.
+        seed: int. Bootstrap seed. Defaults to 0.
+
+    Returns:
+        dict or None. The evaluation; None (nothing written) when no row has a finite risk
+        or no patient had an event.
+    """
+    table = table[np.isfinite(pd.to_numeric(table["risk"], errors="coerce"))]
+    if not len(table) or not table["event"].astype(bool).any():
+        return None
+    endpoints = table.set_index(table["patient_id"].astype(str))[["event", "time"]]
+    endpoints = endpoints.assign(event=endpoints["event"].astype(bool))
+    keep = [c for c in table.columns if c not in ("event", "time")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result, joined = predictions_table_metrics(table[keep], endpoints, centres=centres,
+                                                   n_bootstrap=n_bootstrap, seed=seed)
+        write_evaluation(result, out_dir, event=joined["event"], time=joined["time"],
+                         risk=joined["risk"],
+                         risk_group=joined["risk_group"] if "risk_group" in joined else None,
+                         title=title)
+    return result

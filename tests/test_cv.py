@@ -208,5 +208,8 @@ def test_cv_with_clinical_adds_the_clinical_and_the_deep_plus_clinical_rows(tmp_
     for model in models[1:]:
         other = rows[rows["model"] == model].set_index("patient_id")["fold"]
         assert other.sort_index().equals(deep.sort_index()), model
+    for folder in ("deep_multi_task_1_1", "clinical", "deep_multi_task_clinical"):
+        evaluation = json.loads((out / "evaluation" / folder / "metrics.json").read_text())
+        assert evaluation["pooled"]["n"] == 12, folder
     assert json.loads((out / "results.json").read_text())["clinical_covariates"] == [
         "age", "t_stage", "n_stage", "hpv_positive", "hpv_unknown"]

@@ -74,6 +74,7 @@ def test_an_ensemble_averages_the_folds_curves_and_reports_their_spread(
     assert row["survival_365d_sd"] == pytest.approx(np.std(at_365), abs=1e-5)
     # fold 2 followed its patients for 1500 days only: no 5-year probability
     assert np.isnan(row["survival_1825d"])
+    assert (tmp_path / "evaluation" / "metrics.json").is_file()  # the run had endpoints
     written = pd.read_csv(tmp_path / "predictions.csv")
     assert {"survival_365d", "survival_365d_sd", "survival_1825d"} <= set(written.columns)
 

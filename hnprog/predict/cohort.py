@@ -35,6 +35,7 @@ __all__ = ["PREDICTIONS_FILE", "predict_cohort"]
 
 PREDICTIONS_FILE = "predictions.csv"
 METRICS_FILE = "metrics.json"
+EVALUATION_DIR = "evaluation"
 
 
 def predict_cohort(
@@ -55,7 +56,10 @@ def predict_cohort(
     ``resume`` is True. A patient that fails is recorded in ``failures.csv`` with the reason
     and the others go on. At the end ``predictions.csv`` (one row per patient, in cohort
     order) and ``metrics.json`` are written; with endpoints the metrics hold the C-index, with
-    reference masks the mean Dice.
+    reference masks the mean Dice. With endpoints, ``evaluation/`` also receives the full
+    evaluation (:func:`hnprog.evaluation.evaluate_run`: C-index with its interval, Uno's C,
+    time-dependent AUC, Brier score and calibration from the survival columns, per centre,
+    and the plots).
 
     Each ``report.json`` records the patient's stage times (``stage_seconds``, waits excluded)
     and its ``seconds`` from reading to report.
@@ -123,6 +127,15 @@ def predict_cohort(
                     event=ends["event"].to_numpy(), time=ends["time"].to_numpy(),
                     risk=known["risk"].to_numpy())
             metrics["n_events"] = int(ends["event"].sum())
+    if "event" in predictions.columns:
+        from hnprog.data.cohort import centre_from_id
+        from hnprog.evaluation import evaluate_run
+
+        evaluated = predictions.dropna(subset=["event", "time"])
+        if evaluate_run(evaluated, out_dir / EVALUATION_DIR, title="Prediction",
+                        centres=[centre_from_id(p) or "unknown"
+                                 for p in evaluated["patient_id"]]) is not None:
+            metrics["evaluation"] = f"{EVALUATION_DIR}/metrics.json"
     dices = predictions["dice"].dropna() if len(predictions) else pd.Series(dtype=float)
     if len(dices):
         metrics["dice_mean"] = float(dices.mean())

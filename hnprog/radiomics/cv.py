@@ -58,7 +58,9 @@ def run_radiomics_cv(
             (days), as ``hnprog.data.cohort.read_endpoints`` returns.
         out_dir: str, PathLike or None. Folder of the report; None writes nothing. Files:
             ``results.{csv,md,json}``, ``results_per_fold.csv``, ``predictions.csv`` and
-            ``kaplan_meier.png`` (pooled test risks split at their median). Defaults to None.
+            ``kaplan_meier.png`` (pooled test risks split at their median), and
+            ``evaluation/`` (:func:`hnprog.evaluation.evaluate_run` on the pooled test
+            risks). Defaults to None.
         n_folds: int. Number of folds. Defaults to 5.
         val_fraction: float. Validation share of the non-test patients. Defaults to 0.2.
         seed: int. Seed of the splits. Defaults to 0.
@@ -188,4 +190,11 @@ def run_radiomics_cv(
         plot_cv_kaplan_meier(result, model_name, out_dir / "kaplan_meier.png",
                              title=f"{model_name[0].upper()}{model_name[1:]}, test folds pooled")
         result.files.update(write_cv_report(result, out_dir, metrics=["c_index"], title=title))
+        from hnprog.data.cohort import centre_from_id
+        from hnprog.evaluation import evaluate_run
+
+        if evaluate_run(predictions, out_dir / "evaluation", title=title.split(":")[0],
+                        centres=[centre_from_id(p) or "unknown"
+                                 for p in predictions[ID_COLUMN]]) is not None:
+            result.files["evaluation"] = out_dir / "evaluation" / "metrics.json"
     return result

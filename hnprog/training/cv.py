@@ -164,7 +164,7 @@ def cross_validate(
 
         clinical_table = (clinical if isinstance(clinical, pd.DataFrame)
                           else read_clinical(clinical, ids=list(ids)))
-    fold_rows, prediction_rows, train_risks = [], [], {}
+    fold_rows, prediction_rows, train_risks, survival_parts = [], [], {}, []
     for task, task_config in configs.items():
         for split in splits:
             train_ds, val_ds = cohort_datasets(
@@ -191,6 +191,8 @@ def cross_validate(
             own = training_risks(result.model, cohort, ids[split.train], task_config,
                                  cache_dir=cache_dir)
             baseline = None if own is None else baseline_of(cohort, ids[split.train], own)
+            if baseline is not None and risk is not None:
+                survival_parts.append(_test_survival(task.label, test_ids, risk, baseline))
             if task is Task.MULTITASK and own is not None:
                 train_risks[split.fold] = pd.Series(own, index=ids[split.train])
             export_preset(result, task_config, name=f"{task}_fold{split.fold + 1}",
@@ -220,6 +222,7 @@ def cross_validate(
     for task in configs:
         plot_cv_kaplan_meier(result, task.label, out_dir / f"kaplan_meier_{task}.png",
                              title=f"{task.label}: test patients, split at median risk")
+    _evaluate_models(result, out_dir, survival_parts)
     result.files.update(write_cv_report(
         result, out_dir, metrics=["c_index", "dice"],
         title="Cross-validation: test C-index and Dice (mean ± standard error over folds)",
@@ -251,6 +254,44 @@ def _radiomics_rows(
         groups=dict(zip(cohort.ids, groups)) if groups is not None else None,
     )
     return result.per_fold[["model", "fold", "c_index", "dice"]]
+
+
+def _test_survival(model: str, ids: Sequence[str], risk: np.ndarray,
+                   baseline: dict[str, Any]) -> pd.DataFrame:
+    """Test patients' survival probabilities from their fold's training baseline."""
+    from hnprog.predict.survival import DEFAULT_TIMES, survival_column
+    from hnprog.survival import survival_probability
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # NaN beyond the fold's follow-up
+        probability = survival_probability(baseline, np.asarray(risk, float), DEFAULT_TIMES)
+    return pd.DataFrame({"model": model, "patient_id": list(ids),
+                         **{survival_column(t): probability[:, i]
+                            for i, t in enumerate(DEFAULT_TIMES)}})
+
+
+def _evaluate_models(result: CVResult, out_dir: Path, survival_parts: list[pd.DataFrame]
+                     ) -> None:
+    """The evaluation block of each model's pooled test patients, in ``evaluation/<model>/``."""
+    import re
+
+    from hnprog.data.cohort import centre_from_id
+    from hnprog.evaluation import evaluate_run
+
+    survival = pd.concat(survival_parts, ignore_index=True) if survival_parts else None
+    for model in dict.fromkeys(result.predictions["model"]):
+        rows = result.predictions[result.predictions["model"] == model]
+        if survival is not None and (survival["model"] == model).any():
+            extra = survival[survival["model"] == model].drop(columns="model")
+            rows = rows.merge(extra, on="patient_id", how="left")
+            columns = [c for c in extra.columns if c != "patient_id"]
+            rows = rows.drop(columns=[c for c in columns if rows[c].isna().any()])
+        folder = out_dir / "evaluation" / re.sub(r"[^A-Za-z0-9]+", "_", model).strip("_")
+        if evaluate_run(rows.drop(columns=["model", "fold", "dice"]), folder,
+                        title=f"{model}, test folds pooled",
+                        centres=[centre_from_id(p) or "unknown"
+                                 for p in rows["patient_id"]]) is not None:
+            result.files[f"evaluation {model}"] = folder / "metrics.json"
 
 
 def _clinical_rows(clinical: pd.DataFrame, cohort: Any, config: TrainingConfig,
