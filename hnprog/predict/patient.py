@@ -250,7 +250,8 @@ def write_outputs(loaded: LoadedPatient, outputs: dict[str, np.ndarray], predict
             if mask_image is not None and not volume_ml:
                 title += "\nno GTVt predicted (no voxel reaches the mask threshold)"
             plot_overlay(ct_image, loaded.pet_image, mask_image, out_dir / OVERLAY_FILE,
-                         title=title, reference_mask=reference)
+                         title=title, reference_mask=reference,
+                         survival_curve=None if survival is None else survival.to_dict())
             files["overlay"] = OVERLAY_FILE
         for write in writes:
             write.result()
