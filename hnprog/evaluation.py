@@ -175,7 +175,9 @@ def _metrics(event: np.ndarray, time: np.ndarray, risk: np.ndarray, times: np.nd
     inside = (times >= time.min()) & (times < time.max()) & (times < train["time"].max())
     if event.any() and inside.any():
         try:
-            auc, mean_auc = cumulative_dynamic_auc(train, y, risk, times[inside])
+            with warnings.catch_warnings():  # a centre with one event: NaN, reported as None
+                warnings.simplefilter("ignore", RuntimeWarning)
+                auc, mean_auc = cumulative_dynamic_auc(train, y, risk, times[inside])
             out["time_auc"] = {f"{t:g}": _number(a) for t, a in zip(times[inside], auc)}
             out["mean_auc"] = _number(mean_auc)
         except ValueError as exc:
@@ -452,8 +454,9 @@ def predictions_table_metrics(
     if missing:
         raise InputError(f"{len(missing)} predicted patients have no endpoint, first "
                          f"{missing[:3]}; give the endpoint file of the same patients")
-    table = predictions.assign(patient_id=predictions["patient_id"].astype(str))
-    table = table.join(endpoints[["event", "time"]], on="patient_id")
+    table = predictions.drop(columns=[c for c in ("event", "time") if c in predictions])
+    table = table.assign(patient_id=table["patient_id"].astype(str))
+    table = table.join(endpoints[["event", "time"]], on="patient_id")  # the given endpoints
     columns = {float(m.group(1)): c for c in table.columns
                if (m := re.fullmatch(r"survival_([0-9]+(?:\.[0-9]*)?)d", str(c)))}
     if times is None:
