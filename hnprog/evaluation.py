@@ -168,7 +168,7 @@ def _metrics(event: np.ndarray, time: np.ndarray, risk: np.ndarray, times: np.nd
         notes.append("C-index: no comparable pair (no event)")
     try:
         out["uno_c"] = _number(concordance_index_ipcw(train, y, risk)[0])
-    except (ValueError, ZeroDivisionError) as exc:
+    except (ValueError, ZeroDivisionError, np.linalg.LinAlgError) as exc:
         out["uno_c"] = None
         notes.append(f"Uno's C: {exc}")
     # scikit-survival's AUC and Brier score need times inside the evaluated follow-up
@@ -180,7 +180,7 @@ def _metrics(event: np.ndarray, time: np.ndarray, risk: np.ndarray, times: np.nd
                 auc, mean_auc = cumulative_dynamic_auc(train, y, risk, times[inside])
             out["time_auc"] = {f"{t:g}": _number(a) for t, a in zip(times[inside], auc)}
             out["mean_auc"] = _number(mean_auc)
-        except ValueError as exc:
+        except (ValueError, np.linalg.LinAlgError) as exc:
             out["time_auc"], out["mean_auc"] = {}, None
             notes.append(f"time-dependent AUC: {exc}")
     else:
@@ -199,7 +199,7 @@ def _metrics(event: np.ndarray, time: np.ndarray, risk: np.ndarray, times: np.nd
                 out["integrated_brier_score"] = _number(integrated_brier_score(
                     train, y, survival[:, usable], times[usable]))
                 out["brier_times_days"] = times[usable].tolist()
-            except ValueError as exc:
+            except (ValueError, np.linalg.LinAlgError) as exc:
                 notes.append(f"integrated Brier score: {exc}")
         else:
             notes.append("integrated Brier score: fewer than 2 predicted times inside the "
@@ -247,7 +247,11 @@ def _log_rank(y: np.ndarray, risk: np.ndarray, groups: np.ndarray | None,
     if high.all() or not high.any() or not y["event"].any():
         notes.append("log-rank: one risk group is empty or no event")
         return None, how
-    return float(compare_survival(y, high.astype(int))[1]), how
+    try:
+        return float(compare_survival(y, high.astype(int))[1]), how
+    except (ValueError, np.linalg.LinAlgError) as exc:
+        notes.append(f"log-rank: {exc}")
+        return None, how
 
 
 def calibration_table(
@@ -567,7 +571,7 @@ def read_predictions(path: str | os.PathLike, *, model: str | None = None) -> pd
         models = list(dict.fromkeys(table["model"].astype(str)))
         if model is None and len(models) > 1:
             raise InputError(f"predictions file {path} holds {len(models)} models "
-                             f"({', '.join(models)}); choose one with --model")
+                             f"({', '.join(models)}); choose one (hnprog evaluate --cv-model)")
         chosen = model if model is not None else models[0]
         if chosen not in models:
             raise InputError(f"predictions file {path} has no model {chosen!r} (models: "
@@ -619,12 +623,16 @@ def evaluate_run(
     endpoints = table.set_index(table["patient_id"].astype(str))[["event", "time"]]
     endpoints = endpoints.assign(event=endpoints["event"].astype(bool))
     keep = [c for c in table.columns if c not in ("event", "time")]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        result, joined = predictions_table_metrics(table[keep], endpoints, centres=centres,
-                                                   n_bootstrap=n_bootstrap, seed=seed)
-        write_evaluation(result, out_dir, event=joined["event"], time=joined["time"],
-                         risk=joined["risk"],
-                         risk_group=joined["risk_group"] if "risk_group" in joined else None,
-                         title=title)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            result, joined = predictions_table_metrics(table[keep], endpoints, centres=centres,
+                                                       n_bootstrap=n_bootstrap, seed=seed)
+            write_evaluation(result, out_dir, event=joined["event"], time=joined["time"],
+                             risk=joined["risk"],
+                             risk_group=joined["risk_group"] if "risk_group" in joined else None,
+                             title=title)
+    except (InputError, ValueError, np.linalg.LinAlgError) as exc:  # the run's own files stand
+        warnings.warn(f"{title}: no evaluation written ({exc})", RuntimeWarning, stacklevel=2)
+        return None
     return result

@@ -27,12 +27,14 @@ import numpy as np
 from hnprog.errors import InputError
 
 __all__ = [
+    "DEFAULT_SURVIVAL_DAYS",
     "breslow_baseline",
     "check_baseline",
     "check_event_time",
     "check_risk",
     "check_survival_y",
     "make_survival_y",
+    "survival_column",
     "survival_probability",
     "survival_y_to_keras",
 ]
@@ -292,6 +294,15 @@ def survival_y_to_keras(y: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # The Breslow baseline and per-patient survival probabilities
 # ---------------------------------------------------------------------------------------------
+
+#: Days at which hnprog reports survival probabilities by default: 1, 2, 3 and 5 years.
+DEFAULT_SURVIVAL_DAYS = (365.0, 730.0, 1095.0, 1825.0)
+
+
+def survival_column(days: float) -> str:
+    """The column name of the survival probability at ``days``: ``survival_730d``."""
+    return f"survival_{float(days):g}d"
+
 
 
 def breslow_baseline(

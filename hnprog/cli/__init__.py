@@ -117,8 +117,7 @@ def show_deprecations() -> None:
 
     def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
              file: Any = None, line: str | None = None) -> None:
-        if (issubclass(category, (DeprecationWarning, UserWarning, RuntimeWarning))
-                and "hnprog" in str(filename)):
+        if issubclass(category, DeprecationWarning) and "hnprog" in str(filename):
             click.echo(f"Warning: {message}", err=True)
         else:
             previous(message, category, filename, lineno, file, line)

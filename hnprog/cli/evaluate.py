@@ -36,8 +36,9 @@ def _parse_days(ctx: click.Context, param: click.Parameter, value: str | None) -
               help="Days of the time-dependent AUC (and of the Brier score, from the "
                    "survival_<days>d columns), comma separated.  [default: the file's "
                    "survival_<days>d columns, else 365,730,1095,1825]")
-@click.option("--model", default=None,
-              help="The model to evaluate in a cross-validation's predictions.csv.")
+@click.option("--cv-model", "model", default=None,
+              help="The model to evaluate in a cross-validation's predictions.csv (its "
+                   "'model' column, e.g. 'deep multi-task (1,1)').")
 @click.option("--bootstrap", "n_bootstrap", default=LibraryDefault(_EVALUATE, "n_bootstrap"),
               show_default=True, type=click.IntRange(min=0),
               help="Bootstrap resamples of the C-index's 95% interval (0: no interval).")
@@ -62,7 +63,8 @@ def evaluate_command(predictions: str, endpoints: str, out_dir: str, times: Any,
     \b
     Examples:
       hnprog evaluate predictions/predictions.csv -e endpoints.csv -o evaluation/
-      hnprog evaluate cv/predictions.csv -e endpoints.csv -o eval/ --model "deep multi-task (1,1)"
+      hnprog evaluate cv/predictions.csv -e endpoints.csv -o eval/ \\
+          --cv-model "deep multi-task (1,1)"
       hnprog evaluate hecktor_submission.csv -e hecktor2021_endpoints.csv -o eval/
     """
     import numpy as np

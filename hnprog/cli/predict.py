@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -114,13 +116,10 @@ def predict_command(data: str | None, ct: str | None, pet: str | None, models: t
     from hnprog.predict import load_predictor
 
     predictor = load_predictor(list(models))
-    if single:
-        rows = _predict_one(ct, pet, predictor, out_dir, patient_id=patient_id, box=box,
-                            reference_mask=reference_mask, overlay=not no_overlay, times=times)
-    else:
-        rows = _predict_cohort(data, predictor, out_dir, endpoints=endpoints,
-                               bboxes={} if auto_box else bboxes, overlay=not no_overlay,
-                               resume=not restart, times=times)
+    with _notes():
+        rows = _run(data, ct, pet, predictor, out_dir, single=single, patient_id=patient_id,
+                    box=box, reference_mask=reference_mask, bboxes={} if auto_box else bboxes,
+                    endpoints=endpoints, overlay=not no_overlay, restart=restart, times=times)
     if output_format == "hecktor":
         from pathlib import Path
 
@@ -128,6 +127,40 @@ def predict_command(data: str | None, ct: str | None, pet: str | None, models: t
 
         path = write_hecktor_csv(rows, Path(out_dir) / HECKTOR_FILE)
         echo_done(f"HECKTOR submission file: {path}")
+
+
+@contextlib.contextmanager
+def _notes() -> Iterator[None]:
+    """hnprog's own warnings of a prediction run (a preset without survival baseline, days
+    beyond its follow-up), each printed once as a ``Note:`` line after the run."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        yield
+    seen = set()
+    for warning in caught:
+        text = str(warning.message)
+        if "hnprog" in str(warning.filename) and issubclass(
+                warning.category, (UserWarning, RuntimeWarning)):
+            if text not in seen:
+                seen.add(text)
+                click.echo(f"Note: {text}", err=True)
+        else:
+            warnings.showwarning(warning.message, warning.category, warning.filename,
+                                 warning.lineno)
+
+
+def _run(data: str | None, ct: str | None, pet: str | None, predictor: Any, out_dir: str, *,
+         single: bool, patient_id: str | None, box: Any, reference_mask: str | None,
+         bboxes: Any, endpoints: str | None, overlay: bool, restart: bool,
+         times: tuple[float, ...] | None) -> list[dict[str, Any]]:
+    """One patient or a cohort; the rows (patient_id, risk) of the predicted patients."""
+    if single:
+        return _predict_one(ct, pet, predictor, out_dir, patient_id=patient_id, box=box,
+                            reference_mask=reference_mask, overlay=overlay, times=times)
+    return _predict_cohort(data, predictor, out_dir, endpoints=endpoints, bboxes=bboxes,
+                           overlay=overlay, resume=not restart, times=times)
 
 
 def _predict_one(ct: str, pet: str, predictor: Any, out_dir: str, *, patient_id: str | None,

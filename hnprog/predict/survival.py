@@ -23,6 +23,7 @@ import numpy as np
 
 from hnprog.errors import InputError
 from hnprog.presets.format import risk_baseline
+from hnprog.survival import DEFAULT_SURVIVAL_DAYS, survival_column
 
 __all__ = [
     "CURVE_POINTS",
@@ -36,14 +37,9 @@ __all__ = [
 ]
 
 #: Days at which ``hnprog predict`` reports survival: 1, 2, 3 and 5 years.
-DEFAULT_TIMES = (365.0, 730.0, 1095.0, 1825.0)
+DEFAULT_TIMES = DEFAULT_SURVIVAL_DAYS
 #: Points of the curve recorded in ``report.json``, from day 0 to the shortest follow-up.
 CURVE_POINTS = 61
-
-
-def survival_column(days: float) -> str:
-    """The column name of the survival probability at ``days``: ``survival_730d``."""
-    return f"survival_{float(days):g}d"
 
 
 def check_times(times: Sequence[float] | None) -> tuple[float, ...]:

@@ -259,15 +259,15 @@ def _radiomics_rows(
 def _test_survival(model: str, ids: Sequence[str], risk: np.ndarray,
                    baseline: dict[str, Any]) -> pd.DataFrame:
     """Test patients' survival probabilities from their fold's training baseline."""
-    from hnprog.predict.survival import DEFAULT_TIMES, survival_column
-    from hnprog.survival import survival_probability
+    from hnprog.survival import DEFAULT_SURVIVAL_DAYS, survival_column, survival_probability
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # NaN beyond the fold's follow-up
-        probability = survival_probability(baseline, np.asarray(risk, float), DEFAULT_TIMES)
+        probability = survival_probability(baseline, np.asarray(risk, float),
+                                           DEFAULT_SURVIVAL_DAYS)
     return pd.DataFrame({"model": model, "patient_id": list(ids),
                          **{survival_column(t): probability[:, i]
-                            for i, t in enumerate(DEFAULT_TIMES)}})
+                            for i, t in enumerate(DEFAULT_SURVIVAL_DAYS)}})
 
 
 def _evaluate_models(result: CVResult, out_dir: Path, survival_parts: list[pd.DataFrame]
