@@ -7,8 +7,7 @@ from typing import Any
 import click
 
 from hnprog.cli.common import echo_done
-from hnprog.cli.options import LibraryDefault, endpoints_option, out_option
-from hnprog.errors import InputError
+from hnprog.cli.options import LibraryDefault, endpoints_option, out_option, parse_days
 
 __all__ = ["COMMANDS", "clinical", "clinical_cv", "evaluate_command"]
 
@@ -16,23 +15,11 @@ _EVALUATE = "hnprog.evaluation:evaluate_survival"
 _CLINICAL_CV = "hnprog.radiomics.clinical:run_clinical_cv"
 
 
-def _parse_days(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
-    """``--times 365,730`` as days; a malformed list is a usage error."""
-    if value is None:
-        return None
-    from hnprog.predict.survival import check_times
-
-    try:
-        return check_times([v.strip() for v in value.split(",") if v.strip()] or [""])
-    except InputError as exc:
-        raise click.BadParameter(str(exc), ctx=ctx, param=param) from exc
-
-
 @click.command("evaluate")
 @click.argument("predictions", type=click.Path(exists=True, dir_okay=False))
 @endpoints_option(required=True, short=True)
 @out_option("Output folder: metrics.json, metrics.md and the PNG plots.")
-@click.option("--times", callback=_parse_days, default=None,
+@click.option("--times", callback=parse_days, default=None,
               help="Days of the time-dependent AUC (and of the Brier score, from the "
                    "survival_<days>d columns), comma separated.  [default: the file's "
                    "survival_<days>d columns, else 365,730,1095,1825]")

@@ -10,7 +10,7 @@ import click
 
 from hnprog.cli.common import echo_done, needs_keras
 from hnprog.cli.options import (LibraryDefault, bboxes_option, data_argument, endpoints_option,
-                                jobs_option, out_option)
+                                jobs_option, out_option, parse_days)
 from hnprog.errors import InputError
 
 __all__ = ["COMMANDS", "demo_command", "info_command", "predict_command"]
@@ -24,19 +24,6 @@ def _parse_box(ctx: click.Context, param: click.Parameter, value: str | None) ->
 
     try:
         return BoundingBox.parse(value)
-    except InputError as exc:
-        raise click.BadParameter(str(exc), ctx=ctx, param=param) from exc
-
-
-def _parse_times(ctx: click.Context, param: click.Parameter,
-                 value: str | None) -> tuple[float, ...] | None:
-    """``--times 365,730`` as days; a malformed list is a usage error."""
-    if value is None:
-        return None
-    from hnprog.predict.survival import check_times
-
-    try:
-        return check_times([v.strip() for v in value.split(",") if v.strip()] or [""])
     except InputError as exc:
         raise click.BadParameter(str(exc), ctx=ctx, param=param) from exc
 
@@ -66,7 +53,7 @@ def _parse_times(ctx: click.Context, param: click.Parameter,
               help="Use the automatic PET box for every patient, ignoring any box CSV (as "
                    "hnprog demo does; with the shipped box CSVs results differ slightly).")
 @endpoints_option(purpose=", to report the C-index")
-@click.option("--times", callback=_parse_times, default=None,
+@click.option("--times", callback=parse_days, default=None,
               help="Days at which to report each patient's survival probability, comma "
                    "separated (columns survival_<days>d of risk.csv and predictions.csv), "
                    "from the presets' Breslow baseline; beyond the training patients' "

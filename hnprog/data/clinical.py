@@ -136,14 +136,10 @@ def read_clinical(path: str | os.PathLike, *, ids: Sequence[str] | None = None) 
         >>> clinical.loc["CHGJ007", ["age", "t_stage", "hpv"]].tolist()  # doctest: +SKIP
         [62.0, 3, 'positive']
     """
+    from hnprog.data.cohort import read_text_table
+
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"clinical file {path}: file not found")
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputError(f"clinical file {path}: cannot be read as CSV: {exc}") from None
-    table.columns = [c.strip() for c in table.columns]
+    table = read_text_table(path, "clinical file")
     if "PatientID" not in table.columns:
         raise InputError(f"clinical file {path}: no PatientID column (the HECKTOR 2021 "
                          f"header starts PatientID,CenterID,...). Received columns: "
