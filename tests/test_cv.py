@@ -213,3 +213,25 @@ def test_cv_with_clinical_adds_the_clinical_and_the_deep_plus_clinical_rows(tmp_
         assert evaluation["pooled"]["n"] == 12, folder
     assert json.loads((out / "results.json").read_text())["clinical_covariates"] == [
         "age", "t_stage", "n_stage", "hpv_positive", "hpv_unknown"]
+
+
+def test_train_on_cohort_records_the_baseline_of_its_training_patients(tmp_path, tiny_cohort):
+    from hnprog.survival import breslow_baseline
+
+    result = train_on_cohort(tiny_cohort, tmp_path / "run", config=TINY_RUN, verbose=0)
+    metadata = json.loads((result.preset / "hnprog.json").read_text())
+    baseline = metadata["outputs"]["risk"]["baseline"]
+    split = json.loads((tmp_path / "run" / "split.json").read_text())
+    assert baseline["n_patients"] == len(split["train"])
+    # the same estimate from the kept model's own risks of those patients
+    from hnprog.data.cohort import read_cohort
+    from hnprog.training.runs import training_risks
+
+    cohort = read_cohort(tiny_cohort)
+    risk = training_risks(result.model, cohort, split["train"], TINY_RUN,
+                          cache_dir=tmp_path / "run" / "cache")
+    ends = cohort.endpoints.loc[split["train"]]
+    expected = breslow_baseline(event=ends["event"], time=ends["time"], risk=risk)
+    assert baseline["cumulative_hazard"] == pytest.approx(expected["cumulative_hazard"],
+                                                          rel=1e-5)
+    assert "survival probabilities | Breslow baseline" in (result.preset / "README.md").read_text()
