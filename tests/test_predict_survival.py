@@ -105,3 +105,19 @@ def test_cli_times_option(synthetic_cohort, presets, tmp_path):
     assert good.exit_code == 0, good.output
     assert list(pd.read_csv(tmp_path / "risk.csv").columns)[-2:] == ["survival_365d",
                                                                      "survival_730d"]
+
+
+def test_cli_hecktor_format_and_resume_with_other_times(synthetic_cohort, presets, tmp_path):
+    runner = CliRunner()
+    args = ["predict", str(synthetic_cohort), "-m", str(presets[0][0]), "-o", str(tmp_path),
+            "--no-overlay", "--format", "hecktor"]
+    first = runner.invoke(main, [*args, "--times", "365"])
+    assert first.exit_code == 0, first.output
+    hecktor = pd.read_csv(tmp_path / "hecktor_predictions.csv")
+    predictions = pd.read_csv(tmp_path / "predictions.csv")
+    assert list(hecktor.columns) == ["PatientID", "Prediction"]
+    assert hecktor["Prediction"].tolist() == pytest.approx(predictions["risk"].tolist(), abs=1e-6)
+    # other days: the patients are predicted again, not resumed with the old columns
+    second = runner.invoke(main, [*args, "--times", "730"])
+    assert second.exit_code == 0, second.output
+    assert "survival_730d" in pd.read_csv(tmp_path / "predictions.csv").columns

@@ -97,7 +97,12 @@ def predict_cohort(
             report = json.loads((job.out_dir / REPORT_FILE).read_text())
         except (OSError, ValueError):
             return None
-        return report if isinstance(report, dict) and report.get("models") == models else None
+        if not isinstance(report, dict) or report.get("models") != models:
+            return None
+        survival = report.get("survival") or {}
+        if "times_days" in survival and survival["times_days"] != list(times):
+            return None  # asked for survival at other days: predict again
+        return report
 
     config = preprocess_config_from_spec(predictor.preprocessing)
     steps = [
