@@ -56,6 +56,7 @@ _PUBLIC_API: dict[str, str] = {
     "read_endpoints": "hnprog.data.cohort",
     "convert_dicom": "hnprog.data.dicom.convert",
     "write_synthetic_dicom": "hnprog.data.dicom.write",
+    "read_clinical": "hnprog.data.clinical",
     "PreprocessConfig": "hnprog.transforms",
     "preprocess_case": "hnprog.transforms",
     "invert_to_reference": "hnprog.transforms",
@@ -75,6 +76,9 @@ _PUBLIC_API: dict[str, str] = {
     "cross_validation_splits": "hnprog.splits",
     "write_cv_report": "hnprog.reporting",
     "plot_kaplan_meier": "hnprog.reporting",
+    "evaluate_survival": "hnprog.evaluation",
+    "breslow_baseline": "hnprog.survival",
+    "survival_probability": "hnprog.survival",
     # == training ==
     "TrainingConfig": "hnprog.training",
     "train_model": "hnprog.training",

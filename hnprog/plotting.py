@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -102,6 +103,7 @@ def plot_overlay(
     reference_mask: sitk.Image | None = None,
     half_width_mm: float = 60.0,
     ct_window: tuple[float, float] = (-250.0, 350.0),
+    survival_curve: Mapping[str, Any] | None = None,
 ) -> None:
     """Save axial, coronal and sagittal views through the tumour, CT above PET over CT.
 
@@ -124,6 +126,10 @@ def plot_overlay(
             Defaults to None.
         half_width_mm: float. Half the edge of the viewed cube, mm. Defaults to 60.
         ct_window: tuple of float. CT display window, HU. Defaults to (-250, 350).
+        survival_curve: dict, optional. The patient's predicted survival (``report.json``'s
+            ``survival`` entry: ``curve`` with ``time_days``, ``probability`` and the folds'
+            ``fold_min``/``fold_max``, and the requested ``times_days``/``probability``),
+            drawn as a small panel on the right (:func:`_survival_panel`). Defaults to None.
     """
     region = _view_region(ct, mask if mask is not None else reference_mask, half_width_mm)
 
@@ -189,5 +195,85 @@ def plot_overlay(
     label_font = _font(13)
     for x, y, text in labels:
         _centred_text(draw, x, y, text, label_font, middle=True)
+    if survival_curve is not None:
+        picture = _beside(picture, _survival_panel(survival_curve, top, cell + _LABEL_PX))
     with atomic_path(path) as tmp:
         picture.save(tmp, format="PNG", compress_level=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# The small survival curve beside the overlay
+# ---------------------------------------------------------------------------------------------
+
+_CURVE_PX = 330  # width of the survival panel
+_BLUE, _GREY = (90, 160, 255), (110, 110, 110)
+
+
+def _beside(picture: Image.Image, panel: Image.Image) -> Image.Image:
+    """``panel`` to the right of ``picture``, top-aligned, on black."""
+    joined = Image.new("RGB", (picture.width + panel.width, max(picture.height, panel.height)))
+    joined.paste(picture, (0, 0))
+    joined.paste(panel, (picture.width, 0))
+    return joined
+
+
+def _survival_panel(survival: Mapping[str, Any], top: int, height: int) -> Image.Image:
+    """A small plot of a patient's predicted survival curve (white on black, Pillow only).
+
+    The curve (and the band between the folds' lowest and highest curves for an ensemble)
+    runs from day 0 to the training patients' follow-up; each requested time is a dot
+    labelled with its probability, "n/a" beyond the follow-up.
+
+    Args:
+        survival: dict. ``report.json``'s ``survival`` entry.
+        top: int. Pixels above the plot (the overlay's heading), left empty.
+        height: int. Height of the plot area, pixels.
+
+    Returns:
+        PIL.Image.Image. The panel, ``_CURVE_PX`` wide.
+    """
+    curve = survival["curve"]
+    days = np.asarray(curve["time_days"], dtype=float)
+    probability = np.asarray([np.nan if p is None else p for p in curve["probability"]], float)
+    panel = Image.new("RGB", (_CURVE_PX, top + height), (0, 0, 0))
+    draw = ImageDraw.Draw(panel)
+    left, right, upper, lower = 46, _CURVE_PX - 14, top + _LABEL_PX + 8, top + height - 40
+    end = float(days.max()) if len(days) and days.max() > 0 else 1.0
+
+    def xy(d: np.ndarray, p: np.ndarray) -> list[tuple[float, float]]:
+        return list(zip(left + (right - left) * d / end, lower - (lower - upper) * p))
+
+    font = _font(12)
+    _centred_text(draw, _CURVE_PX // 2, top + _LABEL_PX // 2 - 6,
+                  "predicted event-free survival", _font(13), middle=True)
+    for p in (0.0, 0.5, 1.0):
+        (_, y), = xy(np.array([0.0]), np.array([p]))
+        draw.line([(left, y), (right, y)], fill=(45, 45, 45))
+        draw.text((left - 8, y), f"{p:.0%}" if p else "0", fill=_GREY, font=font, anchor="rm")
+    years = np.arange(0.0, end + 1, 365.0)
+    for d in years:
+        (x, _), = xy(np.array([d]), np.array([0.0]))
+        draw.line([(x, lower), (x, lower + 4)], fill=_GREY)
+        draw.text((x, lower + 6), f"{d / 365:g} y", fill=_GREY, font=font, anchor="ma")
+    draw.rectangle([left, upper, right, lower], outline=_GREY)
+    if curve.get("fold_min") is not None and curve.get("fold_max") is not None:
+        low = np.asarray([np.nan if p is None else p for p in curve["fold_min"]], float)
+        high = np.asarray([np.nan if p is None else p for p in curve["fold_max"]], float)
+        ok = np.isfinite(low) & np.isfinite(high)
+        if ok.sum() > 1:
+            draw.polygon(xy(days[ok], high[ok]) + xy(days[ok], low[ok])[::-1], fill=(30, 55, 95))
+            draw.text((left, lower + 40), "shaded: lowest to highest fold", fill=_GREY,
+                      font=font)
+    ok = np.isfinite(probability)
+    if ok.sum() > 1:
+        draw.line(xy(days[ok], probability[ok]), fill=_BLUE, width=2)
+    lines = []
+    for d, p in zip(survival.get("times_days", []), survival.get("probability", [])):
+        if p is None:
+            lines.append(f"{d / 365:g} y: n/a (beyond follow-up)")
+            continue
+        (x, y), = xy(np.array([min(d, end)]), np.array([p]))
+        draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=(255, 255, 255))
+        lines.append(f"{d / 365:g} y: {p:.0%}")
+    draw.text((left, lower + 22), "   ".join(lines), fill=(230, 230, 230), font=font)
+    return panel

@@ -39,7 +39,9 @@ __all__ = [
     "METRIC_LABELS",
     "median_risk_split",
     "mean_and_standard_error",
+    "plot_calibration",
     "plot_cv_kaplan_meier",
+    "plot_forest",
     "plot_kaplan_meier",
     "summarise_folds",
     "write_cv_report",
@@ -398,12 +400,16 @@ def plot_kaplan_meier(
     path: str | os.PathLike,
     title: str | None = None,
     time_unit: str = "days",
+    high_risk: Sequence[bool] | np.ndarray | None = None,
 ) -> float:
-    """Plot Kaplan-Meier curves of the low- and high-risk halves and save them as PNG.
+    """Plot Kaplan-Meier curves of the low- and high-risk groups and save them as PNG.
 
-    Patients are split at the median risk (:func:`median_risk_split`); the legend gives the
-    group sizes and the plot the log-rank p-value. Uses matplotlib's Agg canvas directly, so it
-    works without a display and leaves the global backend alone.
+    Patients are split at the median risk (:func:`median_risk_split`), or into the groups
+    given by ``high_risk``. Each curve carries a tick at every censored patient; under the
+    plot, a table gives the numbers still at risk at regular times; the legend (group sizes
+    and events) and the log-rank p-value sit outside the curves, below the axes. Uses
+    matplotlib's Agg canvas directly, so it works without a display and leaves the global
+    backend alone.
 
     Args:
         event: array-like of bool, shape ``(n_patients,)``. True where the event was observed.
@@ -412,12 +418,14 @@ def plot_kaplan_meier(
         path: str or PathLike. The PNG file, written atomically.
         title: str, optional. Plot title. Defaults to ``"Kaplan-Meier, split at median risk"``.
         time_unit: str. Label of the time axis. Defaults to ``"days"``.
+        high_risk: array-like of bool ``(n_patients,)``, optional. The high-risk group (e.g.
+            risk above a model's recorded threshold). Defaults to the median split.
 
     Returns:
-        float. The log-rank p-value.
+        float. The log-rank p-value (``sksurv.compare.compare_survival``).
 
     Raises:
-        InputError: as :func:`median_risk_split`.
+        InputError: as :func:`median_risk_split`, or when ``high_risk`` leaves a group empty.
 
     Example:
         >>> p = plot_kaplan_meier(  # doctest: +SKIP
@@ -426,37 +434,157 @@ def plot_kaplan_meier(
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from sksurv.compare import compare_survival
     from sksurv.nonparametric import kaplan_meier_estimator
 
-    split = median_risk_split(event=event, time=time, risk=risk)
     y = make_survival_y(event=event, time=time)
-    figure = Figure(figsize=(6, 4.5), dpi=120)
+    if high_risk is None:
+        split = median_risk_split(event=event, time=time, risk=risk)
+        high, p_value = split["high_risk"], split["p_value"]
+        default_title = "Kaplan-Meier, split at median risk"
+    else:
+        check_risk(risk, n_samples=len(y))
+        high = np.asarray(high_risk, dtype=bool)
+        if high.shape != (len(y),) or high.all() or not high.any():
+            raise InputError("high_risk must mark some but not all patients, one value per "
+                             f"patient. Received: {int(high.sum())} of {len(high)} high")
+        p_value = float(compare_survival(y, high.astype(int))[1])
+        default_title = "Kaplan-Meier by risk group"
+    figure = Figure(figsize=(7, 6), dpi=120)
     FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
-    for label, members, color in (
-        ("low risk", ~split["high_risk"], "tab:blue"),
-        ("high risk", split["high_risk"], "tab:red"),
-    ):
-        times, survival = kaplan_meier_estimator(y["event"][members], y["time"][members])
-        axes.step(
-            np.concatenate([[0.0], times]),
-            np.concatenate([[1.0], survival]),
-            where="post",
-            color=color,
-            label=f"{label} (n={int(members.sum())}, events={int(y['event'][members].sum())})",
-        )
+    axes = figure.add_axes((0.17, 0.44, 0.79, 0.5))
+    table = figure.add_axes((0.17, 0.04, 0.79, 0.12))
+    groups = (("low risk", ~high, "tab:blue"), ("high risk", high, "tab:red"))
+    end = float(y["time"].max())
+    ticks = np.linspace(0.0, end, 6)
+    if end > 365:
+        step = 365.0 * max(1, int(np.ceil(end / 365.0 / 6)))
+        ticks = np.arange(0.0, end + 1e-9, step)
+    for row, (label, members, color) in enumerate(groups):
+        ev, ti = y["event"][members], y["time"][members]
+        times, survival = kaplan_meier_estimator(ev, ti)
+        steps_t = np.concatenate([[0.0], times])
+        steps_s = np.concatenate([[1.0], survival])
+        axes.step(steps_t, steps_s, where="post", color=color, lw=1.8,
+                  label=f"{label}: n={int(members.sum())}, {int(ev.sum())} events")
+        censored = ti[~ev]
+        at = steps_s[np.searchsorted(steps_t, censored, side="right") - 1]
+        axes.plot(censored, at, linestyle="none", marker="|", markersize=9, color=color,
+                  markeredgewidth=1.4)
+        at_risk = [int((ti >= t).sum()) for t in ticks]
+        for t, count in zip(ticks, at_risk):
+            table.text(t, 1 - row, str(count), ha="center", va="center", color=color,
+                       fontsize=9)
+    axes.plot([], [], linestyle="none", marker="|", color="0.3", markersize=9,
+              label="censored patient")
+    axes.set_xlim(0.0, end * 1.02)
+    axes.set_xticks(ticks)
     axes.set_xlabel(f"time ({time_unit})")
     axes.set_ylabel("event-free probability")
     axes.set_ylim(0.0, 1.02)
-    axes.set_title(title or "Kaplan-Meier, split at median risk")
-    axes.text(
-        0.02, 0.04, f"log-rank p = {split['p_value']:.3g}", transform=axes.transAxes
-    )
-    axes.legend(loc="upper right")
+    axes.set_title(title or default_title, fontsize=11)
+    axes.grid(alpha=0.25)
+    axes.legend(loc="upper left", bbox_to_anchor=(0.0, -0.13), ncol=2, frameon=False,
+                fontsize=8.5, title=f"log-rank p = {p_value:.3g}", title_fontsize=8.5,
+                alignment="left")
+    table.set_xlim(axes.get_xlim())
+    table.set_ylim(-0.6, 1.6)
+    for row, (label, _, color) in enumerate(groups):
+        figure.text(0.02, table.transData.transform((0, 1 - row))[1] / figure.bbox.height,
+                    label, ha="left", va="center", color=color, fontsize=9)
+    table.set_title("number at risk", fontsize=9, loc="left")
+    table.axis("off")
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png")
+    return float(p_value)
+
+
+def plot_calibration(calibration: Mapping[str, Any], path: str | os.PathLike, *,
+                     title: str = "Calibration at 2 years") -> None:
+    """Predicted against Kaplan-Meier observed survival by risk group, as PNG.
+
+    Args:
+        calibration: dict. From :func:`hnprog.evaluation.calibration_table`: ``days``,
+            ``groups`` (``n``, ``n_events``, ``predicted``, ``observed``), ``slope``,
+            ``intercept``.
+        path: str or PathLike. The PNG file, written atomically.
+        title: str. Plot title. Defaults to ``"Calibration at 2 years"``.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(5.2, 5.2), dpi=120)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    axes.plot([0, 1], [0, 1], color="0.6", linestyle="--", lw=1, label="perfect calibration")
+    points = [(g["predicted"], g["observed"], g["n"]) for g in calibration["groups"]
+              if g["observed"] is not None]
+    if points:
+        predicted, observed, counts = zip(*points)
+        axes.plot(predicted, observed, "o", color="tab:blue", markersize=7,
+                  label="risk quintile (low to high risk: right to left)")
+        for x, y_, n in points:
+            axes.annotate(f"n={n}", (x, y_), textcoords="offset points", xytext=(6, -10),
+                          fontsize=8)
+    if calibration.get("slope") is not None:
+        xs = np.array([0.0, 1.0])
+        axes.plot(xs, calibration["intercept"] + calibration["slope"] * xs, color="tab:blue",
+                  lw=1, label=f"least-squares line, slope {calibration['slope']:.2f}")
+    axes.set_xlim(0, 1)
+    axes.set_ylim(0, 1)
+    axes.set_aspect("equal")
+    days = calibration["days"]
+    axes.set_xlabel(f"predicted event-free probability at {days:g} days")
+    axes.set_ylabel(f"observed (Kaplan-Meier) at {days:g} days")
+    axes.set_title(title, fontsize=11)
+    axes.grid(alpha=0.25)
+    axes.legend(loc="upper left", fontsize=8)
     figure.tight_layout()
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png")
-    return split["p_value"]
+
+
+def plot_forest(rows: Sequence[tuple[str, float, Sequence[float] | None]],
+                path: str | os.PathLike, *, title: str = "C-index by centre",
+                label: str = "Harrell's C-index (95% bootstrap CI)") -> None:
+    """A forest plot: one estimate with its interval per row (centres, then pooled), as PNG.
+
+    Args:
+        rows: sequence of ``(name, estimate, [low, high] or None)``. The last row is drawn as
+            a diamond (the pooled estimate).
+        path: str or PathLike. The PNG file, written atomically.
+        title: str. Plot title.
+        label: str. Label of the value axis.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    height = 1.3 + 0.42 * len(rows)
+    figure = Figure(figsize=(6.4, height), dpi=120)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    for i, (name, estimate, interval) in enumerate(rows):
+        y_pos = len(rows) - 1 - i
+        last = i == len(rows) - 1
+        if interval is not None:
+            axes.plot(interval, [y_pos, y_pos], color="black", lw=1.4)
+        axes.plot([estimate], [y_pos], marker="D" if last else "s",
+                  markersize=9 if last else 6, color="tab:red" if last else "black")
+        text = f"{estimate:.3f}" + ("" if interval is None
+                                    else f" ({interval[0]:.3f}-{interval[1]:.3f})")
+        axes.text(1.02, y_pos, text, va="center", fontsize=8.5,
+                  transform=axes.get_yaxis_transform())
+    axes.axvline(0.5, color="0.6", linestyle="--", lw=1)
+    axes.set_yticks(range(len(rows)))
+    axes.set_yticklabels([name for name, _, _ in reversed(rows)], fontsize=9)
+    axes.set_xlim(0.0, 1.0)
+    axes.set_ylim(-0.7, len(rows) - 0.3)
+    axes.set_xlabel(f"{label}; 0.5 = chance")
+    axes.set_title(title, fontsize=11)
+    axes.grid(axis="x", alpha=0.25)
+    figure.subplots_adjust(left=0.34, right=0.74, bottom=0.75 / height, top=1 - 0.4 / height)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png")
 
 
 def _with_model_column(per_fold: pd.DataFrame) -> pd.DataFrame:

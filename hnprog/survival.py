@@ -27,10 +27,15 @@ import numpy as np
 from hnprog.errors import InputError
 
 __all__ = [
+    "DEFAULT_SURVIVAL_DAYS",
+    "breslow_baseline",
+    "check_baseline",
     "check_event_time",
     "check_risk",
     "check_survival_y",
     "make_survival_y",
+    "survival_column",
+    "survival_probability",
     "survival_y_to_keras",
 ]
 
@@ -284,3 +289,174 @@ def survival_y_to_keras(y: np.ndarray) -> np.ndarray:
     """
     event, time = check_survival_y(y)
     return np.stack([time, event.astype(float)], axis=1).astype("float32")
+
+
+# ---------------------------------------------------------------------------------------------
+# The Breslow baseline and per-patient survival probabilities
+# ---------------------------------------------------------------------------------------------
+
+#: Days at which hnprog reports survival probabilities by default: 1, 2, 3 and 5 years.
+DEFAULT_SURVIVAL_DAYS = (365.0, 730.0, 1095.0, 1825.0)
+
+
+def survival_column(days: float) -> str:
+    """The column name of the survival probability at ``days``: ``survival_730d``."""
+    return f"survival_{float(days):g}d"
+
+
+
+def breslow_baseline(
+    *,
+    event: Sequence[bool] | np.ndarray,
+    time: Sequence[float] | np.ndarray,
+    risk: Sequence[float] | np.ndarray,
+) -> dict[str, Any]:
+    """Breslow's estimate of the baseline cumulative hazard of a Cox model.
+
+    With log-hazards ``risk`` fitted on these patients, the cumulative hazard at the distinct
+    event times ``t_k`` is ``H0(t_k) = sum_{t_j <= t_k} d_j / sum_{i: T_i >= t_j} exp(r_i)``,
+    where ``d_j`` counts the events at ``t_j`` (Breslow, 1972). It is what
+    ``sksurv.linear_model.coxph.BreslowEstimator`` computes (``cum_baseline_hazard_`` at
+    ``unique_times_``). A Cox log-hazard is only defined up to an additive constant, so the
+    risks are centred on their mean (``reference_risk``) before the estimate: the hazard is
+    stored for a patient of mean risk, which keeps ``exp`` finite for any network output.
+    :func:`survival_probability` undoes the centring.
+
+    Args:
+        event: array-like ``(n_samples,)``, bool or 0/1. Observed event (else censored).
+        time: array-like ``(n_samples,)``. Days to event or censoring.
+        risk: array-like ``(n_samples,)``. Cox log-hazards of the same patients, higher is
+            worse.
+
+    Returns:
+        dict (JSON-ready), as stored in a preset's ``hnprog.json``:
+        ``time_days`` (list of float, the distinct times of the sample, ascending: event
+        times and censoring times, so the curve is known up to the longest follow-up),
+        ``cumulative_hazard`` (list of float, ``H0`` at each of those times for a patient of
+        risk ``reference_risk``), ``reference_risk`` (float), ``max_time_days`` (float, the
+        longest follow-up: beyond it the curve is unknown), ``n_patients`` and ``n_events``
+        (int), and ``estimator`` (``"breslow"``).
+
+    Raises:
+        InputError: on invalid outcomes or risks (:func:`check_event_time`,
+            :func:`check_risk`), or when no event was observed.
+
+    Example:
+        >>> b = breslow_baseline(event=[1, 1, 0], time=[1.0, 2.0, 3.0], risk=[0.0, 0.0, 0.0])
+        >>> [round(h, 4) for h in b["cumulative_hazard"]]
+        [0.3333, 0.8333, 0.8333]
+    """
+    event_arr, time_arr = check_event_time(event=event, time=time)
+    risk_arr = check_risk(risk, n_samples=len(time_arr))
+    if not event_arr.any():
+        raise InputError("breslow_baseline needs at least one observed event; all "
+                         f"{len(time_arr)} patients are censored")
+    reference = float(risk_arr.mean())
+    weight = np.exp(risk_arr - reference)
+    times, inverse = np.unique(time_arr, return_inverse=True)
+    events_at = np.bincount(inverse, weights=event_arr.astype(float), minlength=len(times))
+    weight_at = np.bincount(inverse, weights=weight, minlength=len(times))
+    at_risk = np.cumsum(weight_at[::-1])[::-1]  # sum of exp(r) over T_i >= t
+    cumulative = np.cumsum(events_at / at_risk)
+    return {
+        "estimator": "breslow",
+        "time_days": times.tolist(),
+        "cumulative_hazard": cumulative.tolist(),
+        "reference_risk": reference,
+        "max_time_days": float(times[-1]),
+        "n_patients": int(len(time_arr)),
+        "n_events": int(event_arr.sum()),
+    }
+
+
+def check_baseline(baseline: Any, where: str = "baseline") -> tuple[np.ndarray, np.ndarray, float,
+                                                                   float]:
+    """Check a stored Breslow baseline (:func:`breslow_baseline`) and return its arrays.
+
+    Args:
+        baseline: dict. As :func:`breslow_baseline` returns it.
+        where: str. Named in error messages (e.g. the preset). Defaults to ``"baseline"``.
+
+    Returns:
+        tuple ``(time_days, cumulative_hazard, reference_risk, max_time_days)``: two float64
+        arrays ``(n_times,)`` and two floats.
+
+    Raises:
+        InputError: if a field is missing, the times are not ascending and non-negative, or
+            the cumulative hazard is not finite, non-negative and non-decreasing.
+    """
+    try:
+        times = np.asarray(baseline["time_days"], dtype=np.float64)
+        hazard = np.asarray(baseline["cumulative_hazard"], dtype=np.float64)
+        reference = float(baseline["reference_risk"])
+        max_time = float(baseline.get("max_time_days", times[-1] if len(times) else np.nan))
+    except (TypeError, KeyError, ValueError, IndexError) as exc:
+        raise InputError(f"{where}: not a Breslow baseline (time_days, cumulative_hazard, "
+                         f"reference_risk). Received: {exc!r}") from None
+    ok = (times.ndim == 1 and times.shape == hazard.shape and len(times) > 0
+          and np.isfinite(times).all() and np.isfinite(hazard).all() and (times >= 0).all()
+          and (np.diff(times) > 0).all() and (hazard >= 0).all()
+          and (np.diff(hazard) >= 0).all() and np.isfinite(reference)
+          and np.isfinite(max_time))
+    if not ok:
+        raise InputError(f"{where}: the baseline's times must be ascending days and its "
+                         "cumulative hazard finite, non-negative and non-decreasing, of the "
+                         "same length")
+    return times, hazard, reference, max_time
+
+
+def survival_probability(
+    baseline: Any,
+    risk: Sequence[float] | np.ndarray | float,
+    times: Sequence[float] | np.ndarray,
+) -> np.ndarray:
+    """Survival probabilities ``S(t | r) = exp(-H0(t) exp(r - r_ref))`` from a Breslow baseline.
+
+    ``H0`` is the step function of :func:`breslow_baseline` (0 before the first event time).
+    A time beyond the longest follow-up of the patients the baseline was estimated on is not
+    extrapolated: its probability is NaN, with a ``RuntimeWarning``.
+
+    Args:
+        baseline: dict. From :func:`breslow_baseline` (e.g. a preset's
+            ``outputs.risk.baseline``).
+        risk: float or array-like ``(n_patients,)``. Cox log-hazards on the scale of the
+            model the baseline belongs to (higher is worse).
+        times: array-like ``(n_times,)``. Days after diagnosis; finite and not negative.
+
+    Returns:
+        numpy.ndarray ``(n_patients, n_times)`` float64 in [0, 1] (NaN beyond the baseline's
+        follow-up), non-increasing along the times; ``(n_times,)`` for a scalar ``risk``.
+
+    Raises:
+        InputError: on an invalid baseline (:func:`check_baseline`), a non-finite risk, or
+            negative or non-finite times.
+
+    Example:
+        >>> b = breslow_baseline(event=[1, 1, 0], time=[1.0, 2.0, 3.0], risk=[0.0, 0.0, 0.0])
+        >>> survival_probability(b, 0.0, [0.5, 1.0, 3.0]).round(4).tolist()
+        [1.0, 0.7165, 0.4346]
+    """
+    base_times, hazard, reference, max_time = check_baseline(baseline)
+    scalar = np.ndim(risk) == 0
+    risk_arr = np.atleast_1d(np.asarray(risk, dtype=np.float64))
+    if risk_arr.ndim != 1 or not np.isfinite(risk_arr).all():
+        raise InputError(f"risk must be finite log-hazards of shape (n_patients,). "
+                         f"Received: risk={risk!r}")
+    times_arr = np.atleast_1d(np.asarray(times, dtype=np.float64))
+    if times_arr.ndim != 1 or not np.isfinite(times_arr).all() or (times_arr < 0).any():
+        raise InputError(f"times must be finite, non-negative days. Received: times={times!r}")
+    index = np.searchsorted(base_times, times_arr, side="right") - 1
+    at = np.where(index >= 0, hazard[np.clip(index, 0, None)], 0.0)
+    with np.errstate(over="ignore"):
+        probability = np.exp(-np.outer(np.exp(risk_arr - reference), at))
+    beyond = times_arr > max_time
+    if beyond.any():
+        warnings.warn(
+            f"survival probability requested at {times_arr[beyond].tolist()} days, beyond the "
+            f"longest follow-up of the baseline's patients ({max_time:g} days): NaN, not an "
+            "extrapolation.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        probability[:, beyond] = np.nan
+    return probability[0] if scalar else probability

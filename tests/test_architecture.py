@@ -28,6 +28,7 @@ LAYERS: dict[str, int] = {
     "hnprog.splits": 2,
     "hnprog.plotting": 2,
     "hnprog.reporting": 2,
+    "hnprog.evaluation": 2,
     "hnprog.transforms": 3,
     "hnprog.data": 4,
     "hnprog.presets": 5,

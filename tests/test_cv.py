@@ -140,6 +140,12 @@ def test_cv_writes_tables_predictions_and_loadable_presets(tmp_path, tiny_cohort
         state = json.loads((folder.parent / "checkpoint" / "state.json").read_text())
         assert metadata["outputs"]["risk"]["threshold"] == pytest.approx(
             float(np.median(state["best_val_risk"])), abs=1e-12)
+        # the Breslow baseline of the fold's training patients, on the preset's risk scale
+        baseline = metadata["outputs"]["risk"]["baseline"]
+        train_ids = set(ids) - set(result.predictions.query("fold == @fold - 1")["patient_id"])
+        assert baseline["estimator"] == "breslow"
+        assert baseline["n_patients"] < len(train_ids)  # the training part, not validation
+        assert baseline["cumulative_hazard"] == sorted(baseline["cumulative_hazard"])
         preset = from_preset(folder)
         out_arrays = preset.predict(x)
         assert out_arrays["risk"].shape == (3, 1)
@@ -182,3 +188,50 @@ def test_start_model_loads_a_preset_run_folder_and_warns_for_an_old_one(tmp_path
     with pytest.warns(DeprecationWarning, match="re-export it as a preset folder"):
         loaded, preprocessing = load_start_model(old)
     assert preprocessing == grid and loaded.count_params() == model.count_params()
+
+
+def test_cv_with_clinical_adds_the_clinical_and_the_deep_plus_clinical_rows(tmp_path):
+    from hnprog.data.synthetic import generate_cohort
+
+    data = generate_cohort(tmp_path / "data", n_patients=12, seed=1, image_scale=0.25,
+                           censoring=0.3, n_centres=2, clinical=True)
+    out = tmp_path / "cv"
+    result = cross_validate(data, out, config=TINY_RUN, tasks=["multitask"],
+                            clinical=data / "clinical.csv", verbose=0)
+    models = list(dict.fromkeys(result.per_fold["model"]))
+    assert models == ["deep multi-task (1,1)", "clinical", "deep multi-task + clinical"]
+    assert result.per_fold["fold"].tolist() == [0, 1] * 3
+    assert "deep multi-task + clinical" in (out / "results.md").read_text()
+    rows = result.predictions
+    # every model is tested on the same patients of each fold
+    deep = rows[rows["model"] == "deep multi-task (1,1)"].set_index("patient_id")["fold"]
+    for model in models[1:]:
+        other = rows[rows["model"] == model].set_index("patient_id")["fold"]
+        assert other.sort_index().equals(deep.sort_index()), model
+    for folder in ("deep_multi_task_1_1", "clinical", "deep_multi_task_clinical"):
+        evaluation = json.loads((out / "evaluation" / folder / "metrics.json").read_text())
+        assert evaluation["pooled"]["n"] == 12, folder
+    assert json.loads((out / "results.json").read_text())["clinical_covariates"] == [
+        "age", "t_stage", "n_stage", "hpv_positive", "hpv_unknown"]
+
+
+def test_train_on_cohort_records_the_baseline_of_its_training_patients(tmp_path, tiny_cohort):
+    from hnprog.survival import breslow_baseline
+
+    result = train_on_cohort(tiny_cohort, tmp_path / "run", config=TINY_RUN, verbose=0)
+    metadata = json.loads((result.preset / "hnprog.json").read_text())
+    baseline = metadata["outputs"]["risk"]["baseline"]
+    split = json.loads((tmp_path / "run" / "split.json").read_text())
+    assert baseline["n_patients"] == len(split["train"])
+    # the same estimate from the kept model's own risks of those patients
+    from hnprog.data.cohort import read_cohort
+    from hnprog.training.runs import training_risks
+
+    cohort = read_cohort(tiny_cohort)
+    risk = training_risks(result.model, cohort, split["train"], TINY_RUN,
+                          cache_dir=tmp_path / "run" / "cache")
+    ends = cohort.endpoints.loc[split["train"]]
+    expected = breslow_baseline(event=ends["event"], time=ends["time"], risk=risk)
+    assert baseline["cumulative_hazard"] == pytest.approx(expected["cumulative_hazard"],
+                                                          rel=1e-5)
+    assert "survival probabilities | Breslow baseline" in (result.preset / "README.md").read_text()

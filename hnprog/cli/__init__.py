@@ -15,6 +15,7 @@ The commands live in one module per family, each listing them in ``COMMANDS``:
 - :mod:`hnprog.cli.predict`: ``predict``, ``demo``, ``info``
 - :mod:`hnprog.cli.radiomics`: ``radiomics extract``, ``radiomics cv``
 - :mod:`hnprog.cli.convert`: ``convert`` (DICOM to NIfTI)
+- :mod:`hnprog.cli.evaluate`: ``evaluate``, ``clinical cv``
 
 Shared options are defined once in :mod:`hnprog.cli.options`; the quiet Keras start and the
 final 'done' line in :mod:`hnprog.cli.common`. This module only builds the ``main`` group and
@@ -36,6 +37,7 @@ import click  # noqa: E402
 
 from hnprog import __version__  # noqa: E402
 from hnprog.cli import data, export, predict, radiomics, train, zoo  # noqa: E402
+from hnprog.cli import evaluate  # noqa: E402
 from hnprog.cli.common import quiet_keras_start  # noqa: E402
 from hnprog.errors import HnprogError  # noqa: E402
 
@@ -126,7 +128,7 @@ def show_deprecations() -> None:
     warnings.showwarning = show
 
 
-for _family in (data, train, zoo, export, predict, radiomics):
+for _family in (data, train, zoo, export, predict, radiomics, evaluate):
     for _command in _family.COMMANDS:
         main.add_command(_command)
 from hnprog.cli import convert as _convert  # noqa: E402 - DICOM to NIfTI

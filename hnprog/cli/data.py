@@ -40,12 +40,15 @@ _GENERATE = "hnprog.data.synthetic:generate_cohort"
               show_default=True, type=click.FloatRange(0.25, 2.0),
               help="Voxels per axis times SCALE (0.5: 8x smaller images, for quick tries).")
 @jobs_option("Worker processes.", default=LibraryDefault(_GENERATE, "n_jobs"))
+@click.option("--clinical", is_flag=True,
+              help="Also write clinical.csv (HECKTOR 2021 clinical columns: age, T and N "
+                   "stage, HPV status, ...), whose known effects join the true log-hazard.")
 @click.option("--format", "file_format", type=click.Choice(["nifti", "dicom"]), default="nifti",
               show_default=True, help="nifti: the HECKTOR 2021 layout. dicom: one folder per "
               "patient (CT/, PT/ in BQML, RTSTRUCT.dcm), the NIfTI truth in OUT/nifti/ and each "
               "PET's SUV factor in OUT/dicom.csv.")
 def synth_command(out_dir: str, patients: int, seed: int, centres: int, censoring: float,
-                  image_scale: float, n_jobs: int, file_format: str = "nifti") -> None:
+                  image_scale: float, n_jobs: int, clinical: bool, file_format: str) -> None:
     """Write a synthetic HECKTOR 2021-layout PET/CT cohort with a known survival model.
 
     Writes <ID>_ct.nii.gz, <ID>_pt.nii.gz and <ID>_gtvt.nii.gz per patient, endpoints.csv,
@@ -55,14 +58,15 @@ def synth_command(out_dir: str, patients: int, seed: int, centres: int, censorin
     its decay tags, RTSTRUCT of the GTVt), for trying `hnprog convert` on known values.
 
     \b
-    Example:
+    Examples:
       hnprog synth data/ -n 20 --seed 0
+      hnprog synth data/ -n 100 --clinical --scale 0.5
       hnprog synth dicom/ -n 5 --format dicom
     """
     from hnprog.data.synthetic import generate_cohort, oracle_cindex, read_truth
 
     kwargs = dict(n_centres=centres, censoring=censoring, image_scale=image_scale,
-                  n_jobs=n_jobs, progress=True)
+                  n_jobs=n_jobs, progress=True, clinical=clinical)
     if file_format == "dicom":
         from hnprog.data.dicom.write import write_synthetic_dicom
 

@@ -43,6 +43,7 @@ __all__ = [
     "hub_options",
     "jobs_option",
     "option_group",
+    "parse_days",
     "out_option",
     "preprocess_options",
     "quiet_option",
@@ -51,6 +52,20 @@ __all__ = [
     "shown_default",
     "training_options",
 ]
+
+
+def parse_days(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    """Callback of a ``--times 365,730`` option: the days, ascending; a usage error when
+    malformed (:func:`hnprog.predict.survival.check_times`)."""
+    if value is None:
+        return None
+    from hnprog.errors import InputError
+    from hnprog.predict.survival import check_times
+
+    try:
+        return check_times([v.strip() for v in value.split(",") if v.strip()] or [""])
+    except InputError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from exc
 
 
 def option_group(*decorators: Callable) -> Callable:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import click
 
 from hnprog.cli.common import echo_done, needs_keras
 from hnprog.cli.options import (LibraryDefault, bboxes_option, data_argument, endpoints_option,
-                                jobs_option, out_option, runtime_options, scheduler_option)
+                                jobs_option, out_option, parse_days, runtime_options,
+                                scheduler_option)
 from hnprog.errors import InputError
 
 __all__ = ["COMMANDS", "demo_command", "info_command", "predict_command"]
@@ -51,6 +54,16 @@ def _parse_box(ctx: click.Context, param: click.Parameter, value: str | None) ->
               help="Use the automatic PET box for every patient, ignoring any box CSV (as "
                    "hnprog demo does; with the shipped box CSVs results differ slightly).")
 @endpoints_option(purpose=", to report the C-index")
+@click.option("--times", callback=parse_days, default=None,
+              help="Days at which to report each patient's survival probability, comma "
+                   "separated (columns survival_<days>d of risk.csv and predictions.csv), "
+                   "from the presets' Breslow baseline; beyond the training patients' "
+                   "follow-up the probability is empty.  [default: 365,730,1095,1825]")
+@click.option("--format", "output_format", type=click.Choice(["hnprog", "hecktor"]),
+              default="hnprog", show_default=True,
+              help="hecktor: also write the HECKTOR challenge's PatientID,Prediction file "
+                   "(hecktor_predictions.csv; Prediction = the risk, higher is worse), which "
+                   "hnprog evaluate scores with the challenge's C-index.")
 @click.option("--no-overlay", is_flag=True, help="Skip the PNG overlays (faster).")
 @click.option("--restart", is_flag=True, help="Predict every patient again instead of resuming.")
 @click.option("--dicom-out", is_flag=True,
@@ -62,8 +75,9 @@ def _parse_box(ctx: click.Context, param: click.Parameter, value: str | None) ->
 def predict_command(data: str | None, ct: str | None, pet: str | None, models: tuple[str, ...],
                     out_dir: str, patient_id: str | None, reference_mask: str | None,
                     box: Any, bboxes: str | None, auto_box: bool, endpoints: str | None,
-                    no_overlay: bool, restart: bool, dicom_out: bool, runtime: str,
-                    precision: str, tta: bool, executor: Any) -> None:
+                    times: tuple[float, ...] | None, output_format: str, no_overlay: bool,
+                    restart: bool, dicom_out: bool, runtime: str, precision: str,
+                    tta: bool, executor: Any) -> None:
     """Predict the risk and the tumour contour of one patient or of a cohort.
 
     One patient: give --ct and --pet. A cohort: give DATA, a HECKTOR 2020/2021/2022 folder, a
@@ -102,17 +116,58 @@ def predict_command(data: str | None, ct: str | None, pet: str | None, models: t
     from hnprog.predict import load_predictor
 
     predictor = load_predictor(list(models), runtime=runtime, precision=precision, tta=tta)
+    with _notes():
+        rows = _run(data, ct, pet, predictor, out_dir, single=single, patient_id=patient_id,
+                    box=box, reference_mask=reference_mask, bboxes={} if auto_box else bboxes,
+                    endpoints=endpoints, overlay=not no_overlay, restart=restart, times=times,
+                    dicom_out=dicom_out, executor=executor)
+    if output_format == "hecktor":
+        from pathlib import Path
+
+        from hnprog.predict.outputs import HECKTOR_FILE, write_hecktor_csv
+
+        path = write_hecktor_csv(rows, Path(out_dir) / HECKTOR_FILE)
+        echo_done(f"HECKTOR submission file: {path}")
+
+
+@contextlib.contextmanager
+def _notes() -> Iterator[None]:
+    """hnprog's own warnings of a prediction run (a preset without survival baseline, days
+    beyond its follow-up), each printed once as a ``Note:`` line after the run."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        yield
+    seen = set()
+    for warning in caught:
+        text = str(warning.message)
+        if "hnprog" in str(warning.filename) and issubclass(
+                warning.category, (UserWarning, RuntimeWarning)):
+            if text not in seen:
+                seen.add(text)
+                click.echo(f"Note: {text}", err=True)
+        else:
+            warnings.showwarning(warning.message, warning.category, warning.filename,
+                                 warning.lineno)
+
+
+def _run(data: str | None, ct: str | None, pet: str | None, predictor: Any, out_dir: str, *,
+         single: bool, patient_id: str | None, box: Any, reference_mask: str | None,
+         bboxes: Any, endpoints: str | None, overlay: bool, restart: bool,
+         times: tuple[float, ...] | None, dicom_out: bool, executor: Any
+         ) -> list[dict[str, Any]]:
+    """One patient or a cohort; the rows (patient_id, risk) of the predicted patients."""
     if single:
-        _predict_one(ct, pet, predictor, out_dir, patient_id=patient_id, box=box,
-                     reference_mask=reference_mask, overlay=not no_overlay)
-    else:
-        _predict_cohort(data, predictor, out_dir, endpoints=endpoints,
-                        bboxes={} if auto_box else bboxes, overlay=not no_overlay,
-                        resume=not restart, dicom_out=dicom_out, executor=executor)
+        return _predict_one(ct, pet, predictor, out_dir, patient_id=patient_id, box=box,
+                            reference_mask=reference_mask, overlay=overlay, times=times)
+    return _predict_cohort(data, predictor, out_dir, endpoints=endpoints, bboxes=bboxes,
+                           overlay=overlay, resume=not restart, times=times,
+                           dicom_out=dicom_out, executor=executor)
 
 
 def _predict_one(ct: str, pet: str, predictor: Any, out_dir: str, *, patient_id: str | None,
-                 **options: Any) -> None:
+                 **options: Any) -> list[dict[str, Any]]:
     from hnprog.data.cohort import patient_id_from_path
     from hnprog.predict import predict_patient
 
@@ -121,12 +176,20 @@ def _predict_one(ct: str, pet: str, predictor: Any, out_dir: str, *, patient_id:
     group = f" ({result.risk_group} risk)" if result.risk_group else ""
     volume = ("" if result.tumour_volume_ml is None
               else f", predicted GTVt {result.tumour_volume_ml:.1f} mL")
-    echo_done(f"{patient_id}: risk (log-hazard) {result.risk:+.3f}{group}{volume}; "
+    survival = ""
+    if result.survival is not None:
+        survival = "; " + ", ".join(
+            f"{days:g}-day survival {p:.0%}" for days, p in zip(result.survival.times_days,
+                                                                 result.survival.probability)
+            if p == p)
+    echo_done(f"{patient_id}: risk (log-hazard) {result.risk:+.3f}{group}{volume}{survival}; "
               f"outputs in {out_dir}")
+    return [{"patient_id": patient_id, "risk": result.risk}]
 
 
 def _predict_cohort(data: str, predictor: Any, out_dir: str, *, endpoints: str | None,
-                    bboxes: Any, dicom_out: bool = False, **options: Any) -> None:
+                    bboxes: Any, dicom_out: bool = False, **options: Any
+                    ) -> list[dict[str, Any]]:
     from hnprog.data.cohort import read_cohort
     from hnprog.predict import predict_cohort
 
@@ -154,6 +217,7 @@ def _predict_cohort(data: str, predictor: Any, out_dir: str, *, endpoints: str |
     echo_done(done + (f" ({', '.join(scores)})" if scores else ""))
     if len(predictions) == 0:
         raise click.ClickException(f"no patient could be predicted; see {out_dir}/failures.csv")
+    return predictions[["patient_id", "risk"]].to_dict("records")
 
 
 def _write_rtstructs(dicom_root: Any, out_dir: str, predictions: Any) -> None:

@@ -62,21 +62,26 @@ def train_command(data: str, out_dir: str, resume: bool, overwrite: bool, **opti
               show_default=True, help="Cross-validation folds.")
 @click.option("--radiomics-features", type=click.Path(exists=True, dir_okay=False),
               help="Handcrafted features CSV of the same cohort: adds the radiomics baseline row.")
+@click.option("--clinical", type=click.Path(exists=True, dir_okay=False),
+              help="HECKTOR 2021 clinical file of the same cohort: adds the rows 'clinical' "
+                   "(Cox on age, T and N stage, HPV) and 'deep multi-task + clinical'.")
 @needs_keras
 def cv_command(data: str, out_dir: str, resume: bool, overwrite: bool, tasks: str, folds: int,
-               radiomics_features: str | None, **options: Any) -> None:
+               radiomics_features: str | None, clinical: str | None, **options: Any) -> None:
     """Cross-validate the paper's deep settings (Tables 1-2 format, KM plots, predictions).
 
     \b
     Example:
       hnprog cv data/ --out cv/ --cpu --epochs 10 --tasks multitask,radiomics
+      hnprog cv data/ --out cv/ --cpu --tasks multitask --clinical data/clinical.csv
     """
     from hnprog.training import cross_validate
 
     result = cross_validate(
         data, out_dir, config=_training_config(options, n_folds=folds),
         tasks=[t.strip() for t in tasks.split(",")],
-        radiomics_features=radiomics_features, resume=resume, overwrite=overwrite,
+        radiomics_features=radiomics_features, clinical=clinical, resume=resume,
+        overwrite=overwrite,
     )
     with open(result.files["markdown"], encoding="utf-8") as f:
         click.echo(f.read())

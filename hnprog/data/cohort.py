@@ -181,6 +181,24 @@ class Cohort:
         )
 
 
+def read_text_table(path: Path, what: str) -> pd.DataFrame:
+    """A CSV file as strings (empty cells as ``""``), its column names stripped.
+
+    The first step of every table reader of this package (endpoints, clinical file).
+
+    Raises:
+        InputError: naming ``what`` and the file, when it is missing or not CSV.
+    """
+    if not path.is_file():
+        raise InputError(f"{what} {path}: file not found")
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputError(f"{what} {path}: cannot be read as CSV: {exc}") from None
+    table.columns = [c.strip() for c in table.columns]
+    return table
+
+
 def read_endpoints(
     path: str | os.PathLike,
     *,
@@ -216,13 +234,7 @@ def read_endpoints(
         {'event': False, 'time': 1450.0}
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"endpoint file {path}: file not found")
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputError(f"endpoint file {path}: cannot be read as CSV: {exc}") from None
-    table.columns = [c.strip() for c in table.columns]
+    table = read_text_table(path, "endpoint file")
     columns = _endpoint_columns(path, list(table.columns), id_column, event_column, time_column)
     id_col, event_col, time_col = columns
 

@@ -45,11 +45,15 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "CLINICAL_EFFECTS",
+    "CLINICAL_FILE",
     "ENDPOINT_COLUMNS",
     "TRUTH_COLUMNS",
+    "draw_clinical",
     "generate_cohort",
     "oracle_cindex",
     "read_truth",
+    "write_clinical_file",
 ]
 
 ENDPOINT_COLUMNS = ("PatientID", "Progression", "Progression free survival")  # HECKTOR 2021
@@ -382,11 +386,12 @@ class _SurvivalDraws:
         return event_time, np.minimum(admin, dropout)
 
 
-def _baseline_rate(censoring: float) -> float:
+def _baseline_rate(censoring: float, clinical: bool = False) -> float:
     """The Weibull baseline rate (1/day^shape) that gives the wanted censored share.
 
     Solved once by bisection on a fixed Monte Carlo sample of the design distribution, so it
-    does not depend on the seed or on the cohort size.
+    does not depend on the seed or on the cohort size. With ``clinical``, the sample's
+    log-hazard includes the clinical part (:func:`draw_clinical`).
     """
     rng = np.random.default_rng(20210927)
     n = 40_000
@@ -398,6 +403,9 @@ def _baseline_rate(censoring: float) -> float:
     )
     draws = _SurvivalDraws.draw(rng, n)
     log_hazard = log_hazard + _LOG_HAZARD_NOISE_SD * draws.noise
+    if clinical:
+        log_hazard = log_hazard + _clinical_log_hazard(_clinical_draws(
+            np.random.default_rng(20211206), n))
     lo, hi = -40.0, 10.0
     for _ in range(60):
         mid = (lo + hi) / 2
@@ -407,6 +415,99 @@ def _baseline_rate(censoring: float) -> float:
         else:
             hi = mid
     return math.exp((lo + hi) / 2)
+
+
+# == clinical variables (HECKTOR 2021 clinical file) ==
+
+CLINICAL_FILE = "clinical.csv"
+"""The synthetic cohort's clinical file (HECKTOR 2021 columns), with ``clinical=True``."""
+
+#: The clinical part of the true log-hazard: coefficients per unit (years, stage, indicator).
+CLINICAL_EFFECTS = {"age_per_year": 0.04, "t_stage": 0.5, "n_stage": 0.5, "hpv_positive": -1.0}
+_CLINICAL_CENTRE = {"age": 60.0, "t_stage": 2.5, "n_stage": 1.5, "hpv_positive": 0.45}
+
+
+def _clinical_draws(rng: np.random.Generator, n: int | None) -> dict[str, np.ndarray]:
+    """One patient's (``n=None``) or ``n`` patients' clinical variables and missing cells."""
+    u = rng.uniform(size=(12,) if n is None else (12, n))
+    age = np.clip(np.round(60 + 9 * np.sqrt(-2 * np.log(u[0])) * np.cos(2 * np.pi * u[1])),
+                  30, 90)
+    t_stage = 1 + np.searchsorted([0.15, 0.5, 0.8], u[2])  # T1 15%, T2 35%, T3 30%, T4 20%
+    n_stage = np.searchsorted([0.2, 0.4, 0.9], u[3])  # N0 20%, N1 20%, N2 50%, N3 10%
+    hpv_true = u[4] < 0.55
+    return {
+        "age": age, "t_stage": t_stage, "n_stage": n_stage, "hpv_true": hpv_true,
+        "hpv_known": u[5] >= 0.3,  # 30% of HPV statuses unknown (its effect is still there)
+        "age_known": u[6] >= 0.03,
+        "male": u[7] < 0.8, "tobacco": u[8] < 0.6, "tobacco_known": u[9] >= 0.5,
+        "chemotherapy": u[10] < 0.7, "weight": np.round(55 + 40 * u[11], 1),
+    }
+
+
+def _clinical_log_hazard(draws: dict[str, np.ndarray]) -> np.ndarray:
+    """The clinical part of the true log-hazard, centred on the design's mean patient."""
+    e, c = CLINICAL_EFFECTS, _CLINICAL_CENTRE
+    return (e["age_per_year"] * (draws["age"] - c["age"])
+            + e["t_stage"] * (draws["t_stage"] - c["t_stage"])
+            + e["n_stage"] * (draws["n_stage"] - c["n_stage"])
+            + e["hpv_positive"] * (draws["hpv_true"] - c["hpv_positive"]))
+
+
+def draw_clinical(n: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """Draw clinical variables of ``n`` patients and their part of the true log-hazard.
+
+    The design, close to HECKTOR 2021: age about N(60, 9) years (3% missing), T stage
+    T1-T4 (15/35/30/20%), N stage N0-N3 (20/20/50/10%), HPV positive 55% of patients with
+    the status missing for 30% (whose effect still acts: the latent status), 80% male,
+    tobacco (half missing), chemotherapy, weight. The log-hazard adds
+    ``0.04 / year of age + 0.5 / T stage + 0.5 / N stage - 1.0 if HPV positive``
+    (:data:`CLINICAL_EFFECTS`), centred on the design's mean; gender, tobacco,
+    chemotherapy and weight have no effect.
+
+    Args:
+        n: int. Patients.
+        seed: int. Random seed. Defaults to 0.
+
+    Returns:
+        tuple of a DataFrame (columns ``age``, ``t_stage``, ``n_stage``, ``hpv_true``,
+        ``hpv_known``, ...) and the log-hazard parts ``(n,)``.
+    """
+    import pandas as pd
+
+    draws = _clinical_draws(np.random.default_rng(seed), n)
+    return pd.DataFrame(draws), _clinical_log_hazard(draws)
+
+
+def write_clinical_file(patients: list[tuple[str, int, dict]], path: str | os.PathLike) -> Path:
+    """Write clinical draws as the HECKTOR 2021 clinical file (atomically).
+
+    Args:
+        patients: list of ``(patient_id, centre_id, draws)``, ``draws`` one patient's
+            values from the clinical draw.
+        path: str or PathLike. The CSV file.
+
+    Returns:
+        pathlib.Path. ``path``.
+    """
+    from hnprog.data.clinical import HECKTOR2021_CLINICAL_HEADER
+
+    def flag(value: object, known: object = True) -> str:
+        return str(int(bool(value))) if bool(known) else ""
+
+    path = Path(path)
+    with atomic_write(path, newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(HECKTOR2021_CLINICAL_HEADER)
+        for patient_id, centre_id, d in patients:
+            writer.writerow([
+                patient_id, centre_id, flag(d["male"]),
+                f"{float(d['age']):g}" if bool(d["age_known"]) else "",
+                flag(d["tobacco"], d["tobacco_known"]), "", "", 7,
+                f"T{int(d['t_stage'])}", f"N{int(d['n_stage'])}", "M0", "",
+                flag(d["hpv_true"], d["hpv_known"]), flag(d["chemotherapy"]),
+                f"{float(d['weight']):g}",
+            ])
+    return path
 
 
 # == one patient ==
@@ -446,8 +547,13 @@ def _generate_patient(
     seed_sequence: np.random.SeedSequence,
     image_scale: float,
     baseline_rate: float,
+    clinical_log_hazard: float = 0.0,
 ) -> dict:
-    """Generate, write and describe one patient; returns its ``truth.csv`` row and box."""
+    """Generate, write and describe one patient; returns its ``truth.csv`` row and box.
+
+    ``clinical_log_hazard`` (from :func:`draw_clinical`) is added to the image-driven
+    log-hazard before the outcome is drawn; the patient's own random draws do not change.
+    """
     rng = np.random.default_rng(seed_sequence)
     profile = _CENTRE_PROFILES[centre_index % len(_CENTRE_PROFILES)]
     draws = _SurvivalDraws.draw(rng)
@@ -462,6 +568,7 @@ def _generate_patient(
     volume_share = (log_volume - _LOG_VOLUME_RANGE[0]) / np.ptp(_LOG_VOLUME_RANGE)
     necrosis = bool(rng.uniform() < 0.1 + 0.5 * volume_share)
     log_hazard = float(_log_hazard(log_volume, suv_peak, heterogeneity, draws.noise))
+    log_hazard += float(clinical_log_hazard)
     event_time, censoring_time = draws.outcome(np.array(log_hazard), baseline_rate)
     side = rng.choice([-1.0, 1.0])
     tumour_centre = np.array(
@@ -576,6 +683,7 @@ def generate_cohort(
     image_scale: float = 1.0,
     n_jobs: int = 1,
     progress: bool = False,
+    clinical: bool = False,
 ) -> Path:
     """Write a synthetic HECKTOR 2021-layout PET/CT cohort with a known survival model.
 
@@ -621,6 +729,11 @@ def generate_cohort(
             tests. In [0.25, 2]. Defaults to 1.0.
         n_jobs: int. Worker processes. Defaults to 1.
         progress: bool. Show a progress bar. Defaults to False.
+        clinical: bool. Also draw clinical variables with known effects and write them as
+            the HECKTOR 2021 clinical file ``clinical.csv`` (:func:`draw_clinical`); their
+            part of the log-hazard is added to the image part (``truth.csv`` then also holds
+            ``clinical_log_hazard`` and the latent ``hpv_true``), and the baseline rate is
+            calibrated with it. The images are the same as without. Defaults to False.
 
     Returns:
         pathlib.Path. ``out_dir``.
@@ -648,19 +761,25 @@ def generate_cohort(
             )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    baseline_rate = _baseline_rate(censoring)
+    baseline_rate = _baseline_rate(censoring, clinical)
 
     root_sequence = np.random.SeedSequence(seed)
     children = root_sequence.spawn(n_patients)
     centre_of = [
         int(np.random.default_rng(child.spawn(1)[0]).integers(n_centres)) for child in children
     ]
+    # the clinical variables come from a second spawned stream of each patient
+    clinical_rows = ([_clinical_draws(np.random.default_rng(child.spawn(1)[0]), None)
+                      for child in children] if clinical else None)
     counters = [0] * n_centres
     jobs = []
-    for child, centre_index in zip(children, centre_of):
+    for i, (child, centre_index) in enumerate(zip(children, centre_of)):
         counters[centre_index] += 1
         patient_id = f"SYN{_CENTRE_LETTERS[centre_index]}{counters[centre_index]:03d}"
-        jobs.append((out_dir, patient_id, centre_index, child, image_scale, baseline_rate))
+        extra = () if clinical_rows is None else (
+            float(_clinical_log_hazard(clinical_rows[i])),)
+        jobs.append((out_dir, patient_id, centre_index, child, image_scale, baseline_rate,
+                     *extra))
 
     from tqdm.auto import tqdm
 
@@ -677,8 +796,17 @@ def generate_cohort(
         writer.writerow(ENDPOINT_COLUMNS)
         for row in rows:
             writer.writerow([row["PatientID"], row["event"], row["time"]])
+    fields = list(TRUTH_COLUMNS)
+    if clinical_rows is not None:
+        fields += ["clinical_log_hazard", "hpv_true"]
+        for row, draw in zip(rows, clinical_rows):
+            row["clinical_log_hazard"] = round(float(_clinical_log_hazard(draw)), 6)
+            row["hpv_true"] = int(draw["hpv_true"])
+        write_clinical_file([(r["PatientID"], j[2] + 1, d)
+                             for r, j, d in zip(rows, jobs, clinical_rows)],
+                            out_dir / CLINICAL_FILE)
     with atomic_write(out_dir / "truth.csv", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=TRUTH_COLUMNS)
+        writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)
     write_bboxes({r["row"]["PatientID"]: r["box"] for r in results}, out_dir / "bboxes.csv")

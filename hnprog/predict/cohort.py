@@ -39,6 +39,7 @@ __all__ = ["PREDICTIONS_FILE", "predict_cohort"]
 
 PREDICTIONS_FILE = "predictions.csv"
 METRICS_FILE = "metrics.json"
+EVALUATION_DIR = "evaluation"
 
 
 def predict_cohort(
@@ -51,6 +52,7 @@ def predict_cohort(
     progress: bool = True,
     ids: Sequence[str] | None = None,
     executor: concurrent.futures.Executor | None = None,
+    times: Sequence[float] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Predict every patient of a cohort; resume where a previous run stopped.
 
@@ -59,7 +61,10 @@ def predict_cohort(
     ``resume`` is True. A patient that fails is recorded in ``failures.csv`` with the reason
     and the others go on. At the end ``predictions.csv`` (one row per patient, in cohort
     order) and ``metrics.json`` are written; with endpoints the metrics hold the C-index, with
-    reference masks the mean Dice.
+    reference masks the mean Dice. With endpoints, ``evaluation/`` also receives the full
+    evaluation (:func:`hnprog.evaluation.evaluate_run`: C-index with its interval, Uno's C,
+    time-dependent AUC, Brier score and calibration from the survival columns, per centre,
+    and the plots).
 
     Each ``report.json`` records the patient's stage times (``stage_seconds``, waits excluded)
     and its ``seconds`` from reading to report.
@@ -78,13 +83,19 @@ def predict_cohort(
             be on a file system the workers see, as must the cohort and ``out_dir``) and does
             each of its patients from reading to report. Defaults to None: this process, the
             three steps as a pipeline.
+        times: sequence of float, optional. Days of the ``survival_<days>d`` columns, when
+            the presets record a survival baseline (else the run warns once and predicts
+            risks only). Defaults to 365, 730, 1095 and 1825.
 
     Returns:
         tuple of (predictions DataFrame, failures DataFrame, metrics dict). The metrics
         count ``n_predicted`` patients, of which ``n_resumed`` were done by an earlier run.
     """
     from hnprog.metrics import concordance_index
+    from hnprog.predict.survival import check_times, survival_note
 
+    times = check_times(times)
+    survival_note(predictor)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     models = models_used(predictor)
@@ -100,23 +111,30 @@ def predict_cohort(
             return None
         if not isinstance(report, dict) or report.get("models") != models:
             return None
-        return report if report.get("inference", inference) == inference else None
+        if report.get("inference", inference) != inference:
+            return None  # another runtime, precision or mirroring: predict again
+        survival = report.get("survival") or {}
+        if "times_days" in survival and survival["times_days"] != list(times):
+            return None  # asked for survival at other days: predict again
+        return report
 
     config = preprocess_config_from_spec(predictor.preprocessing)
     steps = [
         functools.partial(load_patient, config=config),
         functools.partial(forward, predictor=predictor),
-        lambda loaded_outputs: write_outputs(*loaded_outputs, predictor, overlay=overlay)[1],
+        lambda loaded_outputs: write_outputs(*loaded_outputs, predictor, overlay=overlay,
+                                             times=times)[1],
     ]
     if executor is not None:
         steps = [functools.partial(_predict_job, recipe=PredictorRecipe.of(predictor),
-                                   config=config, overlay=overlay)]
+                                   config=config, overlay=overlay, times=times)]
     run = run_cohort(jobs, steps, resume=earlier_report if resume else None,
                      progress=progress, desc="predict", failures_file=out_dir / FAILURES_FILE,
                      executor=executor)
 
-    predictions = pd.DataFrame([report_row(r) for r in run.results.values()],
-                               columns=list(PREDICTION_COLUMNS))
+    rows = [report_row(r) for r in run.results.values()]
+    extra = list(dict.fromkeys(k for row in rows for k in row if k not in PREDICTION_COLUMNS))
+    predictions = pd.DataFrame(rows, columns=[*PREDICTION_COLUMNS, *extra])
     metrics: dict[str, Any] = {"n_patients": len(patients), "n_predicted": len(predictions),
                                "n_resumed": len(run.resumed), "n_failed": len(run.failures),
                                "models": models}
@@ -132,6 +150,15 @@ def predict_cohort(
                     event=ends["event"].to_numpy(), time=ends["time"].to_numpy(),
                     risk=known["risk"].to_numpy())
             metrics["n_events"] = int(ends["event"].sum())
+    if "event" in predictions.columns:
+        from hnprog.data.cohort import centre_from_id
+        from hnprog.evaluation import evaluate_run
+
+        evaluated = predictions.dropna(subset=["event", "time"])
+        if evaluate_run(evaluated, out_dir / EVALUATION_DIR, title="Prediction",
+                        centres=[centre_from_id(p) or "unknown"
+                                 for p in evaluated["patient_id"]]) is not None:
+            metrics["evaluation"] = f"{EVALUATION_DIR}/metrics.json"
     dices = predictions["dice"].dropna() if len(predictions) else pd.Series(dtype=float)
     if len(dices):
         metrics["dice_mean"] = float(dices.mean())
@@ -187,8 +214,9 @@ def _load_recipe(recipe: PredictorRecipe) -> Any:
 
 
 def _predict_job(job: PredictionJob, *, recipe: PredictorRecipe, config: Any,
-                 overlay: bool) -> dict[str, Any]:
+                 overlay: bool, times: Sequence[float]) -> dict[str, Any]:
     """One patient from reading to report in a worker process: the report."""
     predictor = recipe.load()
     loaded = load_patient(job, config)
-    return write_outputs(*forward(loaded, predictor), predictor, overlay=overlay)[1]
+    return write_outputs(*forward(loaded, predictor), predictor, overlay=overlay,
+                         times=times)[1]

@@ -4,7 +4,7 @@ Every patient folder holds, each written atomically:
 
 | file | content |
 | --- | --- |
-| ``risk.csv`` | ``patient_id, risk, risk_group, risk_threshold, models, risk_fold_sd`` (the last one empty for a single model) |
+| ``risk.csv`` | ``patient_id, risk, risk_group, risk_threshold, models, risk_fold_sd`` (the last one empty for a single model), then ``survival_<days>d`` (and ``survival_<days>d_sd`` over the folds of an ensemble) when the presets record a survival baseline |
 | ``gtvt_probability.nii.gz`` | float32 GTVt probability on the patient's CT grid |
 | ``gtvt_mask.nii.gz`` | uint8 mask, probability >= the mask threshold, on the CT grid |
 | ``overlay.png`` | axial, coronal and sagittal views through the tumour |
@@ -33,6 +33,7 @@ __all__ = [
     "RISK_FILE",
     "PatientPrediction",
     "report_row",
+    "write_hecktor_csv",
     "write_report",
     "write_risk_csv",
 ]
@@ -42,6 +43,7 @@ MASK_FILE = "gtvt_mask.nii.gz"
 OVERLAY_FILE = "overlay.png"
 RISK_FILE = "risk.csv"
 REPORT_FILE = "report.json"
+HECKTOR_FILE = "hecktor_predictions.csv"
 
 #: Columns of a cohort's ``predictions.csv`` (before the endpoint columns).
 PREDICTION_COLUMNS = ("patient_id", "risk", "risk_group", "tumour_volume_ml", "dice",
@@ -66,9 +68,12 @@ class PatientPrediction:
         dice: float or None. Dice of the predicted mask with a reference mask, when one was
             given.
         out_dir: pathlib.Path. The folder holding the files.
+        survival: SurvivalPrediction or None. Survival probabilities at the requested days
+            (:mod:`hnprog.predict.survival`); None without a risk output or a baseline.
+            Defaults to None.
         risk_fold_sd: float or None. For a fold ensemble, the standard deviation of the risk
             across the folds (:meth:`hnprog.presets.FoldEnsemble.risk_spread`), an
-            uncertainty signal; None for a single model.
+            uncertainty signal; None for a single model. Defaults to None.
     """
 
     patient_id: str
@@ -79,21 +84,24 @@ class PatientPrediction:
     tumour_volume_ml: float | None
     dice: float | None
     out_dir: Path
+    survival: Any = None
     risk_fold_sd: float | None = None
 
 
 def write_risk_csv(prediction: PatientPrediction, threshold: float | None,
                    models: Sequence[str]) -> None:
     """Write the patient's ``risk.csv`` (one header row, one patient row)."""
+    survival = prediction.survival.columns() if prediction.survival is not None else {}
     with atomic_write(prediction.out_dir / RISK_FILE, newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["patient_id", "risk", "risk_group", "risk_threshold", "models",
-                         "risk_fold_sd"])
+                         "risk_fold_sd", *survival])
         writer.writerow([prediction.patient_id, f"{prediction.risk:.6f}",
                          prediction.risk_group or "",
                          "" if threshold is None else f"{threshold:.6f}", ";".join(models),
                          "" if prediction.risk_fold_sd is None
-                         else f"{prediction.risk_fold_sd:.6f}"])
+                         else f"{prediction.risk_fold_sd:.6f}",
+                         *("" if v != v else f"{v:.6f}" for v in survival.values())])
 
 
 def write_report(prediction: PatientPrediction, *, inputs: Mapping[str, str | None],
@@ -101,7 +109,8 @@ def write_report(prediction: PatientPrediction, *, inputs: Mapping[str, str | No
                  preprocessing: Mapping[str, Any], models: Sequence[str],
                  files: Mapping[str, str], versions: Mapping[str, str], seconds: float,
                  stage_seconds: Mapping[str, float],
-                 inference: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                 inference: Mapping[str, Any] | None = None,
+                 survival_note: str | None = None) -> dict[str, Any]:
     """Write ``report.json``, the last file of a patient, and return its content.
 
     The report holds the inputs, the risk and its meaning, the box and its source, the tumour
@@ -110,14 +119,19 @@ def write_report(prediction: PatientPrediction, *, inputs: Mapping[str, str | No
     (``stage_seconds``: ``read``, ``preprocess``, ``forward``, ``outputs``). For a fold
     ensemble ``risk.fold_sd`` is the spread of the risk across the folds; ``inference``
     records the runtime (``keras``, ``openvino``, ``onnx``), the precision and whether
-    test-time mirroring was on.
+    test-time mirroring was on; and the
+    survival probabilities and curve (``survival``; when there are none, ``survival`` holds
+    ``{"available": false, "reason": survival_note}``).
     """
+    survival = (prediction.survival.to_dict() if prediction.survival is not None
+                else {"available": False, "reason": survival_note})
     report = {
         "patient_id": prediction.patient_id,
         "inputs": dict(inputs),
         "risk": {"log_hazard": prediction.risk, "group": prediction.risk_group,
                  "threshold": threshold, "meaning": RISK_MEANING,
                  "fold_sd": prediction.risk_fold_sd},
+        "survival": survival,
         "box": {"source": prediction.box_source, "mm": prediction.box.to_dict()},
         "tumour_volume_ml": prediction.tumour_volume_ml,
         "dice_with_reference": prediction.dice,
@@ -135,8 +149,10 @@ def write_report(prediction: PatientPrediction, *, inputs: Mapping[str, str | No
 
 
 def report_row(report: Mapping[str, Any]) -> dict[str, Any]:
-    """One ``predictions.csv`` row (:data:`PREDICTION_COLUMNS`) from a ``report.json``."""
-    return {
+    """One ``predictions.csv`` row (:data:`PREDICTION_COLUMNS`, then the
+    ``survival_<days>d`` columns when the report holds survival probabilities) from a
+    ``report.json``."""
+    row = {
         "patient_id": report["patient_id"],
         "risk": report["risk"]["log_hazard"],
         "risk_group": report["risk"]["group"],
@@ -144,3 +160,39 @@ def report_row(report: Mapping[str, Any]) -> dict[str, Any]:
         "dice": report["dice_with_reference"],
         "box_source": report["box"]["source"],
     }
+    survival = report.get("survival") or {}
+    for i, days in enumerate(survival.get("times_days") or []):
+        name = f"survival_{float(days):g}d"
+        row[name] = _nan_for_none(survival["probability"][i])
+        if survival.get("fold_sd") is not None:
+            row[name + "_sd"] = _nan_for_none(survival["fold_sd"][i])
+    return row
+
+
+def _nan_for_none(value: float | None) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def write_hecktor_csv(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
+    """Write the HECKTOR challenge's submission file ``PatientID,Prediction`` (atomically).
+
+    ``Prediction`` is the risk (Cox log-hazard): higher means an earlier progression, the
+    challenge's anti-concordant convention (:func:`hnprog.evaluation.hecktor_concordance`).
+
+    Args:
+        rows: sequence of dicts with ``patient_id`` and ``risk`` (e.g. ``predictions.csv``
+            rows); rows without a finite risk are left out.
+        path: str or Path. The CSV file.
+
+    Returns:
+        pathlib.Path. ``path``.
+    """
+    path = Path(path)
+    with atomic_write(path, newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["PatientID", "Prediction"])
+        for row in rows:
+            risk = float(row["risk"])
+            if risk == risk and abs(risk) != float("inf"):
+                writer.writerow([row["patient_id"], f"{risk:.6f}"])
+    return path

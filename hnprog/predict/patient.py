@@ -32,7 +32,7 @@ from hnprog.data.cohort import Patient
 from hnprog.data.loading import load_case
 from hnprog.geometry import BoundingBox, Grid
 from hnprog.io import write_image
-from hnprog.presets.ensemble import FOLD_SPREAD
+from hnprog.presets.ensemble import FOLD_SPREAD, MEMBER_RISKS
 from hnprog.presets.tta import MirrorTTA
 from hnprog.predict.outputs import (
     MASK_FILE,
@@ -196,8 +196,13 @@ def _on_grid_of(mask: sitk.Image, reference: sitk.Image) -> sitk.Image:
 
 
 def write_outputs(loaded: LoadedPatient, outputs: dict[str, np.ndarray], predictor: Any, *,
-                  overlay: bool = True, threshold: float = 0.5) -> tuple[PatientPrediction, dict]:
+                  overlay: bool = True, threshold: float = 0.5,
+                  times: Sequence[float] | None = None) -> tuple[PatientPrediction, dict]:
     """Step 3: put the outputs back on the CT grid and write the patient's files, report last.
+
+    With a risk output and presets that record a survival baseline, the survival
+    probabilities at ``times`` (days; default 1, 2, 3 and 5 years) go into ``risk.csv`` and
+    ``report.json`` (:func:`hnprog.predict.survival.predict_survival`).
 
     Returns:
         tuple of the PatientPrediction and the ``report.json`` content.
@@ -211,6 +216,14 @@ def write_outputs(loaded: LoadedPatient, outputs: dict[str, np.ndarray], predict
     risk_group = None
     if threshold_value is not None and np.isfinite(risk):
         risk_group = "high" if risk > threshold_value else "low"
+    survival = None
+    if "risk" in outputs and np.isfinite(risk):
+        from hnprog.predict.survival import predict_survival
+
+        # each fold's own risk, for its own survival baseline
+        member_risks = ([float(r) for r in outputs[MEMBER_RISKS][0]] if MEMBER_RISKS in outputs
+                        else [risk])
+        survival = predict_survival(predictor, member_risks, times)
 
     files: dict[str, str] = {}
     volume_ml = dice = None
@@ -244,14 +257,16 @@ def write_outputs(loaded: LoadedPatient, outputs: dict[str, np.ndarray], predict
             if mask_image is not None and not volume_ml:
                 title += "\nno GTVt predicted (no voxel reaches the mask threshold)"
             plot_overlay(ct_image, loaded.pet_image, mask_image, out_dir / OVERLAY_FILE,
-                         title=title, reference_mask=reference)
+                         title=title, reference_mask=reference,
+                         survival_curve=None if survival is None else survival.to_dict())
             files["overlay"] = OVERLAY_FILE
         for write in writes:
             write.result()
     stages.end("outputs")
 
     prediction = PatientPrediction(patient_id, risk, risk_group, loaded.box, loaded.box_source,
-                                   volume_ml, dice, out_dir, risk_fold_sd=fold_sd)
+                                   volume_ml, dice, out_dir, survival=survival,
+                                   risk_fold_sd=fold_sd)
     models = models_used(predictor)
     write_risk_csv(prediction, threshold_value, models)
     files["risk"] = RISK_FILE
@@ -263,7 +278,8 @@ def write_outputs(loaded: LoadedPatient, outputs: dict[str, np.ndarray], predict
         threshold=threshold_value, mask_threshold=threshold,
         preprocessing=loaded.config.to_dict(), models=models, files=files,
         versions=_versions(), seconds=time.perf_counter() - loaded.start,
-        stage_seconds=stages.seconds, inference=inference_record(predictor))
+        stage_seconds=stages.seconds, inference=inference_record(predictor),
+        survival_note=_survival_reason(predictor, outputs))
     return prediction, report
 
 
@@ -276,6 +292,18 @@ def inference_record(predictor: Any) -> dict[str, Any]:
     first = (getattr(inner, "members", None) or [inner])[0]
     return {"runtime": getattr(first, "runtime", "keras"),
             "precision": getattr(first, "precision", "fp32"), "tta": tta}
+
+
+def _survival_reason(predictor: Any, outputs: dict[str, np.ndarray]) -> str | None:
+    """Why ``report.json`` holds no survival curve (None when it holds one)."""
+    from hnprog.predict.survival import baselines
+
+    if "risk" not in outputs:
+        return "the model has no risk output"
+    if baselines(predictor) is None:
+        return ("the model records no survival baseline (a preset written before hnprog "
+                "recorded one): risk only")
+    return None
 
 
 def _versions() -> dict[str, str]:
@@ -297,6 +325,7 @@ def predict_patient(
     reference_labels: Sequence[int] = (0, 1),
     overlay: bool = True,
     threshold: float = 0.5,
+    times: Sequence[float] | None = None,
 ) -> PatientPrediction:
     """Predict one patient's risk and GTVt from a CT and a PET file.
 
@@ -326,6 +355,9 @@ def predict_patient(
             GTVt. Defaults to ``(0, 1)`` (HECKTOR 2022 masks: ``(0, 1, 2)``).
         overlay: bool. Write ``overlay.png``. Defaults to True.
         threshold: float. Probability threshold of the mask. Defaults to 0.5.
+        times: sequence of float, optional. Days at which to report the survival
+            probability (``survival_<days>d`` in ``risk.csv``), when the presets record a
+            baseline. Defaults to 365, 730, 1095 and 1825.
 
     Returns:
         PatientPrediction.
@@ -339,7 +371,11 @@ def predict_patient(
                       None if reference_mask is None else Path(reference_mask),
                       mask_labels=tuple(reference_labels))
     job = PredictionJob(patient, Path(out_dir), box)
+    from hnprog.predict.survival import check_times, survival_note
+
+    times = check_times(times)
+    survival_note(predictor)
     loaded = load_patient(job, preprocess_config_from_spec(predictor.preprocessing))
     prediction, _ = write_outputs(*forward(loaded, predictor), predictor, overlay=overlay,
-                                  threshold=threshold)
+                                  threshold=threshold, times=times)
     return prediction

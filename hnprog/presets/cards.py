@@ -129,6 +129,7 @@ def _body(metadata: Mapping[str, Any]) -> str:
         endpoint = f" Endpoint: {spec['endpoint']}." if "endpoint" in spec else ""
         lines.append(f"| output `{output}` | shape {_shape(spec.get('shape', []))}: "
                      f"{spec.get('meaning', '')}{endpoint} |")
+    lines += _survival_rows(metadata)
     lines += ["", "## Training data", ""]
     lines += [f"- {key.replace('_', ' ')}: {value}" for key, value in dataset.items()]
     lines += ["", "## Preprocessing the weights expect", "", "```json",
@@ -228,3 +229,23 @@ def card_run(
             "run's models with hnprog.save_to_preset first."
         )
     return [write_card(p, cards_dir=cards_dir) for p in presets]
+
+
+def _survival_rows(metadata: Mapping[str, Any]) -> list[str]:
+    """The card's rows on survival probabilities and the covariates the model needs."""
+    risk = (metadata.get("outputs") or {}).get("risk")
+    if risk is None:
+        return []
+    covariates = (metadata.get("training") or {}).get("clinical_covariates") or []
+    rows = [f"| covariates needed | {', '.join(covariates) if covariates else 'none'}"
+            f"{'' if covariates else ': the risk uses the CT and PET only'} |"]
+    baseline = risk.get("baseline")
+    if baseline:
+        rows.append(
+            f"| survival probabilities | Breslow baseline cumulative hazard of "
+            f"{baseline.get('n_patients')} training patients ({baseline.get('n_events')} "
+            f"events), known up to {baseline.get('max_time_days', 0):g} days: `hnprog predict` "
+            "writes survival_<days>d |")
+    else:
+        rows.append("| survival probabilities | none (no baseline recorded): risk only |")
+    return rows

@@ -21,10 +21,12 @@ import numpy as np
 from hnprog.errors import InputError
 from hnprog.presets.preset import Predictor, Preset
 
-__all__ = ["FOLD_SPREAD", "FoldEnsemble"]
+__all__ = ["FOLD_SPREAD", "MEMBER_RISKS", "FoldEnsemble", "mean_outputs"]
 
 #: the key of :meth:`FoldEnsemble.predict`'s output holding the risk's spread across folds
 FOLD_SPREAD = "risk_fold_sd"
+#: the key of :meth:`FoldEnsemble.predict`'s output holding each member's own risk
+MEMBER_RISKS = "member_risks"
 
 
 class FoldEnsemble:
@@ -109,25 +111,18 @@ class FoldEnsemble:
             dict. ``"risk"``: (N, 1) mean log-hazard (higher is worse) and/or
             ``"segmentation"``: (N, D, H, W, 1) mean GTVt probability, float32; with a risk
             and two members or more also ``"risk_fold_sd"``: (N, 1) the spread of the risk
-            across the members (:meth:`risk_spread`).
+            across the members (:meth:`risk_spread`) and ``"member_risks"``: (N, M) each
+            member's own log-hazard (each fold's survival baseline applies to its own risk).
 
         Raises:
             InputError: if ``x`` does not have the shape the members expect.
         """
-        image = x["image"] if isinstance(x, Mapping) else x
-        total: dict[str, np.ndarray] = {}
-        risks = []
-        for member in self.members:
-            outputs = member.predict(image, batch_size=batch_size, verbose=verbose)
-            for key in self.outputs:
-                value = outputs[key]
-                total[key] = total[key] + value.astype("float64") if key in total else (
-                    value.astype("float64"))
-            if "risk" in outputs:
-                risks.append(outputs["risk"].astype("float64"))
-        mean = {key: (value / len(self.members)).astype("float32") for key, value in total.items()}
-        if len(risks) >= 2:
+        members = self.predict_members(x, batch_size=batch_size, verbose=verbose)
+        mean = mean_outputs([{key: m[key] for key in self.outputs} for m in members])
+        if "risk" in mean and len(members) >= 2:
+            risks = [m["risk"].astype("float64") for m in members]
             mean[FOLD_SPREAD] = self.risk_spread(risks)
+            mean[MEMBER_RISKS] = np.concatenate(risks, axis=1).astype("float32")
         return mean
 
     def risk_spread(self, risks: Sequence[np.ndarray]) -> np.ndarray:
@@ -150,6 +145,37 @@ class FoldEnsemble:
         if all(t is not None for t in thresholds):
             stacked = stacked - np.asarray(thresholds, dtype="float64").reshape(-1, 1, 1)
         return stacked.std(axis=0, ddof=1).astype("float32")
+
+    def predict_members(self, x: Any, *, batch_size: int = 1, verbose: int = 0
+                        ) -> list[dict[str, np.ndarray]]:
+        """Each member's prediction, in member order (what :meth:`predict` averages).
+
+        Prediction uses the members' own risks to average their survival curves, each with
+        its own baseline (:mod:`hnprog.predict.survival`).
+
+        Returns:
+            list of dict, one per member, as :meth:`hnprog.presets.preset.Preset.predict`.
+        """
+        image = x["image"] if isinstance(x, Mapping) else x
+        return [member.predict(image, batch_size=batch_size, verbose=verbose)
+                for member in self.members]
+
+
+def mean_outputs(outputs: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The mean of several predictions (dicts of equal-shaped arrays), as float32.
+
+    Args:
+        outputs: sequence of dict. E.g. :meth:`FoldEnsemble.predict_members`.
+
+    Returns:
+        dict. The mean of each key over the predictions, float32 (summed in float64).
+    """
+    total: dict[str, np.ndarray] = {}
+    for output in outputs:
+        for key, value in output.items():
+            total[key] = total[key] + value.astype("float64") if key in total else (
+                value.astype("float64"))
+    return {key: (value / len(outputs)).astype("float32") for key, value in total.items()}
 
 
 def _input_shape(member: Any) -> tuple:

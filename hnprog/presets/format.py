@@ -15,8 +15,8 @@ A preset is a folder, the same on disk, inside the package and on the Hugging Fa
 
 This module is the bottom of :mod:`hnprog.presets`: every file name and every check of a
 preset folder lives here, and the other modules (saving, the registry, the Hub, cards,
-loading) import them from here. It imports nothing from the rest of the package and does not
-import Keras.
+loading) import them from here. It imports from the rest of the package only the errors, the
+atomic writes and the survival baseline check, and does not import Keras.
 
 The checks, all raising :class:`~hnprog.errors.InputError` before a model is built:
 
@@ -43,6 +43,7 @@ from typing import Any
 
 from hnprog.errors import InputError
 from hnprog.io import write_json
+from hnprog.survival import check_baseline
 
 __all__ = [
     "CARD_FILE",
@@ -53,11 +54,13 @@ __all__ = [
     "WEIGHTS_FILE",
     "check_config_classes",
     "check_file_name",
+    "checked_baseline",
     "is_sha256",
     "parse_metadata",
     "preset_file",
     "read_metadata",
     "read_preset",
+    "risk_baseline",
     "sha256_file",
     "verify_preset",
     "write_metadata",
@@ -363,6 +366,56 @@ def write_metadata(folder: str | os.PathLike, metadata: Mapping[str, Any]) -> di
     }
     write_json(metadata, folder / METADATA_FILE)
     return metadata
+
+
+# ---------------------------------------------------------------------------------------------
+# The survival baseline (outputs.risk.baseline)
+# ---------------------------------------------------------------------------------------------
+
+
+def checked_baseline(baseline: Mapping[str, Any], where: object = "baseline") -> dict[str, Any]:
+    """A Breslow baseline checked and made JSON-ready for ``outputs.risk.baseline``.
+
+    Args:
+        baseline: dict. From :func:`hnprog.survival.breslow_baseline`.
+        where: object. Named in error messages. Defaults to ``"baseline"``.
+
+    Returns:
+        dict. The same fields as floats and lists: ``estimator``, ``time_days``,
+        ``cumulative_hazard``, ``reference_risk``, ``max_time_days``, ``n_patients``,
+        ``n_events``.
+
+    Raises:
+        InputError: if the baseline is not valid (:func:`hnprog.survival.check_baseline`).
+    """
+    times, hazard, reference, max_time = check_baseline(baseline, str(where))
+    return {"estimator": str(baseline.get("estimator", "breslow")),
+            "time_days": times.tolist(), "cumulative_hazard": hazard.tolist(),
+            "reference_risk": reference, "max_time_days": max_time,
+            "n_patients": int(baseline.get("n_patients", 0)),
+            "n_events": int(baseline.get("n_events", 0))}
+
+
+def risk_baseline(metadata: Mapping[str, Any] | None, where: object = "preset"
+                  ) -> dict[str, Any] | None:
+    """The Breslow baseline recorded in a preset's ``hnprog.json``, or None.
+
+    Presets written before survival curves existed record none; they still predict risks.
+
+    Args:
+        metadata: dict or None. The parsed ``hnprog.json``.
+        where: object. Named in error messages (the preset). Defaults to ``"preset"``.
+
+    Returns:
+        dict or None. ``outputs.risk.baseline``, checked (:func:`checked_baseline`).
+
+    Raises:
+        InputError: if a recorded baseline is invalid.
+    """
+    record = ((metadata or {}).get("outputs") or {}).get("risk") or {}
+    if record.get("baseline") is None:
+        return None
+    return checked_baseline(record["baseline"], f"{where}: outputs.risk.baseline")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from hnprog.presets.format import (
     FORMAT_VERSION,
     WEIGHTS_FILE,
     check_config_classes,
+    checked_baseline,
     sha256_file,
     write_metadata,
 )
@@ -74,6 +75,7 @@ def save_to_preset(
     split_seed: int | None = None,
     endpoint: str = "progression-free survival",
     risk_threshold: float | None = None,
+    baseline: Mapping[str, Any] | None = None,
     dataset: Mapping[str, Any] | None = None,
     training: Mapping[str, Any] | None = None,
     metrics: Mapping[str, Mapping[str, float]] | None = None,
@@ -114,6 +116,10 @@ def save_to_preset(
         risk_threshold: float, optional. Log-hazard above which a patient is called high
             risk (for example the median risk of the validation patients), recorded as
             ``outputs.risk.threshold`` and used by ``hnprog predict``. Defaults to None.
+        baseline: dict, optional. The Breslow baseline cumulative hazard of the training
+            patients (:func:`hnprog.survival.breslow_baseline`, times in days), recorded as
+            ``outputs.risk.baseline``; ``hnprog predict`` turns risks into survival
+            probabilities with it. Defaults to None (the preset predicts risks only).
         dataset: dict, optional. The training data: ``name`` (str), ``id`` (str, a short
             identifier used in the card's model-index), ``n_patients`` (int) and
             ``synthetic`` (bool; True labels the weights everywhere as synthetic-data weights
@@ -180,6 +186,10 @@ def save_to_preset(
     check_config_classes(config, source=f"model {model.name!r}")
     _check_grid(model, preprocessing)
     outputs_description = _outputs_description(outputs, endpoint, risk_threshold)
+    if baseline is not None:
+        if "risk" not in outputs_description:
+            raise InputError("baseline needs a model with a 'risk' output")
+        outputs_description["risk"]["baseline"] = checked_baseline(baseline)
 
     write_json(config, folder / CONFIG_FILE)
     with atomic_path(folder / WEIGHTS_FILE) as tmp:

@@ -69,6 +69,10 @@ class RadiomicsCoxPipeline(BaseEstimator):
         drop_constant: bool. Ignore features that are constant in the training data instead
             of raising. Defaults to False.
         random_state: int. Seed of the internal validation split. Defaults to 0.
+        alphas: sequence of float, optional. Ridge penalties to choose from on the
+            validation data, with the threshold (the clinical Cox model uses this); each
+            still falls back to larger penalties when its fit diverges. Defaults to None
+            (``alpha`` only, the paper's baseline).
 
     Attributes:
         feature_names_in_: numpy.ndarray of str. Feature names seen in ``fit``.
@@ -100,6 +104,7 @@ class RadiomicsCoxPipeline(BaseEstimator):
         validation_fraction: float | None = 0.2,
         drop_constant: bool = False,
         random_state: int = 0,
+        alphas: Sequence[float] | None = None,
     ):
         self.n_features = n_features
         self.thresholds = thresholds
@@ -109,6 +114,7 @@ class RadiomicsCoxPipeline(BaseEstimator):
         self.validation_fraction = validation_fraction
         self.drop_constant = drop_constant
         self.random_state = random_state
+        self.alphas = alphas
 
     def fit(
         self,
@@ -199,22 +205,29 @@ class RadiomicsCoxPipeline(BaseEstimator):
 
         # 3. correlation filter for each threshold, Cox fit, validation score
         self.validation_scores_: dict[float, float] = {}
-        kept_by_threshold: dict[float, tuple[str, ...]] = {}
-        fits: dict[tuple[str, ...], tuple[Any, float, float]] = {}
+        kept_by_threshold: dict[float, tuple[tuple[str, ...], float]] = {}
+        fits: dict[tuple[tuple[str, ...], float], tuple[Any, float, float]] = {}
+        penalties = [self.alpha] if self.alphas is None else [float(a) for a in self.alphas]
         for threshold in map(float, self.thresholds):
             names = _correlation_filter(top, correlation, threshold)
-            if names not in fits:
-                cox, alpha = self._fit_cox(z_train[list(names)], event=event_train, time=time_train)
-                risk_val = cox.predict(z_val[list(names)].to_numpy())
-                score = concordance_index(event=event_val, time=time_val, risk=risk_val)
-                fits[names] = (cox, alpha, score)
-            kept_by_threshold[threshold] = names
-            self.validation_scores_[threshold] = fits[names][2]
+            best = None
+            for penalty in penalties:  # the first of the best penalties on ties
+                key = (names, penalty)
+                if key not in fits:
+                    cox, alpha = self._fit_cox(z_train[list(names)], event=event_train,
+                                               time=time_train, alpha=penalty)
+                    risk_val = cox.predict(z_val[list(names)].to_numpy())
+                    score = concordance_index(event=event_val, time=time_val, risk=risk_val)
+                    fits[key] = (cox, alpha, score)
+                if best is None or fits[key][2] > fits[best][2]:
+                    best = key
+            kept_by_threshold[threshold] = best
+            self.validation_scores_[threshold] = fits[best][2]
 
         # 4. best threshold on validation (the lowest t on ties)
         scores = self.validation_scores_
         self.threshold_ = max(scores, key=lambda t: (scores[t], -t))
-        self.selected_features_ = list(kept_by_threshold[self.threshold_])
+        self.selected_features_ = list(kept_by_threshold[self.threshold_][0])
         self.cox_, self.alpha_, self.validation_cindex_ = fits[kept_by_threshold[self.threshold_]]
         self.coef_ = np.asarray(self.cox_.coef_, dtype=float)
         return self
@@ -253,7 +266,7 @@ class RadiomicsCoxPipeline(BaseEstimator):
             raise InputError(
                 f"thresholds must be values in (0, 1]. Received: thresholds={self.thresholds!r}"
             )
-        if self.alpha < 0 or any(a < 0 for a in self.fallback_alphas):
+        if self.alpha < 0 or any(a < 0 for a in [*self.fallback_alphas, *(self.alphas or [])]):
             raise InputError(
                 f"alpha and fallback_alphas must be >= 0. Received: alpha={self.alpha}, "
                 f"fallback_alphas={self.fallback_alphas}"
@@ -304,15 +317,18 @@ class RadiomicsCoxPipeline(BaseEstimator):
         return (X - self.mean_) / self.scale_
 
     def _fit_cox(
-        self, z: pd.DataFrame, *, event: np.ndarray, time: np.ndarray
+        self, z: pd.DataFrame, *, event: np.ndarray, time: np.ndarray,
+        alpha: float | None = None,
     ) -> tuple[Any, float]:
-        """Fit the Cox model, adding ridge penalty while the fit diverges."""
+        """Fit the Cox model with penalty ``alpha`` (default ``self.alpha``), adding ridge
+        penalty while the fit diverges."""
         from scipy.linalg import LinAlgError, LinAlgWarning
         from sklearn.exceptions import ConvergenceWarning
         from sksurv.linear_model import CoxPHSurvivalAnalysis
 
         y = make_survival_y(event=event, time=time)
-        alphas = [self.alpha, *[a for a in self.fallback_alphas if a > self.alpha]]
+        start = self.alpha if alpha is None else alpha
+        alphas = [start, *[a for a in self.fallback_alphas if a > start]]
         for alpha in alphas:
             cox = CoxPHSurvivalAnalysis(alpha=alpha, ties=self.ties)
             with warnings.catch_warnings():

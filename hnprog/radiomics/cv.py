@@ -44,6 +44,8 @@ def run_radiomics_cv(
     groups: Mapping[str, Any] | pd.Series | None = None,
     drop_constant: bool = False,
     model_params: Mapping[str, Any] | None = None,
+    model_name: str = MODEL_NAME,
+    title: str = "Standard radiomics baseline: test C-index per fold",
 ) -> RadiomicsCVResult:
     """Cross-validate the radiomics baseline and (optionally) write the report.
 
@@ -56,7 +58,9 @@ def run_radiomics_cv(
             (days), as ``hnprog.data.cohort.read_endpoints`` returns.
         out_dir: str, PathLike or None. Folder of the report; None writes nothing. Files:
             ``results.{csv,md,json}``, ``results_per_fold.csv``, ``predictions.csv`` and
-            ``kaplan_meier.png`` (pooled test risks split at their median). Defaults to None.
+            ``kaplan_meier.png`` (pooled test risks split at their median), and
+            ``evaluation/`` (:func:`hnprog.evaluation.evaluate_run` on the pooled test
+            risks). Defaults to None.
         n_folds: int. Number of folds. Defaults to 5.
         val_fraction: float. Validation share of the non-test patients. Defaults to 0.2.
         seed: int. Seed of the splits. Defaults to 0.
@@ -66,6 +70,10 @@ def run_radiomics_cv(
             fold's training set) instead of raising. Defaults to False.
         model_params: mapping, optional. Keyword arguments of :class:`RadiomicsCoxPipeline`.
             Defaults to None.
+        model_name: str. The model's name in the tables. Defaults to ``"standard
+            radiomics"`` (:func:`hnprog.radiomics.clinical.run_clinical_cv` passes
+            ``"clinical"``).
+        title: str. Title of the report. Defaults to the radiomics baseline's.
 
     Returns:
         CVResult. ``per_fold``: one row per fold, :data:`~hnprog.reporting.CV_FOLD_COLUMNS`
@@ -144,7 +152,7 @@ def run_radiomics_cv(
         test_y = y[split.test]
         rows.append(
             {
-                "model": MODEL_NAME,
+                "model": model_name,
                 "fold": split.fold,
                 "c_index": concordance_index(event=test_y["event"], time=test_y["time"], risk=risk),
                 "val_c_index": model.validation_cindex_,
@@ -169,7 +177,7 @@ def run_radiomics_cv(
                 index=pd.Index([ids[i] for i in split.test], name=ID_COLUMN),
             )
         )
-    predictions = pd.concat(prediction_parts).loc[ids].reset_index().assign(model=MODEL_NAME)
+    predictions = pd.concat(prediction_parts).loc[ids].reset_index().assign(model=model_name)
     result = CVResult(pd.DataFrame(rows), predictions, extra={
         "n_patients": len(predictions),
         "n_events": int(predictions["event"].sum()),
@@ -179,10 +187,14 @@ def run_radiomics_cv(
     })
     if out_dir is not None:
         out_dir = Path(out_dir)
-        plot_cv_kaplan_meier(result, MODEL_NAME, out_dir / "kaplan_meier.png",
-                             title="Standard radiomics, test folds pooled")
-        result.files.update(write_cv_report(
-            result, out_dir, metrics=["c_index"],
-            title="Standard radiomics baseline: test C-index per fold",
-        ))
+        plot_cv_kaplan_meier(result, model_name, out_dir / "kaplan_meier.png",
+                             title=f"{model_name[0].upper()}{model_name[1:]}, test folds pooled")
+        result.files.update(write_cv_report(result, out_dir, metrics=["c_index"], title=title))
+        from hnprog.data.cohort import centre_from_id
+        from hnprog.evaluation import evaluate_run
+
+        if evaluate_run(predictions, out_dir / "evaluation", title=title.split(":")[0],
+                        centres=[centre_from_id(p) or "unknown"
+                                 for p in predictions[ID_COLUMN]]) is not None:
+            result.files["evaluation"] = out_dir / "evaluation" / "metrics.json"
     return result

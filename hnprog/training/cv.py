@@ -29,7 +29,7 @@ import pandas as pd
 from hnprog.errors import InputError
 from hnprog.io import write_json
 from hnprog.models.task import Task
-from hnprog.reporting import CVResult
+from hnprog.reporting import CV_PREDICTION_COLUMNS, CVResult
 from hnprog.training.config import TrainingConfig
 from hnprog.training.fit import export_preset, prepare_run_folder, train_model
 from hnprog.training.runs import (
@@ -37,7 +37,9 @@ from hnprog.training.runs import (
     cohort_datasets,
     dataset_metadata,
     predict_dataset,
+    baseline_of,
     read_cohort_with_endpoints,
+    training_risks,
 )
 
 __all__ = ["CVResult", "cross_validate"]
@@ -70,6 +72,7 @@ def cross_validate(
     config: TrainingConfig | None = None,
     tasks: Sequence[Task | str] = tuple(Task),
     radiomics_features: str | os.PathLike | pd.DataFrame | None = None,
+    clinical: str | os.PathLike | pd.DataFrame | None = None,
     cache_dir: str | os.PathLike | None = None,
     resume: bool = False,
     overwrite: bool = False,
@@ -93,6 +96,13 @@ def cross_validate(
             patients (``hnprog radiomics extract`` output); the standard radiomics baseline is
             then cross-validated on the same splits (same seed and patients) and added to the
             table. Defaults to None.
+        clinical: path or DataFrame, optional. The HECKTOR 2021 clinical file of the same
+            patients (or :func:`hnprog.data.read_clinical`'s table): the table gains the rows
+            ``"clinical"`` (a clinical-only Cox model on the same splits,
+            :func:`hnprog.radiomics.clinical.run_clinical_cv`) and ``"deep multi-task +
+            clinical"`` (per fold, a Cox model on the multi-task model's risk and the
+            clinical covariates, fitted on the training patients' own risks). Defaults to
+            None.
         resume: bool. Continue a killed run: finished folds are kept, the interrupted one
             resumes from its last epoch. Defaults to False.
         settings: sequence of str, optional. Deprecated alias of ``tasks``.
@@ -148,7 +158,13 @@ def cross_validate(
     cache_dir = Path(cache_dir) if cache_dir is not None else out_dir / "cache"
     dataset = dataset_metadata(cohort)
 
-    fold_rows, prediction_rows = [], []
+    clinical_table = None
+    if clinical is not None:
+        from hnprog.data.clinical import read_clinical
+
+        clinical_table = (clinical if isinstance(clinical, pd.DataFrame)
+                          else read_clinical(clinical, ids=list(ids)))
+    fold_rows, prediction_rows, train_risks, survival_parts = [], [], {}, []
     for task, task_config in configs.items():
         for split in splits:
             train_ds, val_ds = cohort_datasets(
@@ -172,9 +188,17 @@ def cross_validate(
                 "dice": float(np.mean(dice)) if dice is not None else np.nan,
             }
             fold_rows.append(row)
+            own = training_risks(result.model, cohort, ids[split.train], task_config,
+                                 cache_dir=cache_dir)
+            baseline = None if own is None else baseline_of(cohort, ids[split.train], own)
+            if baseline is not None and risk is not None:
+                survival_parts.append(_test_survival(task.label, test_ids, risk, baseline))
+            if task is Task.MULTITASK and own is not None:
+                train_risks[split.fold] = pd.Series(own, index=ids[split.train])
             export_preset(result, task_config, name=f"{task}_fold{split.fold + 1}",
                           dataset=dataset, fold=split.fold,
-                          test_metrics={k: row[k] for k in ("c_index", "dice")})
+                          test_metrics={k: row[k] for k in ("c_index", "dice")},
+                          baseline=baseline)
             prediction_rows.append(pd.DataFrame({
                 "model": task.label, "fold": split.fold, "patient_id": test_ids,
                 "time": time.astype(float), "event": event.astype(bool),
@@ -185,11 +209,20 @@ def cross_validate(
     if radiomics_features is not None:
         per_fold = pd.concat([per_fold, _radiomics_rows(radiomics_features, cohort, config,
                                                         groups)], ignore_index=True)
-    result = CVResult(per_fold, pd.concat(prediction_rows, ignore_index=True),
-                      extra={"config": config.to_dict(), "tasks": names})
+    extra: dict[str, Any] = {"config": config.to_dict(), "tasks": names}
+    if clinical_table is not None:
+        clinical_folds, clinical_predictions = _clinical_rows(
+            clinical_table, cohort, config, groups, pd.concat(prediction_rows), train_risks)
+        per_fold = pd.concat([per_fold, clinical_folds], ignore_index=True)
+        prediction_rows.append(clinical_predictions)
+        from hnprog.data.clinical import DEFAULT_COVARIATES
+
+        extra["clinical_covariates"] = list(DEFAULT_COVARIATES)
+    result = CVResult(per_fold, pd.concat(prediction_rows, ignore_index=True), extra=extra)
     for task in configs:
         plot_cv_kaplan_meier(result, task.label, out_dir / f"kaplan_meier_{task}.png",
                              title=f"{task.label}: test patients, split at median risk")
+    _evaluate_models(result, out_dir, survival_parts)
     result.files.update(write_cv_report(
         result, out_dir, metrics=["c_index", "dice"],
         title="Cross-validation: test C-index and Dice (mean ± standard error over folds)",
@@ -221,6 +254,65 @@ def _radiomics_rows(
         groups=dict(zip(cohort.ids, groups)) if groups is not None else None,
     )
     return result.per_fold[["model", "fold", "c_index", "dice"]]
+
+
+def _test_survival(model: str, ids: Sequence[str], risk: np.ndarray,
+                   baseline: dict[str, Any]) -> pd.DataFrame:
+    """Test patients' survival probabilities from their fold's training baseline."""
+    from hnprog.survival import DEFAULT_SURVIVAL_DAYS, survival_column, survival_probability
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # NaN beyond the fold's follow-up
+        probability = survival_probability(baseline, np.asarray(risk, float),
+                                           DEFAULT_SURVIVAL_DAYS)
+    return pd.DataFrame({"model": model, "patient_id": list(ids),
+                         **{survival_column(t): probability[:, i]
+                            for i, t in enumerate(DEFAULT_SURVIVAL_DAYS)}})
+
+
+def _evaluate_models(result: CVResult, out_dir: Path, survival_parts: list[pd.DataFrame]
+                     ) -> None:
+    """The evaluation block of each model's pooled test patients, in ``evaluation/<model>/``."""
+    import re
+
+    from hnprog.data.cohort import centre_from_id
+    from hnprog.evaluation import evaluate_run
+
+    survival = pd.concat(survival_parts, ignore_index=True) if survival_parts else None
+    for model in dict.fromkeys(result.predictions["model"]):
+        rows = result.predictions[result.predictions["model"] == model]
+        if survival is not None and (survival["model"] == model).any():
+            extra = survival[survival["model"] == model].drop(columns="model")
+            rows = rows.merge(extra, on="patient_id", how="left")
+            columns = [c for c in extra.columns if c != "patient_id"]
+            rows = rows.drop(columns=[c for c in columns if rows[c].isna().any()])
+        folder = out_dir / "evaluation" / re.sub(r"[^A-Za-z0-9]+", "_", model).strip("_")
+        if evaluate_run(rows.drop(columns=["model", "fold", "dice"]), folder,
+                        title=f"{model}, test folds pooled",
+                        centres=[centre_from_id(p) or "unknown"
+                                 for p in rows["patient_id"]]) is not None:
+            result.files[f"evaluation {model}"] = folder / "metrics.json"
+
+
+def _clinical_rows(clinical: pd.DataFrame, cohort: Any, config: TrainingConfig,
+                   groups: Sequence[str] | None, predictions: pd.DataFrame,
+                   train_risks: dict[int, pd.Series]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-fold rows and test predictions of the clinical and the deep + clinical models."""
+    from hnprog.radiomics.clinical import deep_clinical_rows, run_clinical_cv
+
+    endpoints = cohort.endpoints.loc[cohort.ids]
+    result = run_clinical_cv(
+        clinical.loc[cohort.ids], endpoints, n_folds=config.n_folds,
+        val_fraction=config.val_fraction, seed=config.seed,
+        groups=dict(zip(cohort.ids, groups)) if groups is not None else None)
+    folds = [result.per_fold[["model", "fold", "c_index", "dice"]]]
+    parts = [result.predictions.assign(dice=np.nan)[list(CV_PREDICTION_COLUMNS)]]
+    deep = predictions[predictions["model"] == Task.MULTITASK.label]
+    if train_risks and len(deep):
+        deep_folds, deep_predictions = deep_clinical_rows(deep, train_risks, clinical, endpoints)
+        folds.append(deep_folds)
+        parts.append(deep_predictions[list(CV_PREDICTION_COLUMNS)])
+    return pd.concat(folds, ignore_index=True), pd.concat(parts, ignore_index=True)
 
 
 def __getattr__(name: str) -> Any:

@@ -451,6 +451,7 @@ def export_preset(
     dataset: Mapping[str, Any] | None = None,
     fold: int | None = None,
     test_metrics: Mapping[str, float] | None = None,
+    baseline: Mapping[str, Any] | None = None,
 ) -> Path:
     """Save a run's kept model as its preset folder ``RUN/preset`` (:func:`hnprog.save_to_preset`).
 
@@ -470,6 +471,9 @@ def export_preset(
         fold: int, optional. Cross-validation fold (0-based). Defaults to None.
         test_metrics: dict, optional. ``{"c_index": ..., "dice": ...}`` on the test patients;
             values that are not finite are left out. Defaults to None.
+        baseline: dict, optional. The Breslow baseline of the training patients
+            (:func:`hnprog.training.runs.training_baseline`), so that ``hnprog predict``
+            writes survival probabilities. Defaults to None.
 
     Returns:
         pathlib.Path. The preset folder.
@@ -492,7 +496,7 @@ def export_preset(
         preprocessing=config.preprocessing, name=name or out_dir.name, task=config.task.value,
         fold=fold, n_folds=config.n_folds if fold is not None else None, split_seed=config.seed,
         dataset=dataset, training=config.to_dict(), metrics=metrics or None,
-        risk_threshold=threshold, overwrite=True,
+        risk_threshold=threshold, baseline=baseline, overwrite=True,
     )
     return result.preset
 

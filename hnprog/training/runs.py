@@ -19,7 +19,7 @@ import numpy as np
 
 from hnprog.errors import InputError
 from hnprog.io import write_json
-from hnprog.training.callbacks import collect_predictions
+from hnprog.training.callbacks import collect_predictions, output_names
 from hnprog.training.config import TrainingConfig
 from hnprog.training.fit import TrainingResult, export_preset, train_model
 
@@ -29,7 +29,10 @@ __all__ = [
     "dataset_metadata",
     "predict_dataset",
     "read_cohort_with_endpoints",
+    "baseline_of",
     "train_on_cohort",
+    "training_baseline",
+    "training_risks",
 ]
 
 
@@ -138,6 +141,73 @@ def predict_dataset(
     return collected["risk"], dice
 
 
+def training_baseline(
+    model: keras.Model,
+    cohort: Any,
+    train_ids: Sequence[str],
+    config: TrainingConfig,
+    *,
+    cache_dir: str | Path | None = None,
+) -> dict[str, Any] | None:
+    """The Breslow baseline cumulative hazard of a model's training patients.
+
+    The kept model predicts the training patients' risks once, without augmentation, and
+    :func:`hnprog.survival.breslow_baseline` estimates the baseline from them and the
+    patients' endpoints (days). The preset records it (``outputs.risk.baseline``) so that
+    ``hnprog predict`` turns a risk into survival probabilities.
+
+    Args:
+        model: keras.Model. The trained model.
+        cohort: Cohort. With endpoints.
+        train_ids: sequence of str. The training patients.
+        config: TrainingConfig. For the preprocessing and batch size.
+        cache_dir: str or Path, optional. Case cache folder. Defaults to None.
+
+    Returns:
+        dict or None. The baseline; None for a model without a risk output or when the
+        training risks are not finite.
+    """
+    risk = training_risks(model, cohort, train_ids, config, cache_dir=cache_dir)
+    return None if risk is None else baseline_of(cohort, train_ids, risk)
+
+
+def training_risks(
+    model: keras.Model,
+    cohort: Any,
+    train_ids: Sequence[str],
+    config: TrainingConfig,
+    *,
+    cache_dir: str | Path | None = None,
+) -> np.ndarray | None:
+    """The model's risks (log-hazard, higher is worse) on its own training patients.
+
+    One pass without augmentation, in the order of ``train_ids``.
+
+    Returns:
+        numpy.ndarray ``(len(train_ids),)`` or None for a model without a risk output or
+        with non-finite risks.
+    """
+    if "risk" not in output_names(model):
+        return None
+    _, dataset = cohort_datasets(cohort, train_ids, train_ids, config, cache_dir=cache_dir,
+                                 train=False)
+    risk, _ = predict_dataset(model, dataset)
+    if risk is None or not np.isfinite(risk).all():
+        return None
+    return np.asarray(risk, dtype=float)
+
+
+def baseline_of(cohort: Any, train_ids: Sequence[str], risk: np.ndarray) -> dict[str, Any]:
+    """The Breslow baseline (:func:`hnprog.survival.breslow_baseline`) of training patients
+    with these risks (in the order of ``train_ids``) and their endpoints."""
+    from hnprog.survival import breslow_baseline
+
+    y = cohort.survival_y()
+    index = {patient_id: i for i, patient_id in enumerate(cohort.ids)}
+    rows = [index[patient_id] for patient_id in train_ids]
+    return breslow_baseline(event=y["event"][rows], time=y["time"][rows], risk=risk)
+
+
 def dataset_metadata(cohort: Any) -> dict[str, Any]:
     """The preset's ``dataset`` entry for a training cohort.
 
@@ -209,6 +279,9 @@ def train_on_cohort(
     )
     write_json({"train": ids[train_idx].tolist(), "val": ids[val_idx].tolist()},
                out_dir / "split.json")
+    baseline = training_baseline(result.model, cohort, ids[train_idx], config,
+                                 cache_dir=cache_dir if cache_dir is not None
+                                 else out_dir / "cache")
     export_preset(result, config, name=f"{config.task}_{out_dir.name}",
-                  dataset=dataset_metadata(cohort))
+                  dataset=dataset_metadata(cohort), baseline=baseline)
     return result
