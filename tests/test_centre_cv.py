@@ -1,0 +1,93 @@
+"""Leave-one-centre-out splits and cross-validation, with the adversarial branch and the
+uncertainty weighting wired through a tiny run (quarter-size synthetic cohort, 16^3 crop)."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from hnprog.errors import InputError
+from hnprog.splits import leave_one_centre_out_splits, make_splits
+from hnprog.training import TrainingConfig, cross_validate, train_on_cohort
+from hnprog.training.runs import centre_labels
+from hnprog.transforms import PreprocessConfig
+
+TINY = TrainingConfig(epochs=1, batch_size=2, filters=(2, 4, 4, 8, 8), val_fraction=0.3,
+                      preprocessing=PreprocessConfig(spacing=9.0, crop_size=16), augment=False,
+                      run_eagerly=keras.backend.backend() == "tensorflow")
+
+
+@pytest.fixture(scope="module")
+def three_centres(tmp_path_factory):
+    from hnprog.data.synthetic import generate_cohort
+
+    return generate_cohort(tmp_path_factory.mktemp("data"), n_patients=12, seed=4,
+                           image_scale=0.25, censoring=0.3, n_centres=3)
+
+
+def test_each_centre_is_one_test_fold_and_never_trained_on():
+    centres = np.array(list("ABCABCABCABC"))
+    event = np.array([1, 1, 1, 0, 0, 0, 1, 1, 1, 0, 1, 0], bool)
+    splits = leave_one_centre_out_splits(event, centres, val_fraction=0.25, seed=0)
+    assert [sorted(set(centres[s.test])) for s in splits] == [["A"], ["B"], ["C"]]
+    for s in splits:
+        held_out = centres[s.test[0]]
+        assert held_out not in set(centres[s.train]) | set(centres[s.val])
+        assert sorted(np.concatenate([s.train, s.val, s.test]).tolist()) == list(range(12))
+        assert len(s.val) == 2  # 25% of the 8 other patients
+    assert [s.test.tolist() for s in make_splits(event, split="centre", groups=centres,
+                                                 val_fraction=0.25)] == \
+        [s.test.tolist() for s in splits]
+
+
+def test_centre_split_bad_inputs_say_what_to_do():
+    event = [1, 0, 1, 0]
+    with pytest.raises(InputError, match="at least 2 centres"):
+        leave_one_centre_out_splits(event, ["A"] * 4)
+    with pytest.raises(InputError, match="1 patients have none"):
+        leave_one_centre_out_splits(event, ["A", "A", None, "B"])
+    with pytest.raises(InputError, match="needs each patient's centre"):
+        make_splits(event, split="centre")
+    with pytest.raises(InputError, match="split must be one of"):
+        make_splits(event, split="random")
+    with pytest.warns(UserWarning, match="centre C .* has no event"):
+        leave_one_centre_out_splits([1, 1, 1, 1, 0, 0], list("AABBCC"), val_fraction=0.0)
+
+
+def test_centre_labels_refuse_unknown_and_single_centres():
+    assert centre_labels({"a": "X", "b": "Y", "c": "X"}, ["a", "b", "c"]) == \
+        {"a": 0, "b": 1, "c": 0}
+    with pytest.raises(InputError, match="at least 2 centres"):
+        centre_labels({"a": "X", "b": "X"}, ["a", "b"])
+    with pytest.raises(InputError, match="1 have none"):
+        centre_labels({"a": "X", "b": None}, ["a", "b"])
+
+
+@pytest.mark.filterwarnings("ignore:concordance_index. no comparable pair:RuntimeWarning")
+def test_leave_one_centre_out_cv_with_adversarial_branch_and_uncertainty(three_centres,
+                                                                         tmp_path):
+    from hnprog.presets import from_preset
+
+    config = TINY.replace(adversarial_centres=0.5, loss_weighting="uncertainty")
+    result = cross_validate(three_centres, tmp_path, config=config, tasks=["multitask"],
+                            split="centre", verbose=0)
+    truth = pd.read_csv(three_centres / "truth.csv")
+    assert sorted(result.per_fold["test_centre"]) == sorted(truth["centre"].unique())
+    assert json.loads((tmp_path / "cv.json").read_text())["fingerprint"]["split"] == "centre"
+    history = pd.read_csv(tmp_path / "multitask" / "fold-1" / "history.csv")
+    assert {"loss_weight_risk", "loss_weight_segmentation", "centre_loss"} <= set(history)
+    preset = from_preset(tmp_path / "multitask" / "fold-1" / "preset")
+    assert sorted(preset.outputs) == ["risk", "segmentation"]  # the centre head stays behind
+    weighting = preset.model.get_layer("loss_weighting")  # the learnt weights come with it
+    assert not np.allclose(keras.ops.convert_to_numpy(weighting.log_variances), 0.0)
+
+
+def test_adversarial_branch_refuses_a_single_training_centre(three_centres, tmp_path):
+    one = {pid: "ONE" for pid in pd.read_csv(three_centres / "truth.csv")["PatientID"]}
+    with pytest.raises(InputError, match="at least 2 centres"):
+        train_on_cohort(three_centres, tmp_path, config=TINY.replace(adversarial_centres=1.0),
+                        centres=one, verbose=0)
