@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import keras
@@ -124,3 +125,29 @@ def test_a_trained_tiny_model_points_its_map_at_the_tumour(tmp_path):
           f"{mass_near_tumour(maps, test.mask, 20.0).mean():.2f}; shell volume {shell:.3f}")
     assert trained.mean() > 5 * shell and trained.mean() > 2 * untrained.mean()
     assert shallow.mean() > 0.4
+
+
+def test_predict_writes_the_risk_map_on_the_ct_grid_and_draws_it(synthetic_cohort, tmp_path):
+    import SimpleITK as sitk
+
+    from hnprog.data.cohort import read_cohort
+    from hnprog.predict import load_predictor, predict_patient
+    from hnprog.presets import save_to_preset
+    from hnprog.transforms import PreprocessConfig
+
+    model = build_multitask_unet((32, 32, 32, 2), filters=(2, 4, 4, 8, 8), dense_units=8)
+    save_to_preset(model, tmp_path / "preset",
+                   preprocessing=PreprocessConfig(spacing=4.5, crop_size=32),
+                   dataset={"name": "none", "synthetic": True})
+    patient = read_cohort(synthetic_cohort).patients[0]
+    predict_patient(patient.ct, patient.pet, load_predictor(tmp_path / "preset"), tmp_path / "p",
+                    risk_map=True)
+    ct = sitk.ReadImage(str(patient.ct))
+    risk_map = sitk.ReadImage(str(tmp_path / "p" / "risk_map.nii.gz"))
+    assert risk_map.GetSize() == ct.GetSize() and risk_map.GetOrigin() == ct.GetOrigin()
+    values = sitk.GetArrayViewFromImage(risk_map)
+    assert (values >= 0).all() and values.max() > 0
+    report = json.loads((tmp_path / "p" / "report.json").read_text())
+    assert report["files"]["risk_map"] == "risk_map.nii.gz"
+    predict_patient(patient.ct, patient.pet, load_predictor(tmp_path / "preset"), tmp_path / "q")
+    assert not (tmp_path / "q" / "risk_map.nii.gz").exists()

@@ -53,11 +53,14 @@ def _parse_box(ctx: click.Context, param: click.Parameter, value: str | None) ->
 @endpoints_option(purpose=", to report the C-index")
 @click.option("--no-overlay", is_flag=True, help="Skip the PNG overlays (faster).")
 @click.option("--restart", is_flag=True, help="Predict every patient again instead of resuming.")
+@click.option("--risk-map", is_flag=True,
+              help="Also write risk_map.nii.gz on the CT grid: where the predicted risk comes "
+                   "from (Grad-CAM over the encoder levels), drawn in the overlay.")
 @needs_keras
 def predict_command(data: str | None, ct: str | None, pet: str | None, models: tuple[str, ...],
                     out_dir: str, patient_id: str | None, reference_mask: str | None,
                     box: Any, bboxes: str | None, auto_box: bool, endpoints: str | None,
-                    no_overlay: bool, restart: bool) -> None:
+                    no_overlay: bool, restart: bool, risk_map: bool) -> None:
     """Predict the risk and the tumour contour of one patient or of a cohort.
 
     One patient: give --ct and --pet. A cohort: give DATA, a HECKTOR 2020/2021/2022 folder or
@@ -92,11 +95,11 @@ def predict_command(data: str | None, ct: str | None, pet: str | None, models: t
     predictor = load_predictor(list(models))
     if single:
         _predict_one(ct, pet, predictor, out_dir, patient_id=patient_id, box=box,
-                     reference_mask=reference_mask, overlay=not no_overlay)
+                     reference_mask=reference_mask, overlay=not no_overlay, risk_map=risk_map)
     else:
         _predict_cohort(data, predictor, out_dir, endpoints=endpoints,
                         bboxes={} if auto_box else bboxes, overlay=not no_overlay,
-                        resume=not restart)
+                        resume=not restart, risk_map=risk_map)
 
 
 def _predict_one(ct: str, pet: str, predictor: Any, out_dir: str, *, patient_id: str | None,

@@ -46,6 +46,7 @@ def predict_cohort(
     resume: bool = True,
     progress: bool = True,
     ids: Sequence[str] | None = None,
+    risk_map: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Predict every patient of a cohort; resume where a previous run stopped.
 
@@ -67,6 +68,8 @@ def predict_cohort(
         resume: bool. Skip patients already done with the same models. Defaults to True.
         progress: bool. Show a progress bar. Defaults to True.
         ids: sequence of str, optional. Patients to predict. Defaults to all.
+        risk_map: bool. Also write each patient's ``risk_map.nii.gz`` (see
+            :func:`hnprog.predict.predict_patient`). Defaults to False.
 
     Returns:
         tuple of (predictions DataFrame, failures DataFrame, metrics dict). The metrics
@@ -91,7 +94,7 @@ def predict_cohort(
     config = preprocess_config_from_spec(predictor.preprocessing)
     steps = [
         functools.partial(load_patient, config=config),
-        functools.partial(forward, predictor=predictor),
+        functools.partial(forward, predictor=predictor, risk_map=risk_map),
         lambda loaded_outputs: write_outputs(*loaded_outputs, predictor, overlay=overlay)[1],
     ]
     run = run_cohort(jobs, steps, resume=earlier_report if resume else None,

@@ -37,6 +37,7 @@ from hnprog.predict.outputs import (
     OVERLAY_FILE,
     PROBABILITY_FILE,
     RISK_FILE,
+    RISK_MAP_FILE,
     PatientPrediction,
     write_report,
     write_risk_csv,
@@ -168,10 +169,21 @@ def load_patient(job: PredictionJob, config: PreprocessConfig) -> LoadedPatient:
                          "given" if job.box is not None else "automatic", start, stages)
 
 
-def forward(loaded: LoadedPatient, predictor: Any) -> tuple[LoadedPatient, dict[str, np.ndarray]]:
-    """Step 2: the model's forward pass on one loaded patient."""
+def forward(loaded: LoadedPatient, predictor: Any, *,
+            risk_map: bool = False) -> tuple[LoadedPatient, dict[str, np.ndarray]]:
+    """Step 2: the model's forward pass on one loaded patient.
+
+    With ``risk_map`` the outputs also hold ``"risk_map"``, ``(1, D, H, W)`` on the network
+    grid: :func:`hnprog.risk_activation_map`, averaged over an ensemble's folds.
+    """
     loaded.stages.restart()
     outputs = predictor.predict(loaded.image)
+    if risk_map:
+        from hnprog.models.risk_map import risk_activation_map
+
+        members = getattr(predictor, "members", None) or [predictor]
+        outputs["risk_map"] = np.mean(
+            [risk_activation_map(m.model, loaded.image) for m in members], axis=0)
     loaded.stages.end("forward")
     return loaded, outputs
 
@@ -202,7 +214,7 @@ def write_outputs(loaded: LoadedPatient, outputs: dict[str, np.ndarray], predict
 
     files: dict[str, str] = {}
     volume_ml = dice = None
-    mask_image = reference = None
+    mask_image = reference = risk_image = None
     # The NIfTI outputs are compressed and written in background threads (SimpleITK releases
     # the GIL) while the overlay is drawn; leaving the block waits for them and re-raises.
     writes = []
@@ -222,6 +234,10 @@ def write_outputs(loaded: LoadedPatient, outputs: dict[str, np.ndarray], predict
                 reference = _on_grid_of(loaded.reference, ct_image)
                 dice = dice_score(sitk.GetArrayViewFromImage(mask_image),
                                   sitk.GetArrayViewFromImage(reference))
+        if "risk_map" in outputs:
+            risk_image = invert_to_reference(outputs["risk_map"][0], loaded.grid, ct_image)
+            writes.append(writers.submit(write_image, risk_image, out_dir / RISK_MAP_FILE))
+            files["risk_map"] = RISK_MAP_FILE
         if overlay:
             from hnprog.plotting import plot_overlay
 
@@ -232,7 +248,7 @@ def write_outputs(loaded: LoadedPatient, outputs: dict[str, np.ndarray], predict
             if mask_image is not None and not volume_ml:
                 title += "\nno GTVt predicted (no voxel reaches the mask threshold)"
             plot_overlay(ct_image, loaded.pet_image, mask_image, out_dir / OVERLAY_FILE,
-                         title=title, reference_mask=reference)
+                         title=title, reference_mask=reference, risk_map=risk_image)
             files["overlay"] = OVERLAY_FILE
         for write in writes:
             write.result()
@@ -274,6 +290,7 @@ def predict_patient(
     reference_labels: Sequence[int] = (0, 1),
     overlay: bool = True,
     threshold: float = 0.5,
+    risk_map: bool = False,
 ) -> PatientPrediction:
     """Predict one patient's risk and GTVt from a CT and a PET file.
 
@@ -303,6 +320,10 @@ def predict_patient(
             GTVt. Defaults to ``(0, 1)`` (HECKTOR 2022 masks: ``(0, 1, 2)``).
         overlay: bool. Write ``overlay.png``. Defaults to True.
         threshold: float. Probability threshold of the mask. Defaults to 0.5.
+        risk_map: bool. Also write ``risk_map.nii.gz``: the risk activation map
+            (:func:`hnprog.risk_activation_map`, Grad-CAM of the risk over the encoder
+            levels) put back on the CT grid, float32, 0 outside the network's crop; it is
+            drawn as a third row of the overlay. Defaults to False.
 
     Returns:
         PatientPrediction.
@@ -317,6 +338,6 @@ def predict_patient(
                       mask_labels=tuple(reference_labels))
     job = PredictionJob(patient, Path(out_dir), box)
     loaded = load_patient(job, preprocess_config_from_spec(predictor.preprocessing))
-    prediction, _ = write_outputs(*forward(loaded, predictor), predictor, overlay=overlay,
-                                  threshold=threshold)
+    prediction, _ = write_outputs(*forward(loaded, predictor, risk_map=risk_map), predictor,
+                                  overlay=overlay, threshold=threshold)
     return prediction
