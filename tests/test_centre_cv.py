@@ -91,3 +91,27 @@ def test_adversarial_branch_refuses_a_single_training_centre(three_centres, tmp_
     with pytest.raises(InputError, match="at least 2 centres"):
         train_on_cohort(three_centres, tmp_path, config=TINY.replace(adversarial_centres=1.0),
                         centres=one, verbose=0)
+
+
+def test_centre_effect_shifts_case_mix_ct_and_pet_by_centre(three_centres, tmp_path):
+    from hnprog.data.synthetic import generate_cohort
+
+    confounded = generate_cohort(tmp_path, n_patients=12, seed=4, image_scale=0.25,
+                                 censoring=0.3, n_centres=3, centre_effect=1.0)
+    plain = pd.read_csv(three_centres / "truth.csv").set_index("PatientID")
+    truth = pd.read_csv(confounded / "truth.csv").set_index("PatientID")
+    assert list(truth.index) == list(plain.index)  # same patients, same centres
+    mix = truth["centre"].map({"SYNA": -1.0, "SYNB": 0.0, "SYNC": 1.0})
+    change = truth["log_hazard"] - plain["log_hazard"]
+    # case mix: larger tumours, hence higher true log-hazards, at SYNC, smaller at SYNA
+    assert (change[mix > 0] > 0).all() and (change[mix < 0] < 0).all()
+    assert (change[mix == 0].abs() < 1e-5).all()
+    from hnprog.data.synthetic import _CentreEffect
+
+    low, middle, high = (_CentreEffect.of(k, 3, 1.0) for k in range(3))
+    assert (low.ct_shift_hu, middle.ct_shift_hu, high.ct_shift_hu) == (-40.0, 0.0, 40.0)
+    assert (low.pet_scale, high.pet_scale) == pytest.approx((0.7, 1.3))
+    assert (low.extra_fwhm_mm, high.extra_fwhm_mm) == (0.0, 6.0)
+    assert _CentreEffect.of(0, 3, 0.0) is None
+    with pytest.raises(InputError, match="centre_effect"):
+        generate_cohort(tmp_path / "bad", n_patients=2, centre_effect=2.0)
