@@ -254,8 +254,9 @@ class UncertaintyWeightedLoss(keras.losses.Loss):
     1 for :class:`DiceLoss` (which runs from -1 to 0). For fixed ``L`` the total is minimal at
     ``s = log(L + offset)``; its gradient in ``s`` is ``1 - exp(-s) (L + offset)``.
 
-    Not serialisable on its own (it holds a model variable): :func:`hnprog.training.fit.
-    compile_model` builds it at each compile; the learnt ``s`` lives in the model.
+    It cannot be rebuilt from its config (it holds a model variable):
+    :func:`hnprog.training.fit.compile_model` builds it at each compile; the learnt ``s``
+    lives in the model.
 
     Args:
         loss: keras.losses.Loss. The task loss.
@@ -292,7 +293,17 @@ class UncertaintyWeightedLoss(keras.losses.Loss):
         return self(y_true, y_pred)
 
     def get_config(self) -> dict[str, Any]:
-        raise NotImplementedError(
-            "UncertaintyWeightedLoss is rebuilt by compile_model; the log-variances are "
-            "saved with the model's UncertaintyWeighting layer"
+        """A description (the wrapped loss, task and offset) for a compiled model's config.
+
+        It cannot be rebuilt from it (:meth:`from_config` raises): the log-variance is a model
+        variable, and presets are saved without their compile config.
+        """
+        return {"name": self.name, "loss": keras.saving.serialize_keras_object(self.loss),
+                "task": self.weighting.tasks[self.index], "offset": self.offset}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> UncertaintyWeightedLoss:
+        raise InputError(
+            "UncertaintyWeightedLoss cannot be rebuilt from a config: load the model with "
+            "compile=False and compile it again (hnprog.training.fit.compile_model)"
         )
