@@ -136,17 +136,10 @@ def cross_validation_splits(
 
     splits = []
     for fold in range(n_folds):
-        test = np.sort(np.flatnonzero(fold_of == fold))
-        rest = np.flatnonzero(fold_of != fold)
-        train, val = _stratified_holdout(rest, strata[rest], val_fraction, rng)
-        for name, part in (("training", train), ("validation", val)):
-            if len(part) and not event_arr[part].any():
-                raise InputError(
-                    f"fold {fold}: the {name} set ({len(part)} patients) holds no event "
-                    f"(the cohort has {n_events} events); use fewer folds or a different "
-                    f"val_fraction. Received: n_folds={n_folds}, val_fraction={val_fraction}"
-                )
-        splits.append(FoldSplit(fold=fold, train=train, val=val, test=test))
+        splits.append(_fold_split(
+            fold, fold_of == fold, strata, event_arr, val_fraction, rng, where=f"fold {fold}",
+            advice=f" (the cohort has {n_events} events); use fewer folds or a different "
+                   f"val_fraction. Received: n_folds={n_folds}, val_fraction={val_fraction}"))
     return splits
 
 
@@ -210,22 +203,17 @@ def leave_one_centre_out_splits(
     rng = np.random.default_rng(seed)
     splits = []
     for fold, name in enumerate(names):
-        test = np.flatnonzero(labels == name)
-        rest = np.flatnonzero(labels != name)
-        train, val = _stratified_holdout(rest, strata[rest], val_fraction, rng)
-        for part_name, part in (("training", train), ("validation", val)):
-            if len(part) and not event_arr[part].any():
-                raise InputError(
-                    f"fold {fold} (centre {name} held out): the {part_name} set ({len(part)} "
-                    f"patients) holds no event. Received: val_fraction={val_fraction}"
-                )
+        split = _fold_split(fold, labels == name, strata, event_arr, val_fraction, rng,
+                            where=f"fold {fold} (centre {name} held out)",
+                            advice=f". Received: val_fraction={val_fraction}")
+        test = split.test
         if not event_arr[test].any():
             warnings.warn(
                 f"centre {name} ({len(test)} patients) has no event: its fold is kept, but its "
                 "test C-index is undefined (NaN) and left out of the mean",
                 UserWarning, stacklevel=2,
             )
-        splits.append(FoldSplit(fold=fold, train=train, val=val, test=test))
+        splits.append(split)
     return splits
 
 
@@ -308,6 +296,28 @@ def holdout_split(
                 f"({int(event_arr.sum())} events in all). Received: val_fraction={val_fraction}"
             )
     return train, val
+
+
+def _fold_split(
+    fold: int,
+    is_test: np.ndarray,
+    strata: np.ndarray,
+    event: np.ndarray,
+    val_fraction: float,
+    rng: np.random.Generator,
+    *,
+    where: str,
+    advice: str,
+) -> FoldSplit:
+    """One fold: the ``is_test`` patients as test, the rest split stratified into training
+    and validation; refuses a training or validation set without events."""
+    test, rest = np.sort(np.flatnonzero(is_test)), np.flatnonzero(~is_test)
+    train, val = _stratified_holdout(rest, strata[rest], val_fraction, rng)
+    for name, part in (("training", train), ("validation", val)):
+        if len(part) and not event[part].any():
+            raise InputError(f"{where}: the {name} set ({len(part)} patients) holds no "
+                             f"event{advice}")
+    return FoldSplit(fold=fold, train=train, val=val, test=test)
 
 
 def _stratified_holdout(
