@@ -132,3 +132,37 @@ def test_uncertainty_run_exports_its_weights_and_finetunes_with_a_new_centre_bra
                      config=TINY.replace(loss_weighting="uncertainty", adversarial_centres=0.2,
                                          learning_rate=1e-4))
     assert "centre" in tuned.model.output and "centre" not in from_preset(tuned.preset).outputs
+
+
+def test_cli_takes_the_new_options_and_refuses_a_negative_adversarial_weight(tmp_path):
+    from click.testing import CliRunner
+
+    from hnprog.cli import main
+
+    runner = CliRunner()
+    for command in (["cv"], ["train"], ["finetune"]):
+        text = runner.invoke(main, [*command, "--help"]).output
+        assert "--loss-weighting [fixed|uncertainty]" in text and "--adversarial-centres" in text
+    assert "--split [stratified|centre]" in runner.invoke(main, ["cv", "--help"]).output
+    assert "--split" in runner.invoke(main, ["radiomics", "cv", "--help"]).output
+    assert "--risk-map" in runner.invoke(main, ["predict", "--help"]).output
+    result = runner.invoke(main, ["train", str(tmp_path), "--out", str(tmp_path / "o"),
+                                  "--adversarial-centres", "-1"])
+    assert result.exit_code == 2 and "adversarial-centres" in result.output
+
+
+def test_radiomics_cv_leaves_one_centre_out():
+    from hnprog.radiomics.cv import run_radiomics_cv
+
+    rng = np.random.default_rng(0)
+    ids = [f"{c}{i:03d}" for c in ("AAA", "BBB", "CCC") for i in range(20)]
+    size = rng.uniform(0, 1, len(ids))
+    features = pd.DataFrame({"size": size, "noise": rng.normal(size=len(ids)),
+                             "other": rng.normal(size=len(ids))}, index=ids)
+    time = rng.exponential(1000 * np.exp(-2 * size))
+    endpoints = pd.DataFrame({"event": rng.uniform(size=len(ids)) < 0.6, "time": time},
+                             index=ids)
+    result = run_radiomics_cv(features, endpoints, split="centre",
+                              groups={i: i[:3] for i in ids})
+    assert list(result.per_fold["test_centre"]) == ["AAA", "BBB", "CCC"]
+    assert (result.per_fold["n_test"] == 20).all()
