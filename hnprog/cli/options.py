@@ -280,7 +280,10 @@ def training_options(*, finetune: bool = False) -> Callable:
 
 
 def split_option() -> Callable:
-    """``--split stratified|centre``: the cross-validation split (:func:`hnprog.splits.make_splits`)."""
+    """``--split stratified|centre``: the kind of cross-validation split.
+
+    See :func:`hnprog.splits.make_splits`.
+    """
     return click.option(
         "--split", type=click.Choice(["stratified", "centre"]), default="stratified",
         show_default=True,

@@ -75,8 +75,8 @@ def run_radiomics_cv(
     Returns:
         CVResult. ``per_fold``: one row per fold, :data:`~hnprog.reporting.CV_FOLD_COLUMNS`
         (``dice`` NaN), then ``val_c_index``, ``threshold``, ``alpha``, ``n_selected``, set
-        sizes and test events (and ``test_centre`` with ``split="centre"``). ``predictions``: one row per patient, in the order of
-        ``features``, each with its test fold's risk (``dice`` NaN). ``c_index_mean`` and
+        sizes and test events (and ``test_centre`` with ``split="centre"``). ``predictions``:
+        one row per patient, in the order of ``features``, each with its test fold's risk (``dice`` NaN). ``c_index_mean`` and
         ``c_index_se``: over folds. ``extra["selected_features"]``: fold -> features of its
         Cox model. ``files``: empty when no ``out_dir`` was given.
 

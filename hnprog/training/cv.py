@@ -2,8 +2,9 @@
 
 For each of 5 folds (20% test, stratified by event and, when known, by centre; the rest split
 80% training / 20% validation), or with ``split="centre"`` for each centre held out in turn
-(leave-one-centre-out, :func:`hnprog.splits.leave_one_centre_out_splits`), each selected task (:class:`~hnprog.models.task.Task`:
-multitask (1,1), radiomics (1,0), segmentation (0,1)) is trained (:func:`train_model`), its
+(leave-one-centre-out, :func:`hnprog.splits.leave_one_centre_out_splits`), each task
+(:class:`~hnprog.models.task.Task`: multitask (1,1), radiomics (1,0), segmentation (0,1)) is
+trained (:func:`train_model`), its
 best epoch by validation combined loss is kept, and the test patients are predicted. The
 results are a :class:`hnprog.reporting.CVResult`, written as one table in the format of the
 paper's Tables 1-2 (C-index and Dice, mean ± standard error over folds), with the per-patient
@@ -116,9 +117,9 @@ def cross_validate(
 
     Raises:
         InputError: before any training, on an unknown task or split, fewer patients than
-            folds, a fold whose training or validation set holds no event, a batch size larger than a
-            training set, a cohort without endpoints or masks, an output folder holding a
-            different run (without ``resume``/``overwrite``); with ``split="centre"``, patients
+            folds, a fold whose training or validation set holds no event, a batch size larger
+            than a training set, a cohort without endpoints or masks, an output folder holding
+            a different run (without ``resume``/``overwrite``); with ``split="centre"``, patients
             without a centre or a single centre; with ``config.adversarial_centres``, training
             patients without a centre or from one centre.
 
