@@ -39,6 +39,9 @@ _PUBLIC_API: dict[str, str] = {
     "Task": "hnprog.models.task",
     "CoxLoss": "hnprog.losses",
     "DiceLoss": "hnprog.losses",
+    "UncertaintyWeighting": "hnprog.models.layers",
+    "GradientReversal": "hnprog.models.layers",
+    "risk_activation_map": "hnprog.models.risk_map",
     "concordance_index": "hnprog.metrics",
     "dice_score": "hnprog.metrics",
     # == geometry ==
@@ -74,6 +77,7 @@ _PUBLIC_API: dict[str, str] = {
     "run_radiomics_cv": "hnprog.radiomics.cv",
     "FoldSplit": "hnprog.splits",
     "cross_validation_splits": "hnprog.splits",
+    "leave_one_centre_out_splits": "hnprog.splits",
     "write_cv_report": "hnprog.reporting",
     "plot_kaplan_meier": "hnprog.reporting",
     "evaluate_survival": "hnprog.evaluation",

@@ -1,7 +1,8 @@
-"""Training losses: the Cox negative log partial likelihood (Eq. 2) and the soft Dice (Eq. 1).
+"""Training losses: the Cox negative log partial likelihood (Eq. 2), the soft Dice (Eq. 1), and
+their optional uncertainty weighting (Kendall et al., 2018).
 
-Both are ``keras.losses.Loss`` subclasses written with ``keras.ops`` only, so they run on the
-TensorFlow, JAX and PyTorch backends, and both compute in float32 (or float64 when asked)
+All are ``keras.losses.Loss`` subclasses written with ``keras.ops`` only, so they run on the
+TensorFlow, JAX and PyTorch backends, and all compute in float32 (or float64 when asked)
 even when the model runs under a ``mixed_float16`` policy.
 """
 
@@ -16,7 +17,7 @@ from keras import ops
 from hnprog.errors import InputError
 from hnprog.survival import deprecated_positional
 
-__all__ = ["CoxLoss", "DiceLoss", "cox_loss_terms"]
+__all__ = ["CoxLoss", "DiceLoss", "UncertaintyWeightedLoss", "cox_loss_terms"]
 
 TIES = ("breslow", "efron")
 _MASKED_LOG_HAZARD = -1e30  # stands in for -inf where a maximum must ignore censored samples
@@ -240,3 +241,69 @@ class DiceLoss(keras.losses.Loss):
         config = super().get_config()
         config.update({"smooth": self.smooth})
         return config
+
+
+class UncertaintyWeightedLoss(keras.losses.Loss):
+    """A task loss weighted by its learnt log-variance: ``exp(-s) * (L + offset) + s``.
+
+    The multi-task weighting of Kendall, Gal and Cipolla (CVPR 2018), with ``s`` one entry
+    of an :class:`hnprog.models.layers.UncertaintyWeighting` layer of the model (so ``s`` is
+    trained by the model's optimizer and saved with it). ``L`` is the wrapped loss reduced
+    over the batch, and ``offset`` makes it non-negative, which the weighting needs (with
+    ``L < 0`` the minimum over ``s`` is at ``-inf``): 0 for :class:`CoxLoss` (already >= 0),
+    1 for :class:`DiceLoss` (which runs from -1 to 0). For fixed ``L`` the total is minimal at
+    ``s = log(L + offset)``; its gradient in ``s`` is ``1 - exp(-s) (L + offset)``.
+
+    It cannot be rebuilt from its config (it holds a model variable):
+    :func:`hnprog.training.fit.compile_model` builds it at each compile; the learnt ``s``
+    lives in the model.
+
+    Args:
+        loss: keras.losses.Loss. The task loss.
+        weighting: UncertaintyWeighting. The model's log-variance layer.
+        task: str. The task's name in ``weighting`` (the output name).
+        offset: float. Added to the task loss before weighting. Defaults to 0.0.
+
+    Call arguments:
+        y_true, y_pred, sample_weight: those of ``loss``.
+
+    Example:
+        >>> import numpy as np
+        >>> from hnprog.models.layers import UncertaintyWeighting
+        >>> layer = UncertaintyWeighting(("segmentation",)); layer.build(None)
+        >>> wrapped = UncertaintyWeightedLoss(DiceLoss(), layer, "segmentation", offset=1.0)
+        >>> mask = np.ones((1, 2, 2, 2, 1), "float32")
+        >>> round(float(wrapped(mask, mask * 0.5)), 4)  # s = 0: 1 + Dice loss
+        0.3333
+    """
+
+    def __init__(self, loss: keras.losses.Loss, weighting: Any, task: str, offset: float = 0.0):
+        super().__init__(name=f"uncertainty_{loss.name}", reduction="none")
+        self.loss = loss
+        self.weighting = weighting
+        self.index = weighting.index(task)
+        self.offset = float(offset)
+
+    def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any:
+        value = ops.cast(self.loss(y_true, y_pred, sample_weight=sample_weight), "float32")
+        log_variance = self.weighting.log_variances[self.index]
+        return ops.exp(-log_variance) * (value + self.offset) + log_variance
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        return self(y_true, y_pred)
+
+    def get_config(self) -> dict[str, Any]:
+        """A description (the wrapped loss, task and offset) for a compiled model's config.
+
+        It cannot be rebuilt from it (:meth:`from_config` raises): the log-variance is a model
+        variable, and presets are saved without their compile config.
+        """
+        return {"name": self.name, "loss": keras.saving.serialize_keras_object(self.loss),
+                "task": self.weighting.tasks[self.index], "offset": self.offset}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> UncertaintyWeightedLoss:
+        raise InputError(
+            "UncertaintyWeightedLoss cannot be rebuilt from a config: load the model with "
+            "compile=False and compile it again (hnprog.training.fit.compile_model)"
+        )

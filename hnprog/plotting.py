@@ -104,6 +104,7 @@ def plot_overlay(
     half_width_mm: float = 60.0,
     ct_window: tuple[float, float] = (-250.0, 350.0),
     survival_curve: Mapping[str, Any] | None = None,
+    risk_map: sitk.Image | None = None,
 ) -> None:
     """Save axial, coronal and sagittal views through the tumour, CT above PET over CT.
 
@@ -130,6 +131,10 @@ def plot_overlay(
             ``survival`` entry: ``curve`` with ``time_days``, ``probability`` and the folds'
             ``fold_min``/``fold_max``, and the requested ``times_days``/``probability``),
             drawn as a small panel on the right (:func:`_survival_panel`). Defaults to None.
+        risk_map: SimpleITK.Image, optional. A risk activation map on the CT grid
+            (:func:`hnprog.risk_activation_map`), drawn as a third row over the CT: blue to
+            yellow and more opaque as the map rises, scaled to its maximum in the cube.
+            Defaults to None.
     """
     region = _view_region(ct, mask if mask is not None else reference_mask, half_width_mm)
 
@@ -143,6 +148,8 @@ def plot_overlay(
     pet_arr = on_region(pet, sitk.sitkLinear)
     mask_arr = on_region(mask, sitk.sitkNearestNeighbor)
     ref_arr = on_region(reference_mask, sitk.sitkNearestNeighbor)
+    risk_arr = on_region(risk_map, sitk.sitkLinear)
+    rows = 2 if risk_arr is None else 3
     sx, sy, sz = region.GetSpacing()
     focus = mask_arr if mask_arr is not None and mask_arr.any() else ref_arr
     if focus is not None and focus.any():
@@ -157,10 +164,13 @@ def plot_overlay(
     ]
     vmax = max(float(np.percentile(pet_arr, 99.5)), 1e-3) if pet_arr is not None else 1.0
     legend = "red: predicted GTVt" + ("   green: reference GTVt" if ref_arr is not None else "")
+    if risk_arr is not None:
+        legend += "\nrisk map: blue (low) to yellow (the map's maximum in view)"
+        risk_max = max(float(risk_arr.max()), 1e-12)
     heading = (title + "\n" if title else "") + legend
     top = 10 + _LINE_PX * (heading.count("\n") + 1)
     cell = PANEL_PX + _GAP_PX
-    canvas = np.zeros((top + 2 * (_LABEL_PX + cell), _GAP_PX + 3 * cell, 3), np.uint8)
+    canvas = np.zeros((top + rows * (_LABEL_PX + cell), _GAP_PX + 3 * cell, 3), np.uint8)
     labels = []
     for col, (name, cut, row_mm, col_mm) in enumerate(views):
         ct_slice = cut(ct_arr)
@@ -174,12 +184,17 @@ def plot_overlay(
                     for arr, colour in ((ref_arr, _GREEN), (mask_arr, _RED))
                     if arr is not None and cut(arr).any()]
         x0 = _GAP_PX + col * cell + (PANEL_PX - width) // 2
-        for row in range(2):
+        for row in range(rows):
             rgb = ct_rgb
             if row == 1 and pet_arr is not None:
                 suv = _resize(cut(pet_arr), width, height)
                 index = (np.clip(suv / vmax, 0, 1) * 255).astype(np.uint8)
                 rgb = (1 - _PET_ALPHA) * ct_rgb + _PET_ALPHA * _hot_lut()[index]
+            if row == 2:
+                level = np.clip(_resize(cut(risk_arr), width, height) / risk_max, 0, 1)[..., None]
+                colour = (1 - level) * np.array([40.0, 60.0, 255.0]) + level * np.array(
+                    [255.0, 235.0, 0.0])
+                rgb = (1 - 0.7 * level) * ct_rgb + 0.7 * level * colour
             rgb = rgb.astype(np.uint8)
             for edge, colour in contours:
                 rgb[edge] = colour
@@ -187,7 +202,7 @@ def plot_overlay(
             y0 = cell_top + _LABEL_PX + (PANEL_PX - height) // 2
             canvas[y0 : y0 + height, x0 : x0 + width] = rgb
             labels.append((_GAP_PX + col * cell + PANEL_PX // 2, cell_top + _LABEL_PX // 2,
-                           f"{name} - {'CT' if row == 0 else 'PET over CT'}"))
+                           f"{name} - {('CT', 'PET over CT', 'risk map over CT')[row]}"))
 
     picture = Image.fromarray(canvas)
     draw = ImageDraw.Draw(picture)

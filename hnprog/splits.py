@@ -7,6 +7,11 @@ C-index is undefined; so the splits here are stratified by event (and optionally
 
 The same splits serve the radiomics baseline and the deep-learning cross-validation, so the two
 are compared on identical test sets.
+
+Leave-one-centre-out splits (:func:`leave_one_centre_out_splits`, ``--split centre``) hold out
+one whole acquisition centre per fold instead: the honest test of whether a model carries over
+to a centre it has never seen. :func:`make_splits` picks either kind by name, for every
+cross-validation of the package (deep, radiomics and clinical baselines).
 """
 
 from __future__ import annotations
@@ -14,11 +19,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import warnings
+
 import numpy as np
 
 from hnprog.errors import InputError
 
-__all__ = ["FoldSplit", "cross_validation_splits", "holdout_split"]
+__all__ = [
+    "SPLITS",
+    "FoldSplit",
+    "cross_validation_splits",
+    "holdout_split",
+    "leave_one_centre_out_splits",
+    "make_splits",
+]
+
+#: The kinds of cross-validation split: event-stratified folds, or one centre held out a fold.
+SPLITS = ("stratified", "centre")
 
 
 @dataclass(frozen=True)
@@ -119,18 +136,130 @@ def cross_validation_splits(
 
     splits = []
     for fold in range(n_folds):
-        test = np.sort(np.flatnonzero(fold_of == fold))
-        rest = np.flatnonzero(fold_of != fold)
-        train, val = _stratified_holdout(rest, strata[rest], val_fraction, rng)
-        for name, part in (("training", train), ("validation", val)):
-            if len(part) and not event_arr[part].any():
-                raise InputError(
-                    f"fold {fold}: the {name} set ({len(part)} patients) holds no event "
-                    f"(the cohort has {n_events} events); use fewer folds or a different "
-                    f"val_fraction. Received: n_folds={n_folds}, val_fraction={val_fraction}"
-                )
-        splits.append(FoldSplit(fold=fold, train=train, val=val, test=test))
+        splits.append(_fold_split(
+            fold, fold_of == fold, strata, event_arr, val_fraction, rng, where=f"fold {fold}",
+            advice=f" (the cohort has {n_events} events); use fewer folds or a different "
+                   f"val_fraction. Received: n_folds={n_folds}, val_fraction={val_fraction}"))
     return splits
+
+
+def leave_one_centre_out_splits(
+    event: Sequence[bool] | np.ndarray,
+    centres: Sequence | np.ndarray,
+    *,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+) -> list[FoldSplit]:
+    """Make leave-one-centre-out splits: fold ``k`` tests on every patient of centre ``k``.
+
+    Centres are taken in sorted order (fold 0 is the first name). The patients of the other
+    centres are split into training and validation (``val_fraction``), stratified by event
+    and centre as in :func:`cross_validation_splits`.
+
+    Args:
+        event: array-like of bool, shape ``(n_patients,)``. True where the event was observed.
+        centres: array-like, shape ``(n_patients,)``. Each patient's centre (e.g. ``"CHGJ"``).
+        val_fraction: float. Fraction of the other centres' patients used for validation, in
+            ``[0, 1)``. Defaults to 0.2.
+        seed: int. Seed of the training/validation shuffling. Defaults to 0.
+
+    Returns:
+        list of :class:`FoldSplit`, one per centre.
+
+    Raises:
+        InputError: if a centre is missing (None or empty), there are fewer than two
+            centres, or a fold's training or validation set holds no event.
+
+    Warns:
+        UserWarning: for each centre without an event: its fold is kept, but its test C-index
+            is undefined (NaN).
+
+    Example:
+        >>> splits = leave_one_centre_out_splits([1, 0, 1, 0, 1, 1], list("AABBCC"),
+        ...                                      val_fraction=0.0)
+        >>> [s.test.tolist() for s in splits]
+        [[0, 1], [2, 3], [4, 5]]
+    """
+    event_arr = np.asarray(event).astype(bool)
+    labels = np.asarray([None if c is None else str(c) for c in centres], dtype=object)
+    if labels.shape != event_arr.shape:
+        raise InputError("centres must have one label per patient. "
+                         f"Received: {labels.shape[0]} centres for {event_arr.shape[0]} patients")
+    unknown = np.flatnonzero([c is None or c == "" for c in labels])
+    if len(unknown):
+        raise InputError(
+            f"leave-one-centre-out needs every patient's centre; {len(unknown)} patients have "
+            f"none (positions {unknown[:5].tolist()}). Give centres (a manifest column, "
+            "HECKTOR-style ids or a patient -> centre mapping) or use the stratified split"
+        )
+    if not 0.0 <= val_fraction < 1.0:
+        raise InputError(f"val_fraction must be in [0, 1). Received: val_fraction={val_fraction}")
+    names = sorted(set(labels))
+    if len(names) < 2:
+        raise InputError(f"leave-one-centre-out needs at least 2 centres; all "
+                         f"{len(labels)} patients are from {names}. Use the stratified split")
+    labels = labels.astype(str)
+    strata = np.char.add(np.char.add(event_arr.astype(int).astype(str), "|"), labels)
+    rng = np.random.default_rng(seed)
+    splits = []
+    for fold, name in enumerate(names):
+        split = _fold_split(fold, labels == name, strata, event_arr, val_fraction, rng,
+                            where=f"fold {fold} (centre {name} held out)",
+                            advice=f". Received: val_fraction={val_fraction}")
+        test = split.test
+        if not event_arr[test].any():
+            warnings.warn(
+                f"centre {name} ({len(test)} patients) has no event: its fold is kept, but its "
+                "test C-index is undefined (NaN) and left out of the mean",
+                UserWarning, stacklevel=2,
+            )
+        splits.append(split)
+    return splits
+
+
+def make_splits(
+    event: Sequence[bool] | np.ndarray,
+    *,
+    split: str = "stratified",
+    n_folds: int = 5,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    groups: Sequence | np.ndarray | None = None,
+) -> list[FoldSplit]:
+    """The cross-validation splits of one kind: the one entry point of every cross-validation.
+
+    Args:
+        event: array-like of bool, shape ``(n_patients,)``.
+        split: str. ``"stratified"`` (:func:`cross_validation_splits`, ``n_folds`` folds,
+            stratified by event and, when given, by ``groups``) or ``"centre"``
+            (:func:`leave_one_centre_out_splits`, one fold per centre in ``groups``).
+            Defaults to ``"stratified"``.
+        n_folds: int. Folds of the stratified split (unused by ``"centre"``). Defaults to 5.
+        val_fraction: float. Validation share of the non-test patients. Defaults to 0.2.
+        seed: int. Seed of the shuffling. Defaults to 0.
+        groups: array-like, optional. Each patient's centre; required by ``"centre"``.
+
+    Returns:
+        list of :class:`FoldSplit`.
+
+    Raises:
+        InputError: on an unknown ``split``, ``"centre"`` without ``groups``, or any error of
+            the two split functions.
+
+    Example:
+        >>> [len(s.test) for s in make_splits([1, 0, 1, 1], split="centre",
+        ...                                   groups=["A", "A", "B", "B"], val_fraction=0.0)]
+        [2, 2]
+    """
+    if split not in SPLITS:
+        raise InputError(f"split must be one of {SPLITS}. Received: split={split!r}")
+    if split == "centre":
+        if groups is None:
+            raise InputError("the leave-one-centre-out split needs each patient's centre "
+                             "(groups=...)")
+        return leave_one_centre_out_splits(event, groups, val_fraction=val_fraction, seed=seed)
+    return cross_validation_splits(event, n_folds=n_folds, val_fraction=val_fraction, seed=seed,
+                                   groups=groups)
 
 
 def holdout_split(
@@ -167,6 +296,28 @@ def holdout_split(
                 f"({int(event_arr.sum())} events in all). Received: val_fraction={val_fraction}"
             )
     return train, val
+
+
+def _fold_split(
+    fold: int,
+    is_test: np.ndarray,
+    strata: np.ndarray,
+    event: np.ndarray,
+    val_fraction: float,
+    rng: np.random.Generator,
+    *,
+    where: str,
+    advice: str,
+) -> FoldSplit:
+    """One fold: the ``is_test`` patients as test, the rest split stratified into training
+    and validation; refuses a training or validation set without events."""
+    test, rest = np.sort(np.flatnonzero(is_test)), np.flatnonzero(~is_test)
+    train, val = _stratified_holdout(rest, strata[rest], val_fraction, rng)
+    for name, part in (("training", train), ("validation", val)):
+        if len(part) and not event[part].any():
+            raise InputError(f"{where}: the {name} set ({len(part)} patients) holds no "
+                             f"event{advice}")
+    return FoldSplit(fold=fold, train=train, val=val, test=test)
 
 
 def _stratified_holdout(

@@ -13,7 +13,7 @@ from sksurv.linear_model.coxph import CoxPHOptimizer
 
 from hnprog.errors import InputError
 from hnprog.losses import CoxLoss, DiceLoss, cox_loss_terms
-from hnprog.testing import run_serialization_test
+from hnprog.testing import run_serialization_test, value_and_grad
 
 pytestmark = pytest.mark.backend_independent
 
@@ -31,31 +31,6 @@ def load_standardised(dataset: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     x = ((x - x.mean()) / x.std()).to_numpy()
     event_field, time_field = y.dtype.names
     return x, y[time_field].astype(float), y[event_field].astype(bool)
-
-
-def value_and_grad(fn, x: np.ndarray) -> tuple[float, np.ndarray]:
-    """Value and gradient of a scalar keras.ops function, on the active backend."""
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        variable = tf.Variable(x)
-        with tf.GradientTape() as tape:
-            value = fn(variable)
-        return float(value), tape.gradient(value, variable).numpy()
-    if backend == "jax":
-        import jax
-
-        value, grad = jax.value_and_grad(lambda v: fn(v))(x)
-        return float(value), np.asarray(grad)
-    if backend == "torch":
-        import torch
-
-        variable = torch.tensor(x, requires_grad=True)
-        value = fn(variable)
-        value.backward()
-        return float(value), variable.grad.numpy()
-    pytest.skip(f"no gradient helper for backend {backend}")
 
 
 def float64_available() -> bool:

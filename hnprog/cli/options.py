@@ -33,6 +33,7 @@ from hnprog.training.config import FINETUNE_DEFAULTS, TrainingConfig
 from hnprog.transforms import PreprocessConfig
 
 __all__ = [
+    "split_option",
     "LibraryDefault",
     "bboxes_option",
     "cache_dir_option",
@@ -340,8 +341,29 @@ def training_options(*, finetune: bool = False) -> Callable:
         click.option("--overwrite", is_flag=True, help="Replace a run already in --out."),
         click.option("--distribute", is_flag=True,
                      help="Data-parallel over all local GPUs (JAX or TensorFlow backend)."),
+        click.option("--loss-weighting", type=click.Choice(["fixed", "uncertainty"]),
+                     help="fixed: w-rad x Cox + w-seg x Dice (the paper); uncertainty: each "
+                          "task's loss also weighted by a learnt log-variance (Kendall et al. "
+                          f"2018).  {shown('loss_weighting')}"),
+        click.option("--adversarial-centres", type=click.FloatRange(min=0.0), metavar="WEIGHT",
+                     help="Train a centre classifier on the pooled encoder features behind a "
+                          "gradient reversal of this weight, so the features forget the centre "
+                          "(centres from a manifest's centre column or the patient ids, e.g. "
+                          f"CHGJ007 -> CHGJ); 0: off.  {shown('adversarial_centres')}"),
     ]
     return option_group(*options)
+
+
+def split_option() -> Callable:
+    """``--split stratified|centre``: the kind of cross-validation split.
+
+    See :func:`hnprog.splits.make_splits`.
+    """
+    return click.option(
+        "--split", type=click.Choice(["stratified", "centre"]), default="stratified",
+        show_default=True,
+        help="stratified: event-stratified folds (the paper); centre: leave-one-centre-out, one "
+             "fold per centre (manifest centre column or patient-id letters), --folds unused.")
 
 
 # -- the Hugging Face Hub ----------------------------------------------------------------------

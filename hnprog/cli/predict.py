@@ -71,13 +71,16 @@ def _parse_box(ctx: click.Context, param: click.Parameter, value: str | None) ->
                    "patient's CT series (DATA must be DICOM patient folders).")
 @runtime_options()
 @scheduler_option()
+@click.option("--risk-map", is_flag=True,
+              help="Also write risk_map.nii.gz on the CT grid: where the predicted risk comes "
+                   "from (Grad-CAM over the encoder levels), drawn in the overlay.")
 @needs_keras
 def predict_command(data: str | None, ct: str | None, pet: str | None, models: tuple[str, ...],
                     out_dir: str, patient_id: str | None, reference_mask: str | None,
                     box: Any, bboxes: str | None, auto_box: bool, endpoints: str | None,
                     times: tuple[float, ...] | None, output_format: str, no_overlay: bool,
                     restart: bool, dicom_out: bool, runtime: str, precision: str,
-                    tta: bool, executor: Any) -> None:
+                    tta: bool, executor: Any, risk_map: bool) -> None:
     """Predict the risk and the tumour contour of one patient or of a cohort.
 
     One patient: give --ct and --pet. A cohort: give DATA, a HECKTOR 2020/2021/2022 folder, a
@@ -120,7 +123,7 @@ def predict_command(data: str | None, ct: str | None, pet: str | None, models: t
         rows = _run(data, ct, pet, predictor, out_dir, single=single, patient_id=patient_id,
                     box=box, reference_mask=reference_mask, bboxes={} if auto_box else bboxes,
                     endpoints=endpoints, overlay=not no_overlay, restart=restart, times=times,
-                    dicom_out=dicom_out, executor=executor)
+                    dicom_out=dicom_out, executor=executor, risk_map=risk_map)
     if output_format == "hecktor":
         from pathlib import Path
 
@@ -155,15 +158,16 @@ def _notes() -> Iterator[None]:
 def _run(data: str | None, ct: str | None, pet: str | None, predictor: Any, out_dir: str, *,
          single: bool, patient_id: str | None, box: Any, reference_mask: str | None,
          bboxes: Any, endpoints: str | None, overlay: bool, restart: bool,
-         times: tuple[float, ...] | None, dicom_out: bool, executor: Any
+         times: tuple[float, ...] | None, dicom_out: bool, executor: Any, risk_map: bool
          ) -> list[dict[str, Any]]:
     """One patient or a cohort; the rows (patient_id, risk) of the predicted patients."""
     if single:
         return _predict_one(ct, pet, predictor, out_dir, patient_id=patient_id, box=box,
-                            reference_mask=reference_mask, overlay=overlay, times=times)
+                            reference_mask=reference_mask, overlay=overlay, times=times,
+                            risk_map=risk_map)
     return _predict_cohort(data, predictor, out_dir, endpoints=endpoints, bboxes=bboxes,
                            overlay=overlay, resume=not restart, times=times,
-                           dicom_out=dicom_out, executor=executor)
+                           dicom_out=dicom_out, executor=executor, risk_map=risk_map)
 
 
 def _predict_one(ct: str, pet: str, predictor: Any, out_dir: str, *, patient_id: str | None,

@@ -16,6 +16,7 @@ from hnprog.cli.options import (
     out_option,
     quiet_option,
     scheduler_option,
+    split_option,
 )
 
 __all__ = ["COMMANDS", "radiomics", "radiomics_cv", "radiomics_extract"]
@@ -83,8 +84,9 @@ def radiomics_extract(data: str, out: str, n_jobs: int, params: str | None, cach
 @click.option("--by-centre", is_flag=True,
               help="Also stratify the splits by centre (the letters of HECKTOR ids, e.g. CHGJ).")
 @click.option("--drop-constant", is_flag=True, help="Ignore constant features instead of failing.")
+@split_option()
 def radiomics_cv(features: str, endpoints: str, out_dir: str, folds: int, val_fraction: float,
-                 seed: int, by_centre: bool, drop_constant: bool) -> None:
+                 seed: int, by_centre: bool, drop_constant: bool, split: str) -> None:
     """Cross-validate the radiomics baseline on a features CSV.
 
     Each fold holds out 1/FOLDS of the patients for testing and splits the rest into training
@@ -96,6 +98,7 @@ def radiomics_cv(features: str, endpoints: str, out_dir: str, folds: int, val_fr
     \b
     Example:
       hnprog radiomics cv features.csv --endpoints endpoints.csv --out cv_radiomics/
+      hnprog radiomics cv features.csv -e endpoints.csv --out loco/ --split centre
     """
     from hnprog.data.cohort import centre_from_id, read_endpoints
     from hnprog.radiomics.cv import run_radiomics_cv
@@ -107,12 +110,15 @@ def radiomics_cv(features: str, endpoints: str, out_dir: str, folds: int, val_fr
     if unmatched:
         click.echo(f"Note: {len(unmatched)} patients of {features} have no endpoint and are left "
                    f"out (e.g. {unmatched[:3]})", err=True)
-    groups = {pid: centre_from_id(pid) or "unknown" for pid in table.index} if by_centre else None
+    groups = ({pid: centre_from_id(pid) for pid in table.index} if split == "centre"
+              else {pid: centre_from_id(pid) or "unknown" for pid in table.index} if by_centre
+              else None)
     result = run_radiomics_cv(table, outcomes, out_dir=out_dir, n_folds=folds,
                               val_fraction=val_fraction, seed=seed, groups=groups,
-                              drop_constant=drop_constant)
+                              drop_constant=drop_constant, split=split)
     echo_done(
-        f"test C-index {result.c_index_mean:.3f} ± {result.c_index_se:.3f} over {folds} folds "
+        f"test C-index {result.c_index_mean:.3f} ± {result.c_index_se:.3f} over "
+        f"{len(result.per_fold)} folds "
         f"({len(result.predictions)} patients) -> {result.files['markdown']}"
     )
 

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from hnprog.cli.common import echo_done, needs_keras
-from hnprog.cli.options import LibraryDefault, training_options
+from hnprog.cli.options import LibraryDefault, split_option, training_options
 from hnprog.models.task import Task
 from hnprog.training.config import FINETUNE_DEFAULTS
 
@@ -17,6 +17,7 @@ __all__ = ["COMMANDS", "cv_command", "finetune_command", "train_command"]
 # The TrainingConfig fields that the training options set.
 _TRAINING_KEYS = ("epochs", "batch_size", "learning_rate", "w_rad", "w_seg", "filters", "seed",
                   "n_jobs", "mixed_precision", "distribute")
+_TRAINING_KEYS += ("loss_weighting", "adversarial_centres")
 
 
 def _training_config(options: dict[str, Any], **defaults: Any) -> Any:
@@ -65,15 +66,18 @@ def train_command(data: str, out_dir: str, resume: bool, overwrite: bool, **opti
 @click.option("--clinical", type=click.Path(exists=True, dir_okay=False),
               help="HECKTOR 2021 clinical file of the same cohort: adds the rows 'clinical' "
                    "(Cox on age, T and N stage, HPV) and 'deep multi-task + clinical'.")
+@split_option()
 @needs_keras
 def cv_command(data: str, out_dir: str, resume: bool, overwrite: bool, tasks: str, folds: int,
-               radiomics_features: str | None, clinical: str | None, **options: Any) -> None:
+               radiomics_features: str | None, clinical: str | None, split: str,
+               **options: Any) -> None:
     """Cross-validate the paper's deep settings (Tables 1-2 format, KM plots, predictions).
 
     \b
     Example:
       hnprog cv data/ --out cv/ --cpu --epochs 10 --tasks multitask,radiomics
       hnprog cv data/ --out cv/ --cpu --tasks multitask --clinical data/clinical.csv
+      hnprog cv data/ --out cv-loco/ --cpu --split centre --adversarial-centres 0.1
     """
     from hnprog.training import cross_validate
 
@@ -81,7 +85,7 @@ def cv_command(data: str, out_dir: str, resume: bool, overwrite: bool, tasks: st
         data, out_dir, config=_training_config(options, n_folds=folds),
         tasks=[t.strip() for t in tasks.split(",")],
         radiomics_features=radiomics_features, clinical=clinical, resume=resume,
-        overwrite=overwrite,
+        overwrite=overwrite, split=split,
     )
     with open(result.files["markdown"], encoding="utf-8") as f:
         click.echo(f.read())

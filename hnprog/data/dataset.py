@@ -25,7 +25,7 @@ import math
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from pathlib import Path
 
@@ -302,6 +302,9 @@ class CohortDataset(keras.utils.PyDataset):
         outputs: tuple of str. Targets to yield, among ``"segmentation"`` and ``"risk"``.
             Defaults to both.
         seed: int. Base seed of the sampler and augmentation. Defaults to 0.
+        centre_labels: dict, optional. Integer class of each patient's centre (patient id ->
+            0..K-1); when given, the targets also hold ``"centre"``: ``(N,)`` int32, for the
+            adversarial centre branch. Defaults to None.
         memory_cache_mb: float. In-memory LRU budget, MiB (:class:`MemoryCache`): cropped
             cases when augmenting, else the finished arrays (then each epoch after the first
             costs no preprocessing at all). 0 disables it. Defaults to 4096.
@@ -340,6 +343,7 @@ class CohortDataset(keras.utils.PyDataset):
         use_multiprocessing: bool = False,
         max_queue_size: int = 10,
         workers: int | None = None,
+        centre_labels: Mapping[str, int] | None = None,
     ):
         if workers is not None:
             warn_deprecated("CohortDataset(workers=...)", "n_jobs=...")
@@ -379,6 +383,14 @@ class CohortDataset(keras.utils.PyDataset):
                     f"{len(no_mask)} patients have no GTVt mask but outputs include "
                     f"'segmentation', e.g. {no_mask[:5]}"
                 )
+        self.centre_labels = None if centre_labels is None else dict(centre_labels)
+        self.centre_targets = None
+        if self.centre_labels is not None:
+            unlabelled = [i for i in self.ids if i not in self.centre_labels]
+            if unlabelled:
+                raise InputError(f"{len(unlabelled)} patients have no centre label, "
+                                 f"e.g. {unlabelled[:5]}")
+            self.centre_targets = np.array([self.centre_labels[i] for i in self.ids], np.int32)
         self.epoch = 0
         self.order = self._epoch_order(0)
         self._epoch_is_set = False
@@ -432,6 +444,8 @@ class CohortDataset(keras.utils.PyDataset):
             targets["segmentation"] = np.stack(masks)[..., None].astype(np.float32)
         if "risk" in self.outputs:
             targets["risk"] = self.targets[positions]
+        if self.centre_targets is not None:
+            targets["centre"] = self.centre_targets[positions]
         return {"image": np.stack(images)}, targets
 
     def set_epoch(self, epoch: int) -> None:

@@ -28,7 +28,7 @@ import math
 import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -113,6 +113,32 @@ _CENTRE_PROFILES = (
     _CentreProfile((0.977, 0.977, 2.5), 8.0, False, (3.65, 3.65, 3.27), 5.0, 0.20, True),
     _CentreProfile((0.98, 0.98, 3.0), 25.0, False, (4.07, 4.07, 2.8), 10.0, 0.08, False),
 )
+
+
+@dataclass(frozen=True)
+class _CentreEffect:
+    """The optional centre effect of one centre (``generate_cohort(centre_effect=...)``)."""
+
+    case_mix: float  # in [-strength, strength]: > 0 draws larger tumours (worse outcomes)
+    ct_shift_hu: float  # added to the whole CT (calibration), HU
+    pet_scale: float  # multiplies the PET (SUV calibration)
+    extra_fwhm_mm: float  # added to the PET resolution (FWHM), mm
+
+    @classmethod
+    def of(cls, centre_index: int, n_centres: int, strength: float) -> _CentreEffect | None:
+        if strength <= 0:
+            return None
+        mix = strength * (np.linspace(-1.0, 1.0, n_centres)[centre_index] if n_centres > 1
+                          else 0.0)
+        return cls(float(mix), 40.0 * mix, 1.0 + 0.3 * mix, 3.0 * (mix + strength))
+
+    def log_volume(self, value: float) -> float:
+        """Shift a drawn log volume towards the top of its range for ``case_mix > 0``."""
+        low, high = _LOG_VOLUME_RANGE
+        share = (value - low) / (high - low)
+        return low + (high - low) * share ** math.exp(-1.5 * self.case_mix)
+
+
 _CT_MATRIX = 256  # CT in-plane voxels at image_scale=1
 _PET_MATRIX = 128  # PET in-plane voxels at image_scale=1
 
@@ -548,6 +574,7 @@ def _generate_patient(
     image_scale: float,
     baseline_rate: float,
     clinical_log_hazard: float = 0.0,
+    effect: _CentreEffect | None = None,
 ) -> dict:
     """Generate, write and describe one patient; returns its ``truth.csv`` row and box.
 
@@ -556,6 +583,9 @@ def _generate_patient(
     """
     rng = np.random.default_rng(seed_sequence)
     profile = _CENTRE_PROFILES[centre_index % len(_CENTRE_PROFILES)]
+    if effect is not None:
+        profile = replace(profile,
+                          pet_fwhm_mm=profile.pet_fwhm_mm + effect.extra_fwhm_mm)
     draws = _SurvivalDraws.draw(rng)
     anatomy = _make_anatomy(rng)
     s = anatomy.scale
@@ -563,6 +593,8 @@ def _generate_patient(
 
     # Tumour properties and the outcome they drive.
     log_volume = rng.uniform(*_LOG_VOLUME_RANGE)
+    if effect is not None:
+        log_volume = effect.log_volume(log_volume)
     suv_peak = rng.uniform(*_SUV_PEAK_RANGE)
     heterogeneity = rng.uniform(*_HETEROGENEITY_RANGE)
     volume_share = (log_volume - _LOG_VOLUME_RANGE[0]) / np.ptp(_LOG_VOLUME_RANGE)
@@ -617,6 +649,8 @@ def _generate_patient(
         ct[slices][in_tumour] = tumour_hu[in_tumour] / np.maximum(fraction[in_tumour], 0.5)
         mask[slices] = in_tumour
     ct += profile.ct_noise_hu * rng.standard_normal(ct.shape, dtype=np.float32)
+    if effect is not None:
+        ct += effect.ct_shift_hu
     ct = np.clip(np.rint(ct), -1024, 3071).astype(np.int16)
 
     # PET in SUV: tissue uptake with the tumour mixed in, blurred, with count-like noise.
@@ -626,6 +660,8 @@ def _generate_patient(
     pet[slices] = pet[slices] * (1.0 - fraction) + activity
     sigma_voxels = [profile.pet_fwhm_mm / 2.3548 / sp for sp in pet_spacing[::-1]]
     pet = ndimage.gaussian_filter(pet, sigma_voxels)
+    if effect is not None:
+        pet *= effect.pet_scale
     noise = _smooth_noise(rng, pet.shape, sigma=0.7)
     pet = np.clip(pet + profile.pet_noise * np.sqrt(np.maximum(pet, 0.01)) * noise, 0.0, None)
     pet = pet.astype(np.float32)
@@ -684,6 +720,7 @@ def generate_cohort(
     n_jobs: int = 1,
     progress: bool = False,
     clinical: bool = False,
+    centre_effect: float = 0.0,
 ) -> Path:
     """Write a synthetic HECKTOR 2021-layout PET/CT cohort with a known survival model.
 
@@ -734,6 +771,16 @@ def generate_cohort(
             part of the log-hazard is added to the image part (``truth.csv`` then also holds
             ``clinical_log_hazard`` and the latent ``hpv_true``), and the baseline rate is
             calibrated with it. The images are the same as without. Defaults to False.
+        centre_effect: float. Strength ``a`` in [0, 1] of a centre effect that confounds the
+            outcome, so that a model can predict risk from the centre's signature
+            (the test case of the domain-adversarial branch). Centre ``k`` of ``K`` gets
+            ``m_k = a * (2k / (K - 1) - 1)`` and: larger tumours for ``m_k > 0`` (its patients'
+            volume share ``u`` in the log-volume range becomes ``u ** exp(-1.5 m_k)``, so
+            the true log-hazard, still the formula above, is higher: case mix), a CT offset
+            of ``40 m_k`` HU, a PET scale of ``1 + 0.3 m_k`` (SUV calibration) and a PET
+            resolution ``3 (m_k + a)`` mm coarser (FWHM). ``truth.csv`` holds the resulting
+            volumes and log-hazards; ``suv_peak`` is the value before the PET scale. 0 (no
+            effect) writes the same files as before this option existed. Defaults to 0.0.
 
     Returns:
         pathlib.Path. ``out_dir``.
@@ -753,6 +800,7 @@ def generate_cohort(
         ("censoring", censoring, 0.0 < censoring < 1.0, "in (0, 1)"),
         ("image_scale", image_scale, 0.25 <= image_scale <= 2.0, "in [0.25, 2]"),
         ("n_jobs", n_jobs, isinstance(n_jobs, int) and n_jobs >= 1, "an int >= 1"),
+        ("centre_effect", centre_effect, 0.0 <= centre_effect <= 1.0, "in [0, 1]"),
     ]
     for name, value, ok, expected in checks:
         if not ok:
@@ -776,10 +824,10 @@ def generate_cohort(
     for i, (child, centre_index) in enumerate(zip(children, centre_of)):
         counters[centre_index] += 1
         patient_id = f"SYN{_CENTRE_LETTERS[centre_index]}{counters[centre_index]:03d}"
-        extra = () if clinical_rows is None else (
-            float(_clinical_log_hazard(clinical_rows[i])),)
         jobs.append((out_dir, patient_id, centre_index, child, image_scale, baseline_rate,
-                     *extra))
+                     0.0 if clinical_rows is None
+                     else float(_clinical_log_hazard(clinical_rows[i])),
+                     _CentreEffect.of(centre_index, n_centres, centre_effect)))
 
     from tqdm.auto import tqdm
 

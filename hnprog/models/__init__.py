@@ -12,6 +12,9 @@ _PUBLIC_API = {
     "SENormalization": "hnprog.models.layers",
     "Task": "hnprog.models.task",
     "build_multitask_unet": "hnprog.models.unet",
+    "GradientReversal": "hnprog.models.layers",
+    "UncertaintyWeighting": "hnprog.models.layers",
+    "risk_activation_map": "hnprog.models.risk_map",
 }
 
 __all__ = sorted(_PUBLIC_API)

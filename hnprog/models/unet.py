@@ -10,10 +10,14 @@ import keras
 from keras import layers
 
 from hnprog.errors import InputError
-from hnprog.models.layers import NORMALIZATIONS, residual_block
+from hnprog.models.layers import NORMALIZATIONS, GradientReversal, residual_block
 from hnprog.models.task import Task
 
-__all__ = ["build_multitask_unet"]
+__all__ = ["LOSS_WEIGHTINGS", "add_training_heads", "build_multitask_unet",
+           "without_centre_branch"]
+
+#: How the task losses are weighted: the paper's fixed weights, or learnt (Kendall et al.).
+LOSS_WEIGHTINGS = ("fixed", "uncertainty")
 
 
 def build_multitask_unet(
@@ -27,6 +31,9 @@ def build_multitask_unet(
     seed: int | None = None,
     *,
     tasks: Task | str | None = None,
+    loss_weighting: str = "fixed",
+    n_centres: int | None = None,
+    adversarial_weight: float = 1.0,
 ) -> keras.Model:
     """Build the multi-task 3D UNet that segments the GTVt and predicts a Cox log-hazard.
 
@@ -47,7 +54,17 @@ def build_multitask_unet(
       of the output of every encoder level, concatenated (8+16+32+64+128 = 248 features),
       dropout, dense ``dense_units`` ReLU, dropout, dense 1 linear.
 
-    The two output layers compute in float32 even under a ``mixed_float16`` policy.
+    Two optional training parts (off by default; models without them load as before), added
+    by :func:`add_training_heads`:
+
+    - ``loss_weighting="uncertainty"``: a ``"loss_weighting"`` layer holding one learnt
+      log-variance per output (Kendall et al., 2018).
+    - ``n_centres``: the domain-adversarial centre branch (Ganin and Lempitsky, 2015) on the
+      pooled encoder features (the risk branch's input, also built for a segmentation-only
+      model then): gradient reversal, a dense ``dense_units`` ReLU layer and a softmax over the
+      training centres, output ``"centre"``.
+
+    The output layers compute in float32 even under a ``mixed_float16`` policy.
 
     Reference: V. Andrearczyk et al., "Multi-task Deep Segmentation and Radiomics for
     Automatic Prognosis in Head and Neck Cancer", PRIME 2021, LNCS 12928.
@@ -76,15 +93,23 @@ def build_multitask_unet(
             uninterrupted one exactly. Defaults to None (Keras' global seed).
         tasks: Task or str, optional. Deprecated alias of ``task``, removed in the next
             release.
+        loss_weighting: str. ``"fixed"`` (the paper) or ``"uncertainty"`` (adds the
+            ``"loss_weighting"`` layer). Defaults to ``"fixed"``.
+        n_centres: int, optional. Number of training centres (>= 2) of the adversarial
+            centre classifier. Defaults to None (no centre branch).
+        adversarial_weight: float. Factor of the reversed gradient of the centre branch
+            (>= 0). Defaults to 1.0.
 
     Returns:
         keras.Model with one input named ``"image"``, shape ``(N, D, H, W, 2)``, that returns
         a dict holding ``"segmentation"`` (``(N, D, H, W, 1)``, GTVt probabilities in [0, 1];
-        threshold at 0.5) and/or ``"risk"`` (``(N, 1)``, log-hazard, higher means worse).
+        threshold at 0.5) and/or ``"risk"`` (``(N, 1)``, log-hazard, higher means worse), and
+        ``"centre"`` (``(N, n_centres)``) with the centre branch.
 
     Raises:
-        InputError: on an unknown ``task`` or ``normalization``, a spatial size not divisible
-            by ``2 ** (len(filters) - 1)``, fewer than two levels, or a bad ``dropout``.
+        InputError: on an unknown ``task``, ``normalization`` or ``loss_weighting``, a spatial
+            size not divisible by ``2 ** (len(filters) - 1)``, fewer than two levels, a bad
+            ``dropout``, fewer than two centres or a negative ``adversarial_weight``.
 
     Example:
         >>> model = build_multitask_unet((32, 32, 32, 2), filters=(4, 8, 16))
@@ -102,6 +127,7 @@ def build_multitask_unet(
     input_shape = tuple(input_shape)
     filters = tuple(int(f) for f in filters)
     _check_arguments(input_shape, filters, dropout, dense_units, normalization)
+    _check_training_heads(loss_weighting, n_centres)
     with_decoder = "segmentation" in task.outputs
     with_risk = "risk" in task.outputs
 
@@ -151,13 +177,13 @@ def build_multitask_unet(
         )(x)
 
     # === Risk (deep radiomics) branch ===
-    if with_risk:
-        pooled = [
+    if with_risk or n_centres is not None:
+        pooled = layers.Concatenate(name="risk_concat")([
             layers.GlobalAveragePooling3D(name=f"risk_gap{level}")(features)
             for level, features in enumerate(encoder_outputs, start=1)
-        ]
-        r = layers.Concatenate(name="risk_concat")(pooled)
-        r = layers.Dropout(dropout, seed=seed, name="risk_dropout1")(r)
+        ])
+    if with_risk:
+        r = layers.Dropout(dropout, seed=seed, name="risk_dropout1")(pooled)
         r = layers.Dense(dense_units, activation="relu", name="risk_dense")(r)
         r = layers.Dropout(dropout, seed=None if seed is None else seed + 1,
                            name="risk_dropout2")(r)
@@ -165,7 +191,96 @@ def build_multitask_unet(
 
     # A dict of inputs matches the {"image": x} batches of CohortDataset, so Keras does not warn
     # about the input structure; plain arrays are still accepted by predict() and call().
-    return keras.Model(inputs={"image": image}, outputs=outputs, name=name or f"unet_{task}")
+    model = keras.Model(inputs={"image": image}, outputs=outputs, name=name or f"unet_{task}")
+    if loss_weighting == "fixed" and n_centres is None:
+        return model
+    return add_training_heads(model, loss_weighting=loss_weighting, n_centres=n_centres,
+                              adversarial_weight=adversarial_weight, dense_units=dense_units)
+
+
+def add_training_heads(
+    model: keras.Model,
+    *,
+    loss_weighting: str = "fixed",
+    n_centres: int | None = None,
+    adversarial_weight: float = 1.0,
+    dense_units: int = 128,
+) -> keras.Model:
+    """The model with the optional training parts added (its layers and weights shared).
+
+    Used by :func:`build_multitask_unet` and to fine-tune a preset that lacks them:
+
+    - ``loss_weighting="uncertainty"``: an :class:`~hnprog.models.layers.UncertaintyWeighting`
+      layer named ``"loss_weighting"`` holding one log-variance per output; it is the identity
+      on the first output (so the log-variances are part of the model and its preset).
+      Skipped when the model already has one.
+    - ``n_centres``: the centre branch on the pooled encoder features (layer
+      ``"risk_concat"``): :class:`~hnprog.models.layers.GradientReversal` (``"centre_reversal"``,
+      ``adversarial_weight``), ``Dense(dense_units, relu)`` (``"centre_dense"``) and a softmax
+      over the centres: output ``"centre"``. An existing branch is replaced.
+
+    Args:
+        model: keras.Model. A dict-output hnprog UNet.
+        loss_weighting: str. ``"fixed"`` (nothing added) or ``"uncertainty"``.
+        n_centres: int, optional. Number of training centres, >= 2. Defaults to None.
+        adversarial_weight: float. Factor of the reversed gradient, >= 0. Defaults to 1.0.
+        dense_units: int. Width of the centre classifier's hidden layer. Defaults to 128.
+
+    Returns:
+        keras.Model with the same input and outputs, plus ``"centre"`` with the branch.
+
+    Raises:
+        InputError: on an unknown ``loss_weighting``, fewer than 2 centres, or a centre
+            branch asked of a model without pooled encoder features.
+    """
+    from hnprog.models.layers import UncertaintyWeighting
+
+    _check_training_heads(loss_weighting, n_centres)
+    outputs = {k: v for k, v in model.output.items() if k != "centre"}
+    if n_centres is not None:
+        names = {layer.name for layer in model.layers}
+        if "risk_concat" not in names:
+            raise InputError(f"model {model.name!r} has no pooled encoder features "
+                             "(layer 'risk_concat') for the adversarial centre branch")
+        pooled = model.get_layer("risk_concat").output
+        c = GradientReversal(adversarial_weight, name="centre_reversal")(pooled)
+        c = layers.Dense(dense_units, activation="relu", name="centre_dense")(c)
+        outputs["centre"] = layers.Dense(n_centres, activation="softmax", dtype="float32",
+                                         name="centre")(c)
+    has_weighting = any(isinstance(layer, UncertaintyWeighting) for layer in model.layers)
+    if loss_weighting == "uncertainty" and not has_weighting:
+        tasks = tuple(k for k in outputs if k != "centre")
+        outputs[tasks[0]] = UncertaintyWeighting(tasks, dtype="float32",
+                                                 name="loss_weighting")(outputs[tasks[0]])
+    return keras.Model(inputs=model.input, outputs=outputs, name=model.name)
+
+
+def without_centre_branch(model: keras.Model) -> keras.Model:
+    """The model without its ``"centre"`` output (the prediction model of a preset).
+
+    The centre classifier is a training device; a preset keeps the risk and segmentation
+    outputs (and the loss-weighting layer). Layers and weights are shared.
+
+    Args:
+        model: keras.Model. A dict-output hnprog UNet.
+
+    Returns:
+        keras.Model. ``model`` itself when it has no ``"centre"`` output.
+    """
+    if not isinstance(model.output, dict) or "centre" not in model.output:
+        return model
+    outputs = {k: v for k, v in model.output.items() if k != "centre"}
+    return keras.Model(inputs=model.input, outputs=outputs, name=model.name)
+
+
+def _check_training_heads(loss_weighting: str, n_centres: int | None) -> None:
+    if loss_weighting not in LOSS_WEIGHTINGS:
+        raise InputError(f"loss_weighting must be one of {LOSS_WEIGHTINGS}. "
+                         f"Received: loss_weighting={loss_weighting!r}")
+    if n_centres is not None and (isinstance(n_centres, bool)
+                                  or not isinstance(n_centres, int) or n_centres < 2):
+        raise InputError("the adversarial centre branch needs at least 2 training centres. "
+                         f"Received: n_centres={n_centres!r}")
 
 
 def _check_arguments(

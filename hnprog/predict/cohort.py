@@ -53,6 +53,7 @@ def predict_cohort(
     ids: Sequence[str] | None = None,
     executor: concurrent.futures.Executor | None = None,
     times: Sequence[float] | None = None,
+    risk_map: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Predict every patient of a cohort; resume where a previous run stopped.
 
@@ -86,6 +87,8 @@ def predict_cohort(
         times: sequence of float, optional. Days of the ``survival_<days>d`` columns, when
             the presets record a survival baseline (else the run warns once and predicts
             risks only). Defaults to 365, 730, 1095 and 1825.
+        risk_map: bool. Also write each patient's ``risk_map.nii.gz`` (see
+            :func:`hnprog.predict.predict_patient`). Defaults to False.
 
     Returns:
         tuple of (predictions DataFrame, failures DataFrame, metrics dict). The metrics
@@ -121,7 +124,7 @@ def predict_cohort(
     config = preprocess_config_from_spec(predictor.preprocessing)
     steps = [
         functools.partial(load_patient, config=config),
-        functools.partial(forward, predictor=predictor),
+        functools.partial(forward, predictor=predictor, risk_map=risk_map),
         lambda loaded_outputs: write_outputs(*loaded_outputs, predictor, overlay=overlay,
                                              times=times)[1],
     ]

@@ -7,6 +7,7 @@ Every patient folder holds, each written atomically:
 | ``risk.csv`` | ``patient_id, risk, risk_group, risk_threshold, models, risk_fold_sd`` (the last one empty for a single model), then ``survival_<days>d`` (and ``survival_<days>d_sd`` over the folds of an ensemble) when the presets record a survival baseline |
 | ``gtvt_probability.nii.gz`` | float32 GTVt probability on the patient's CT grid |
 | ``gtvt_mask.nii.gz`` | uint8 mask, probability >= the mask threshold, on the CT grid |
+| ``risk_map.nii.gz`` | float32 risk activation map on the CT grid (only with ``risk_map``) |
 | ``overlay.png`` | axial, coronal and sagittal views through the tumour |
 | ``report.json`` | written last: its presence means the patient is done |
 
@@ -31,6 +32,7 @@ __all__ = [
     "PROBABILITY_FILE",
     "REPORT_FILE",
     "RISK_FILE",
+    "RISK_MAP_FILE",
     "PatientPrediction",
     "report_row",
     "write_hecktor_csv",
@@ -42,6 +44,7 @@ PROBABILITY_FILE = "gtvt_probability.nii.gz"
 MASK_FILE = "gtvt_mask.nii.gz"
 OVERLAY_FILE = "overlay.png"
 RISK_FILE = "risk.csv"
+RISK_MAP_FILE = "risk_map.nii.gz"
 REPORT_FILE = "report.json"
 HECKTOR_FILE = "hecktor_predictions.csv"
 

@@ -39,6 +39,7 @@ from hnprog.predict.outputs import (
     OVERLAY_FILE,
     PROBABILITY_FILE,
     RISK_FILE,
+    RISK_MAP_FILE,
     PatientPrediction,
     write_report,
     write_risk_csv,
@@ -179,10 +180,21 @@ def load_patient(job: PredictionJob, config: PreprocessConfig) -> LoadedPatient:
                          "given" if job.box is not None else "automatic", start, stages)
 
 
-def forward(loaded: LoadedPatient, predictor: Any) -> tuple[LoadedPatient, dict[str, np.ndarray]]:
-    """Step 2: the model's forward pass on one loaded patient."""
+def forward(loaded: LoadedPatient, predictor: Any, *,
+            risk_map: bool = False) -> tuple[LoadedPatient, dict[str, np.ndarray]]:
+    """Step 2: the model's forward pass on one loaded patient.
+
+    With ``risk_map`` the outputs also hold ``"risk_map"``, ``(1, D, H, W)`` on the network
+    grid: :func:`hnprog.risk_activation_map`, averaged over an ensemble's folds.
+    """
     loaded.stages.restart()
     outputs = predictor.predict(loaded.image)
+    if risk_map:
+        from hnprog.models.risk_map import risk_activation_map
+
+        members = getattr(predictor, "members", None) or [predictor]
+        outputs["risk_map"] = np.mean(
+            [risk_activation_map(m.model, loaded.image) for m in members], axis=0)
     loaded.stages.end("forward")
     return loaded, outputs
 
@@ -227,7 +239,7 @@ def write_outputs(loaded: LoadedPatient, outputs: dict[str, np.ndarray], predict
 
     files: dict[str, str] = {}
     volume_ml = dice = None
-    mask_image = reference = None
+    mask_image = reference = risk_image = None
     # The NIfTI outputs are compressed and written in background threads (SimpleITK releases
     # the GIL) while the overlay is drawn; leaving the block waits for them and re-raises.
     writes = []
@@ -247,6 +259,10 @@ def write_outputs(loaded: LoadedPatient, outputs: dict[str, np.ndarray], predict
                 reference = _on_grid_of(loaded.reference, ct_image)
                 dice = dice_score(sitk.GetArrayViewFromImage(mask_image),
                                   sitk.GetArrayViewFromImage(reference))
+        if "risk_map" in outputs:
+            risk_image = invert_to_reference(outputs["risk_map"][0], loaded.grid, ct_image)
+            writes.append(writers.submit(write_image, risk_image, out_dir / RISK_MAP_FILE))
+            files["risk_map"] = RISK_MAP_FILE
         if overlay:
             from hnprog.plotting import plot_overlay
 
@@ -258,7 +274,8 @@ def write_outputs(loaded: LoadedPatient, outputs: dict[str, np.ndarray], predict
                 title += "\nno GTVt predicted (no voxel reaches the mask threshold)"
             plot_overlay(ct_image, loaded.pet_image, mask_image, out_dir / OVERLAY_FILE,
                          title=title, reference_mask=reference,
-                         survival_curve=None if survival is None else survival.to_dict())
+                         survival_curve=None if survival is None else survival.to_dict(),
+                         risk_map=risk_image)
             files["overlay"] = OVERLAY_FILE
         for write in writes:
             write.result()
@@ -326,6 +343,7 @@ def predict_patient(
     overlay: bool = True,
     threshold: float = 0.5,
     times: Sequence[float] | None = None,
+    risk_map: bool = False,
 ) -> PatientPrediction:
     """Predict one patient's risk and GTVt from a CT and a PET file.
 
@@ -358,6 +376,10 @@ def predict_patient(
         times: sequence of float, optional. Days at which to report the survival
             probability (``survival_<days>d`` in ``risk.csv``), when the presets record a
             baseline. Defaults to 365, 730, 1095 and 1825.
+        risk_map: bool. Also write ``risk_map.nii.gz``: the risk activation map
+            (:func:`hnprog.risk_activation_map`, Grad-CAM of the risk over the encoder
+            levels) put back on the CT grid, float32, 0 outside the network's crop; it is
+            drawn as a third row of the overlay. Defaults to False.
 
     Returns:
         PatientPrediction.
@@ -376,6 +398,6 @@ def predict_patient(
     times = check_times(times)
     survival_note(predictor)
     loaded = load_patient(job, preprocess_config_from_spec(predictor.preprocessing))
-    prediction, _ = write_outputs(*forward(loaded, predictor), predictor, overlay=overlay,
-                                  threshold=threshold, times=times)
+    prediction, _ = write_outputs(*forward(loaded, predictor, risk_map=risk_map), predictor,
+                                  overlay=overlay, threshold=threshold, times=times)
     return prediction

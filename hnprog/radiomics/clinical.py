@@ -53,6 +53,7 @@ def run_clinical_cv(
     val_fraction: float = 0.2,
     seed: int = 0,
     groups: Mapping[str, Any] | pd.Series | None = None,
+    split: str = "stratified",
 ) -> CVResult:
     """Cross-validate a clinical-only Cox model (and optionally write the report).
 
@@ -66,7 +67,8 @@ def run_clinical_cv(
         out_dir: str or PathLike, optional. Folder of the report. Defaults to None.
         covariates: sequence of str. See :func:`~hnprog.data.clinical.clinical_covariates`.
             Defaults to age, T stage, N stage, HPV.
-        n_folds, val_fraction, seed, groups: the fold protocol, as
+        n_folds, val_fraction, seed, groups, split: the fold protocol (``split="centre"``:
+            leave-one-centre-out over ``groups``), as
             :func:`~hnprog.radiomics.cv.run_radiomics_cv`.
 
     Returns:
@@ -80,7 +82,8 @@ def run_clinical_cv(
     design = clinical_covariates(clinical, covariates)
     result = run_radiomics_cv(
         design, endpoints, out_dir, n_folds=n_folds, val_fraction=val_fraction, seed=seed,
-        groups=groups, drop_constant=True, model_params=clinical_model_params(len(covariates)),
+        groups=groups, split=split, drop_constant=True,
+        model_params=clinical_model_params(len(covariates)),
         model_name=CLINICAL_MODEL,
         title="Clinical Cox model (" + ", ".join(covariates) + "): test C-index per fold",
     )

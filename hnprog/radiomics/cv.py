@@ -22,7 +22,7 @@ from hnprog.metrics import concordance_index
 from hnprog.radiomics.baseline import RadiomicsCoxPipeline
 from hnprog.radiomics.cohort import ID_COLUMN, check_finite_features
 from hnprog.reporting import CVResult, plot_cv_kaplan_meier, write_cv_report
-from hnprog.splits import cross_validation_splits
+from hnprog.splits import make_splits
 from hnprog.survival import make_survival_y
 
 __all__ = ["RadiomicsCVResult", "run_radiomics_cv"]
@@ -46,6 +46,7 @@ def run_radiomics_cv(
     model_params: Mapping[str, Any] | None = None,
     model_name: str = MODEL_NAME,
     title: str = "Standard radiomics baseline: test C-index per fold",
+    split: str = "stratified",
 ) -> RadiomicsCVResult:
     """Cross-validate the radiomics baseline and (optionally) write the report.
 
@@ -74,12 +75,16 @@ def run_radiomics_cv(
             radiomics"`` (:func:`hnprog.radiomics.clinical.run_clinical_cv` passes
             ``"clinical"``).
         title: str. Title of the report. Defaults to the radiomics baseline's.
+        split: str. ``"stratified"`` (``n_folds`` event-stratified folds) or ``"centre"``
+            (leave-one-centre-out: one fold per centre of ``groups``, which is then required;
+            ``n_folds`` unused; see :func:`hnprog.splits.make_splits`). Defaults to
+            ``"stratified"``.
 
     Returns:
         CVResult. ``per_fold``: one row per fold, :data:`~hnprog.reporting.CV_FOLD_COLUMNS`
         (``dice`` NaN), then ``val_c_index``, ``threshold``, ``alpha``, ``n_selected``, set
-        sizes and test events. ``predictions``: one row per patient, in the order of
-        ``features``, each with its test fold's risk (``dice`` NaN). ``c_index_mean`` and
+        sizes and test events (and ``test_centre`` with ``split="centre"``). ``predictions``:
+        one row per patient, in the order of ``features``, each with its test fold's risk (``dice`` NaN). ``c_index_mean`` and
         ``c_index_se``: over folds. ``extra["selected_features"]``: fold -> features of its
         Cox model. ``files``: empty when no ``out_dir`` was given.
 
@@ -132,56 +137,58 @@ def run_radiomics_cv(
         if missing:
             raise InputError(f"groups miss {len(missing)} patients, e.g. {missing[:5]}")
         group_labels = groups.loc[ids].astype(str).to_numpy()
-    splits = cross_validation_splits(
-        y["event"], n_folds=n_folds, val_fraction=val_fraction, seed=seed, groups=group_labels
-    )
+    splits = make_splits(y["event"], split=split, n_folds=n_folds, val_fraction=val_fraction,
+                         seed=seed, groups=group_labels)
 
     rows, prediction_parts, selected = [], [], {}
-    for split in splits:
+    for fold in splits:
         model = RadiomicsCoxPipeline(drop_constant=drop_constant, **dict(model_params or {}))
         try:
             model.fit(
-                features.iloc[split.train],
-                y[split.train],
-                X_val=features.iloc[split.val],
-                y_val=y[split.val],
+                features.iloc[fold.train],
+                y[fold.train],
+                X_val=features.iloc[fold.val],
+                y_val=y[fold.val],
             )
         except InputError as exc:
-            raise InputError(f"fold {split.fold}: {exc}") from None
-        risk = model.predict(features.iloc[split.test])
-        test_y = y[split.test]
+            raise InputError(f"fold {fold.fold}: {exc}") from None
+        risk = model.predict(features.iloc[fold.test])
+        test_y = y[fold.test]
         rows.append(
             {
                 "model": model_name,
-                "fold": split.fold,
+                "fold": fold.fold,
                 "c_index": concordance_index(event=test_y["event"], time=test_y["time"], risk=risk),
                 "val_c_index": model.validation_cindex_,
                 "threshold": model.threshold_,
                 "alpha": model.alpha_,
                 "n_selected": len(model.selected_features_),
-                "n_train": len(split.train),
-                "n_val": len(split.val),
-                "n_test": len(split.test),
+                "n_train": len(fold.train),
+                "n_val": len(fold.val),
+                "n_test": len(fold.test),
                 "test_events": int(test_y["event"].sum()),
+                **({"test_centre": group_labels[fold.test[0]]} if split == "centre"
+                   else {}),
             }
         )
-        selected[split.fold] = list(model.selected_features_)
+        selected[fold.fold] = list(model.selected_features_)
         prediction_parts.append(
             pd.DataFrame(
                 {
-                    "fold": split.fold,
+                    "fold": fold.fold,
                     "risk": risk,
                     "time": test_y["time"],
                     "event": test_y["event"],
                 },
-                index=pd.Index([ids[i] for i in split.test], name=ID_COLUMN),
+                index=pd.Index([ids[i] for i in fold.test], name=ID_COLUMN),
             )
         )
     predictions = pd.concat(prediction_parts).loc[ids].reset_index().assign(model=model_name)
     result = CVResult(pd.DataFrame(rows), predictions, extra={
         "n_patients": len(predictions),
         "n_events": int(predictions["event"].sum()),
-        "splits": {"n_folds": n_folds, "val_fraction": val_fraction, "seed": seed},
+        "splits": {"n_folds": len(splits), "val_fraction": val_fraction, "seed": seed,
+                   "split": split},
         "selected_features": {str(k): v for k, v in selected.items()},
         "thresholds": [float(row["threshold"]) for row in rows],
     })

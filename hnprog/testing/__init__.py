@@ -2,7 +2,7 @@
 
 | module | holds |
 | --- | --- |
-| :mod:`hnprog.testing.keras` | ``run_serialization_test``, ``run_model_saving_test`` (Keras round trips) |
+| :mod:`hnprog.testing.keras` | Keras round trips (``run_serialization_test``, ``run_model_saving_test``) and ``value_and_grad`` |
 | :mod:`hnprog.testing.presets` | a tiny model with the preset contract and ``make_tiny_preset`` |
 | :mod:`hnprog.testing.loopback_hub` | ``LoopbackHub``, a Hugging Face Hub on 127.0.0.1 |
 | :mod:`hnprog.testing.cohorts` | tiny PET/CT cases of known geometry and the tiny synthetic cohort |
@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["run_model_saving_test", "run_serialization_test"]
+__all__ = ["run_model_saving_test", "run_serialization_test", "value_and_grad"]
 
 
 def __getattr__(name: str) -> Any:

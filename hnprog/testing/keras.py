@@ -15,7 +15,7 @@ import numpy as np
 
 from hnprog.io import atomic_path
 
-__all__ = ["run_model_saving_test", "run_serialization_test"]
+__all__ = ["run_model_saving_test", "run_serialization_test", "value_and_grad"]
 
 
 def run_serialization_test(instance: Any) -> None:
@@ -97,3 +97,39 @@ def _assert_same_outputs(expected: Any, actual: Any, what: str) -> None:
             keras.ops.convert_to_numpy(expected),
             err_msg=f"{what} changed the output",
         )
+
+
+def value_and_grad(fn, x: np.ndarray) -> tuple[float, np.ndarray]:
+    """Value and gradient of a scalar keras.ops function, on the active backend.
+
+    Args:
+        fn: callable. Maps a tensor shaped like ``x`` to a scalar tensor.
+        x: numpy.ndarray. The point.
+
+    Returns:
+        tuple ``(value, gradient)``: float and an array shaped like ``x``. Skips the calling
+        pytest test on a backend without a helper.
+    """
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        variable = tf.Variable(x)
+        with tf.GradientTape() as tape:
+            value = fn(variable)
+        return float(value), tape.gradient(value, variable).numpy()
+    if backend == "jax":
+        import jax
+
+        value, grad = jax.value_and_grad(lambda v: fn(v))(x)
+        return float(value), np.asarray(grad)
+    if backend == "torch":
+        import torch
+
+        variable = torch.tensor(x, requires_grad=True)
+        value = fn(variable)
+        value.backward()
+        return float(value), variable.grad.numpy()
+    import pytest
+
+    pytest.skip(f"no gradient helper for backend {backend}")

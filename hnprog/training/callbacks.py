@@ -31,6 +31,7 @@ from hnprog.io import atomic_path, atomic_write, write_json
 
 __all__ = [
     "DatasetEpoch",
+    "LearntLossWeights",
     "RunCheckpoint",
     "ValidationMetrics",
     "collect_predictions",
@@ -165,6 +166,26 @@ def collect_predictions(
         "dice": dices if dices else None,
         "dice_loss": dice_loss_sum / n_seen if n_seen else None,
     }
+
+
+class LearntLossWeights(keras.callbacks.Callback):
+    """Log the learnt task weights ``exp(-s)`` of uncertainty weighting after each epoch.
+
+    Adds ``loss_weight_<output>`` (e.g. ``loss_weight_risk``) to the epoch logs, hence to
+    ``history.csv``.
+
+    Args:
+        weighting: UncertaintyWeighting. The model's ``"loss_weighting"`` layer.
+    """
+
+    def __init__(self, weighting: Any):
+        super().__init__()
+        self.weighting = weighting
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if logs is not None:
+            logs.update({f"loss_weight_{task}": value
+                         for task, value in self.weighting.weights_by_task().items()})
 
 
 class DatasetEpoch(keras.callbacks.Callback):

@@ -36,6 +36,7 @@ __all__ = ["FINETUNE_DEFAULTS", "Task", "TrainingConfig", "with_grid"]
 FINETUNE_DEFAULTS: dict[str, Any] = {"epochs": 20, "learning_rate": 1e-4}
 
 _MIXED_PRECISION = (None, "mixed_float16", "mixed_bfloat16")
+_LOSS_WEIGHTINGS = ("fixed", "uncertainty")  # hnprog.models.unet.LOSS_WEIGHTINGS (no Keras here)
 _MONITOR_MODES = ("min", "max")
 _CROP_MULTIPLE = 16  # the UNet pools four times by 2
 
@@ -172,6 +173,13 @@ class TrainingConfig:
             it skips the one-off graph building, which dominates tiny runs under TensorFlow
             (seconds instead of about 20 s); for debugging and tests. Not part of the run
             fingerprint. Defaults to False.
+        loss_weighting: str. ``"fixed"``: the loss is ``w_rad * Cox + w_seg * Dice`` (the
+            paper); ``"uncertainty"``: each trained task's loss is weighted by a learnt
+            log-variance (Kendall et al., 2018; :class:`hnprog.UncertaintyWeighting`), on top
+            of its fixed weight (a task with weight 0 stays off). Defaults to ``"fixed"``.
+        adversarial_centres: float. Weight of the reversed gradient of the domain-adversarial
+            centre classifier on the pooled encoder features (Ganin and Lempitsky, 2015);
+            0 trains no centre branch. Needs each training patient's centre. Defaults to 0.0.
         extra: dict. Free-form notes recorded with the run (fine-tuning stores its source
             here). Not part of the run fingerprint. Defaults to an empty dict.
 
@@ -214,6 +222,8 @@ class TrainingConfig:
     augment: bool = True
     distribute: bool = False
     run_eagerly: bool = False
+    loss_weighting: str = "fixed"
+    adversarial_centres: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -259,6 +269,14 @@ class TrainingConfig:
             )
         if self.ties not in ("breslow", "efron"):
             raise InputError(f"ties must be 'breslow' or 'efron'. Received: ties={self.ties!r}")
+        if self.loss_weighting not in _LOSS_WEIGHTINGS:
+            raise InputError(f"loss_weighting must be one of {_LOSS_WEIGHTINGS}. "
+                             f"Received: loss_weighting={self.loss_weighting!r}")
+        weight = float(self.adversarial_centres)
+        if not (math.isfinite(weight) and weight >= 0):
+            raise InputError("adversarial_centres must be a number >= 0 (0: no centre branch). "
+                             f"Received: adversarial_centres={self.adversarial_centres!r}")
+        set_("adversarial_centres", weight)
 
     def _resolve_task_and_weights(self) -> None:
         """Fill the loss weights from ``task`` and ``task`` from the weights; check both."""
@@ -409,11 +427,16 @@ class TrainingConfig:
         """The fields that must match for ``--resume`` to continue a run.
 
         All but ``n_jobs``, ``run_eagerly`` and ``extra``, which change how a run executes,
-        not what it computes.
+        not what it computes. ``loss_weighting`` and ``adversarial_centres`` are left out at
+        their defaults, so runs written before they existed still resume.
         """
         out = self.to_dict()
         for name in ("n_jobs", "run_eagerly", "extra"):
             out.pop(name)
+        if out["loss_weighting"] == "fixed":
+            out.pop("loss_weighting")
+        if out["adversarial_centres"] == 0:
+            out.pop("adversarial_centres")
         return out
 
 

@@ -1,8 +1,10 @@
 """The paper's cross-validation protocol for the three deep tasks (Andrearczyk et al., 2021).
 
 For each of 5 folds (20% test, stratified by event and, when known, by centre; the rest split
-80% training / 20% validation), each selected task (:class:`~hnprog.models.task.Task`:
-multitask (1,1), radiomics (1,0), segmentation (0,1)) is trained (:func:`train_model`), its
+80% training / 20% validation), or with ``split="centre"`` for each centre held out in turn
+(leave-one-centre-out, :func:`hnprog.splits.leave_one_centre_out_splits`), each task
+(:class:`~hnprog.models.task.Task`: multitask (1,1), radiomics (1,0), segmentation (0,1)) is
+trained (:func:`train_model`), its
 best epoch by validation combined loss is kept, and the test patients are predicted. The
 results are a :class:`hnprog.reporting.CVResult`, written as one table in the format of the
 paper's Tables 1-2 (C-index and Dice, mean ± standard error over folds), with the per-patient
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,7 @@ from hnprog.training.runs import (
     dataset_metadata,
     predict_dataset,
     baseline_of,
+    patient_centres,
     read_cohort_with_endpoints,
     training_risks,
 )
@@ -78,6 +81,8 @@ def cross_validate(
     overwrite: bool = False,
     verbose: int | str = "auto",
     settings: Sequence[str] | None = None,
+    split: str = "stratified",
+    centres: Mapping[str, Any] | None = None,
 ) -> CVResult:
     """Run the paper's 5-fold cross-validation of the deep tasks on a cohort.
 
@@ -106,16 +111,31 @@ def cross_validate(
         resume: bool. Continue a killed run: finished folds are kept, the interrupted one
             resumes from its last epoch. Defaults to False.
         settings: sequence of str, optional. Deprecated alias of ``tasks``.
+        split: str. ``"stratified"`` (``config.n_folds`` event-stratified folds, the paper) or
+            ``"centre"`` (leave-one-centre-out: one fold per centre, ``config.n_folds``
+            unused; the radiomics baseline uses the same folds). Defaults to
+            ``"stratified"``.
+        centres: dict, optional. Patient id -> centre (e.g. a clinical file's ``CenterID``),
+            for the centre split, the stratification and the adversarial branch. Defaults to
+            the cohort's (manifest ``centre`` column or patient id,
+            :func:`hnprog.training.runs.patient_centres`).
 
     Returns:
         CVResult. ``per_fold`` (model = :attr:`Task.label`, e.g. ``"deep multi-task
-        (1,1)"``), ``predictions``, ``log_rank_p`` by model, ``files``.
+        (1,1)"``; with ``split="centre"`` also ``test_centre``), ``predictions``,
+        ``log_rank_p`` by model, ``files``.
 
     Raises:
-        InputError: before any training, on an unknown task, fewer patients than folds, a
-            fold whose training or validation set holds no event, a batch size larger than a
-            training set, a cohort without endpoints or masks, or an output folder holding a
-            different run (without ``resume``/``overwrite``).
+        InputError: before any training, on an unknown task or split, fewer patients than
+            folds, a fold whose training or validation set holds no event, a batch size larger
+            than a training set, a cohort without endpoints or masks, an output folder holding
+            a different run (without ``resume``/``overwrite``); with ``split="centre"``, patients
+            without a centre or a single centre; with ``config.adversarial_centres``, training
+            patients without a centre or from one centre.
+
+    Warns:
+        UserWarning: with ``split="centre"``, for a centre without events (its C-index is
+            NaN).
 
     Example:
         >>> result = cross_validate("data/", "cv/",  # doctest: +SKIP
@@ -124,7 +144,7 @@ def cross_validate(
     """
     from hnprog.metrics import concordance_index
     from hnprog.reporting import plot_cv_kaplan_meier, write_cv_report
-    from hnprog.splits import cross_validation_splits
+    from hnprog.splits import make_splits
 
     if settings is not None:
         warnings.warn("cross_validate(settings=...) is deprecated and will be removed in the "
@@ -135,21 +155,24 @@ def cross_validate(
     cohort = read_cohort_with_endpoints(data)
     y = cohort.survival_y()
     ids = np.asarray(cohort.ids)
-    centres = cohort.centres
-    groups = centres if all(c is not None for c in centres) else None
-    splits = cross_validation_splits(
-        y["event"], n_folds=config.n_folds, val_fraction=config.val_fraction,
-        seed=config.seed, groups=groups,
+    known = patient_centres(cohort, centres)
+    centre_list = [known[i] for i in cohort.ids]
+    groups = centre_list if all(c is not None for c in centre_list) else None
+    splits = make_splits(
+        y["event"], split=split, n_folds=config.n_folds, val_fraction=config.val_fraction,
+        seed=config.seed, groups=centre_list if split == "centre" else groups,
     )
-    for split in splits:  # every check before the first epoch
+    for fold in splits:  # every check before the first epoch
         check_training_set(
-            len(split.train), int(y["event"][split.train].sum()), config.batch_size,
-            n_val=len(split.val), where=f"fold {split.fold}",
+            len(fold.train), int(y["event"][fold.train].sum()), config.batch_size,
+            n_val=len(fold.val), where=f"fold {fold.fold}",
         )
     out_dir = Path(out_dir)
     names = [task.value for task in configs]
     fingerprint = {"training": config.run_fingerprint(), "tasks": names,
                    "patients": ids.tolist()}
+    if split != "stratified":  # left out for the paper's split: older runs still resume
+        fingerprint["split"] = split
     prepare_run_folder(
         out_dir, fingerprint, resume=resume, overwrite=overwrite, marker=CV_FILE,
         remove=(CV_FILE, "predictions.csv", *names), stored_fingerprint=_stored_cv_fingerprint,
@@ -166,53 +189,58 @@ def cross_validate(
                           else read_clinical(clinical, ids=list(ids)))
     fold_rows, prediction_rows, train_risks, survival_parts = [], [], {}, []
     for task, task_config in configs.items():
-        for split in splits:
+        for fold in splits:
             train_ds, val_ds = cohort_datasets(
-                cohort, ids[split.train], ids[split.val], task_config, cache_dir=cache_dir
+                cohort, ids[fold.train], ids[fold.val], task_config, cache_dir=cache_dir,
+                centres=known,
             )
             result = train_model(
-                train_ds, val_ds, out_dir / task.value / f"fold-{split.fold + 1}",
+                train_ds, val_ds, out_dir / task.value / f"fold-{fold.fold + 1}",
                 config=task_config, resume=resume, verbose=verbose, export=False,
             )
-            test_ids = ids[split.test]
+            test_ids = ids[fold.test]
             _, test_ds = cohort_datasets(
-                cohort, ids[split.train], test_ids, task_config, cache_dir=cache_dir,
+                cohort, ids[fold.train], test_ids, task_config, cache_dir=cache_dir,
                 train=False,
             )
             risk, dice = predict_dataset(result.model, test_ds)
-            time, event = y["time"][split.test], y["event"][split.test]
+            time, event = y["time"][fold.test], y["event"][fold.test]
             row = {
-                "model": task.label, "fold": split.fold,
+                "model": task.label, "fold": fold.fold,
                 "c_index": (float(concordance_index(event=event, time=time, risk=risk))
                             if risk is not None else np.nan),
                 "dice": float(np.mean(dice)) if dice is not None else np.nan,
             }
+            if split == "centre":
+                row["test_centre"] = known[test_ids[0]]
             fold_rows.append(row)
-            own = training_risks(result.model, cohort, ids[split.train], task_config,
+            own = training_risks(result.model, cohort, ids[fold.train], task_config,
                                  cache_dir=cache_dir)
-            baseline = None if own is None else baseline_of(cohort, ids[split.train], own)
+            baseline = None if own is None else baseline_of(cohort, ids[fold.train], own)
             if baseline is not None and risk is not None:
                 survival_parts.append(_test_survival(task.label, test_ids, risk, baseline))
             if task is Task.MULTITASK and own is not None:
-                train_risks[split.fold] = pd.Series(own, index=ids[split.train])
-            export_preset(result, task_config, name=f"{task}_fold{split.fold + 1}",
-                          dataset=dataset, fold=split.fold,
+                train_risks[fold.fold] = pd.Series(own, index=ids[fold.train])
+            export_preset(result, task_config, name=f"{task}_fold{fold.fold + 1}",
+                          dataset=dataset, fold=fold.fold,
                           test_metrics={k: row[k] for k in ("c_index", "dice")},
                           baseline=baseline)
             prediction_rows.append(pd.DataFrame({
-                "model": task.label, "fold": split.fold, "patient_id": test_ids,
+                "model": task.label, "fold": fold.fold, "patient_id": test_ids,
                 "time": time.astype(float), "event": event.astype(bool),
                 "risk": risk if risk is not None else np.nan,
                 "dice": dice if dice is not None else np.nan,
             }))
     per_fold = pd.DataFrame(fold_rows)
     if radiomics_features is not None:
-        per_fold = pd.concat([per_fold, _radiomics_rows(radiomics_features, cohort, config,
-                                                        groups)], ignore_index=True)
-    extra: dict[str, Any] = {"config": config.to_dict(), "tasks": names}
+        per_fold = pd.concat([per_fold, _radiomics_rows(
+            radiomics_features, cohort, config, centre_list if split == "centre" else groups,
+            split=split)], ignore_index=True)
+    extra: dict[str, Any] = {"config": config.to_dict(), "tasks": names, "split": split}
     if clinical_table is not None:
         clinical_folds, clinical_predictions = _clinical_rows(
-            clinical_table, cohort, config, groups, pd.concat(prediction_rows), train_risks)
+            clinical_table, cohort, config, centre_list if split == "centre" else groups,
+            pd.concat(prediction_rows), train_risks, split=split)
         per_fold = pd.concat([per_fold, clinical_folds], ignore_index=True)
         prediction_rows.append(clinical_predictions)
         from hnprog.data.clinical import DEFAULT_COVARIATES
@@ -235,6 +263,8 @@ def _radiomics_rows(
     cohort: Any,
     config: TrainingConfig,
     groups: Sequence[str] | None,
+    *,
+    split: str = "stratified",
 ) -> pd.DataFrame:
     """Per-fold rows of the standard radiomics baseline, on the same splits."""
     from hnprog.radiomics.cv import run_radiomics_cv
@@ -251,9 +281,10 @@ def _radiomics_rows(
     result = run_radiomics_cv(
         table.loc[cohort.ids], endpoints, n_folds=config.n_folds,
         val_fraction=config.val_fraction, seed=config.seed,
-        groups=dict(zip(cohort.ids, groups)) if groups is not None else None,
+        groups=dict(zip(cohort.ids, groups)) if groups is not None else None, split=split,
     )
-    return result.per_fold[["model", "fold", "c_index", "dice"]]
+    columns = ["model", "fold", "c_index", "dice"] + (["test_centre"] if split == "centre" else [])
+    return result.per_fold[columns]
 
 
 def _test_survival(model: str, ids: Sequence[str], risk: np.ndarray,
@@ -296,7 +327,8 @@ def _evaluate_models(result: CVResult, out_dir: Path, survival_parts: list[pd.Da
 
 def _clinical_rows(clinical: pd.DataFrame, cohort: Any, config: TrainingConfig,
                    groups: Sequence[str] | None, predictions: pd.DataFrame,
-                   train_risks: dict[int, pd.Series]) -> tuple[pd.DataFrame, pd.DataFrame]:
+                   train_risks: dict[int, pd.Series], split: str = "stratified"
+                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-fold rows and test predictions of the clinical and the deep + clinical models."""
     from hnprog.radiomics.clinical import deep_clinical_rows, run_clinical_cv
 
@@ -304,7 +336,7 @@ def _clinical_rows(clinical: pd.DataFrame, cohort: Any, config: TrainingConfig,
     result = run_clinical_cv(
         clinical.loc[cohort.ids], endpoints, n_folds=config.n_folds,
         val_fraction=config.val_fraction, seed=config.seed,
-        groups=dict(zip(cohort.ids, groups)) if groups is not None else None)
+        groups=dict(zip(cohort.ids, groups)) if groups is not None else None, split=split)
     folds = [result.per_fold[["model", "fold", "c_index", "dice"]]]
     parts = [result.predictions.assign(dice=np.nan)[list(CV_PREDICTION_COLUMNS)]]
     deep = predictions[predictions["model"] == Task.MULTITASK.label]

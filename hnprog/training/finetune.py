@@ -145,12 +145,16 @@ def finetune(
     resume: bool = False,
     overwrite: bool = False,
     verbose: int | str = "auto",
+    centres: Mapping[str, Any] | None = None,
 ) -> TrainingResult:
     """Fine-tune a saved preset (or run) on a cohort, keeping its preprocessing.
 
-    ``data``, ``out_dir``, ``cache_dir``, ``resume``, ``overwrite`` and ``verbose`` are those
-    of :func:`~hnprog.training.runs.train_on_cohort`; the run folder ends with ``preset/``,
-    the fine-tuned model.
+    ``data``, ``out_dir``, ``cache_dir``, ``resume``, ``overwrite``, ``verbose`` and
+    ``centres`` are those of :func:`~hnprog.training.runs.train_on_cohort`; the run folder ends
+    with ``preset/``, the fine-tuned model. ``config.loss_weighting="uncertainty"`` and
+    ``config.adversarial_centres`` add the loss-weighting layer (log-variances from 0, or the
+    source's own) and a new centre branch to the loaded model
+    (:func:`hnprog.models.unet.add_training_heads`).
 
     Args:
         source: str or PathLike. Where the starting model comes from (see
@@ -176,7 +180,7 @@ def finetune(
     """
     config = config or TrainingConfig(**FINETUNE_DEFAULTS)
     model, preprocessing = load_start_model(source)
-    outputs = output_names(model)
+    outputs = [name for name in output_names(model) if name != "centre"]
     changes: dict[str, Any] = {
         "heads": Task.from_outputs(outputs),
         "w_rad": config.w_rad if "risk" in outputs else 0.0,
@@ -196,5 +200,5 @@ def finetune(
         freeze_encoder(model)
     return train_on_cohort(
         data, out_dir, config=config, model=model, cache_dir=cache_dir, resume=resume,
-        overwrite=overwrite, verbose=verbose,
+        overwrite=overwrite, verbose=verbose, centres=centres,
     )

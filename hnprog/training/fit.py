@@ -34,6 +34,7 @@ from hnprog.errors import InputError
 from hnprog.io import write_json
 from hnprog.training.callbacks import (
     DatasetEpoch,
+    LearntLossWeights,
     RunCheckpoint,
     ValidationMetrics,
     collect_predictions,
@@ -50,6 +51,7 @@ __all__ = [
     "compile_model",
     "distribution_scope",
     "export_preset",
+    "loss_weighting_layer",
     "precision_policy",
     "prepare_run_folder",
     "train_model",
@@ -109,13 +111,17 @@ def precision_policy(mixed_precision: str | None) -> Iterator[None]:
         keras.mixed_precision.set_global_policy(previous)
 
 
-def build_model(config: TrainingConfig, *, name: str | None = None) -> keras.Model:
+def build_model(
+    config: TrainingConfig, *, name: str | None = None, n_centres: int | None = None
+) -> keras.Model:
     """Build the UNet for ``config`` (input ``(crop, crop, crop, 2)``), seeded by ``config.seed``.
 
     Args:
         config: TrainingConfig. Uses ``crop_size``, ``heads``, ``filters``, ``dropout``,
-            ``mixed_precision`` and ``seed``.
+            ``mixed_precision``, ``seed``, ``loss_weighting`` and ``adversarial_centres``.
         name: str, optional. Model name.
+        n_centres: int, optional. Number of training centres; needed (>= 2) when
+            ``config.adversarial_centres`` is positive, ignored otherwise.
 
     Returns:
         keras.Model. Uncompiled.
@@ -124,6 +130,10 @@ def build_model(config: TrainingConfig, *, name: str | None = None) -> keras.Mod
 
     keras.utils.set_random_seed(config.seed)
     size = config.crop_size
+    adversarial = config.adversarial_centres > 0
+    if adversarial and n_centres is None:
+        raise InputError("adversarial_centres > 0 needs the number of training centres "
+                         "(build_model(config, n_centres=...))")
     with precision_policy(config.mixed_precision):
         return build_multitask_unet(
             (size, size, size, 2),
@@ -132,6 +142,9 @@ def build_model(config: TrainingConfig, *, name: str | None = None) -> keras.Mod
             dropout=config.dropout,
             name=name,
             seed=config.seed,
+            loss_weighting=config.loss_weighting,
+            n_centres=n_centres if adversarial else None,
+            adversarial_weight=config.adversarial_centres if adversarial else 1.0,
         )
 
 
@@ -143,18 +156,30 @@ def compile_model(
 ) -> dict[str, keras.losses.Loss]:
     """Compile ``model`` with ``w_rad * CoxLoss + w_seg * DiceLoss`` and Adam + cosine decay.
 
+    With ``config.loss_weighting == "uncertainty"`` each loss with a positive weight is
+    wrapped in :class:`hnprog.losses.UncertaintyWeightedLoss` (``exp(-s) * L + s``, the Dice
+    loss shifted by 1 to be non-negative), ``s`` being the model's ``"loss_weighting"`` layer
+    variable. A ``"centre"`` output (the adversarial branch) gets a sparse categorical
+    cross-entropy with weight 1; the branch's gradient reversal carries
+    ``config.adversarial_centres``.
+
     Args:
-        model: keras.Model. Outputs ``"risk"`` and/or ``"segmentation"``.
+        model: keras.Model. Outputs ``"risk"`` and/or ``"segmentation"`` (and ``"centre"``).
         config: TrainingConfig. Uses ``learning_rate``, ``epochs``, ``w_rad``, ``w_seg``,
-            ``ties`` and ``run_eagerly``. Freezing layers (see
+            ``ties``, ``loss_weighting`` and ``run_eagerly``. Freezing layers (see
             :func:`hnprog.training.finetune`) is done before compiling.
         steps_per_epoch: int. Batches per epoch; the cosine decay spans
             ``epochs * steps_per_epoch`` steps.
 
     Returns:
-        dict. The loss object of each output, by output name.
+        dict. The (unweighted) loss object of each risk and segmentation output, by output
+        name; the validation metrics use them.
+
+    Raises:
+        InputError: with uncertainty weighting, for a model without a ``"loss_weighting"``
+            layer.
     """
-    from hnprog.losses import CoxLoss, DiceLoss
+    from hnprog.losses import CoxLoss, DiceLoss, UncertaintyWeightedLoss
 
     names = output_names(model)
     losses: dict[str, keras.losses.Loss] = {}
@@ -165,16 +190,55 @@ def compile_model(
     if "segmentation" in names:
         losses["segmentation"] = DiceLoss()
         weights["segmentation"] = float(config.w_seg)
+    compiled: dict[str, keras.losses.Loss] = dict(losses)
+    if config.loss_weighting == "uncertainty":
+        weighting = loss_weighting_layer(model)
+        if weighting is None:
+            raise InputError(
+                f"model {model.name!r} has no 'loss_weighting' layer for uncertainty "
+                "weighting; build it with loss_weighting='uncertainty'"
+            )
+        for output, loss in losses.items():
+            if weights[output] > 0:
+                compiled[output] = UncertaintyWeightedLoss(
+                    loss, weighting, output, offset=1.0 if output == "segmentation" else 0.0)
+    if "centre" in names:
+        compiled["centre"] = keras.losses.SparseCategoricalCrossentropy()
+        weights["centre"] = 1.0
     schedule = keras.optimizers.schedules.CosineDecay(
         config.learning_rate, decay_steps=max(1, config.epochs * steps_per_epoch)
     )
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=schedule),
-        loss=losses,
+        loss=compiled,
         loss_weights=weights,
         run_eagerly=config.run_eagerly,
     )
     return losses
+
+
+def _with_training_heads(model: keras.Model, config: TrainingConfig,
+                         n_centres: int | None) -> keras.Model:
+    """A given model (fine-tuning) with the loss weighting and centre branch ``config`` asks."""
+    from hnprog.models.unet import add_training_heads
+
+    has_centre = isinstance(model.output, dict) and "centre" in model.output
+    if config.loss_weighting == "fixed" and n_centres is None and not has_centre:
+        return model
+    with precision_policy(config.mixed_precision):
+        return add_training_heads(model, loss_weighting=config.loss_weighting,
+                                  n_centres=n_centres,
+                                  adversarial_weight=config.adversarial_centres or 1.0)
+
+
+def loss_weighting_layer(model: keras.Model) -> Any:
+    """The model's :class:`~hnprog.models.layers.UncertaintyWeighting` layer, or None."""
+    from hnprog.models.layers import UncertaintyWeighting
+
+    for layer in model.layers:
+        if isinstance(layer, UncertaintyWeighting):
+            return layer
+    return None
 
 
 @contextlib.contextmanager
@@ -378,11 +442,17 @@ def train_model(
     steps = len(train_data)
     if steps < 1:
         raise InputError("the training dataset yields no batch")
+    labels = getattr(train_data, "centre_labels", None)
+    if config.adversarial_centres > 0 and not labels:
+        raise InputError("adversarial_centres > 0 needs a training dataset that yields each "
+                         "patient's centre (CohortDataset(centre_labels=...))")
     with distribution_scope(config):
+        n_centres = len(set(labels.values())) if labels and config.adversarial_centres else None
         if model is None:
-            model = build_model(config)
+            model = build_model(config, n_centres=n_centres)
         else:
             keras.utils.set_random_seed(config.seed)
+            model = _with_training_heads(model, config, n_centres)
         losses = compile_model(model, config, steps_per_epoch=steps)
         # Build the optimizer state now, eagerly: inside the first traced train step it costs
         # seconds of graph building (TensorFlow). A resume loads this state.
@@ -405,6 +475,8 @@ def train_model(
         all_callbacks = [
             DatasetEpoch(train_data),
             validation,
+            *([LearntLossWeights(weighting)]
+              if (weighting := loss_weighting_layer(model)) is not None else []),
             checkpoint,
             keras.callbacks.TerminateOnNaN(),
             *callbacks,
@@ -455,7 +527,8 @@ def export_preset(
 ) -> Path:
     """Save a run's kept model as its preset folder ``RUN/preset`` (:func:`hnprog.save_to_preset`).
 
-    The preset records ``config.preprocessing``, ``config.task``, the training recipe, the
+    The preset holds the model without its training-only centre branch (the loss-weighting
+    layer stays). It records ``config.preprocessing``, ``config.task``, the training recipe, the
     validation C-index and Dice of the kept epoch (and the test metrics when given) and, as
     the risk-group threshold used by ``hnprog predict``, the median of the kept epoch's
     validation risks (:attr:`TrainingResult.val_risk`, computed during training). Sets
@@ -490,9 +563,11 @@ def export_preset(
         metrics["test"] = test
     risk = result.val_risk
     threshold = float(np.median(risk)) if risk is not None and np.isfinite(risk).all() else None
+    from hnprog.models.unet import without_centre_branch
+
     out_dir = Path(result.out_dir)
     result.preset = save_to_preset(
-        result.model, out_dir / PRESET_DIR,
+        without_centre_branch(result.model), out_dir / PRESET_DIR,
         preprocessing=config.preprocessing, name=name or out_dir.name, task=config.task.value,
         fold=fold, n_folds=config.n_folds if fold is not None else None, split_seed=config.seed,
         dataset=dataset, training=config.to_dict(), metrics=metrics or None,

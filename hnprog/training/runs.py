@@ -10,7 +10,7 @@ make; :func:`hnprog.training.cross_validate` makes one per task and fold from th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,10 @@ from hnprog.training.config import TrainingConfig
 from hnprog.training.fit import TrainingResult, export_preset, train_model
 
 __all__ = [
+    "centre_labels",
     "check_training_set",
     "cohort_datasets",
+    "patient_centres",
     "dataset_metadata",
     "predict_dataset",
     "read_cohort_with_endpoints",
@@ -86,6 +88,66 @@ def read_cohort_with_endpoints(data: str | Path | Any) -> Any:
     return cohort
 
 
+def patient_centres(
+    cohort: Any, centres: Mapping[str, Any] | None = None
+) -> dict[str, str | None]:
+    """Each patient's centre: from ``centres`` when given, else the cohort's.
+
+    The cohort's centres come from a manifest's ``centre`` column or the patient id
+    (:func:`hnprog.data.cohort.centre_from_id`: ``CHGJ007`` -> ``CHGJ``).
+
+    Args:
+        cohort: Cohort.
+        centres: dict, optional. Patient id -> centre (e.g. a clinical file's ``CenterID``);
+            it must cover every patient. Defaults to None.
+
+    Returns:
+        dict. Patient id -> centre name (str), None where unknown.
+
+    Raises:
+        InputError: if ``centres`` lacks patients of the cohort.
+    """
+    if centres is None:
+        return {p.patient_id: p.centre for p in cohort}
+    given = {str(k): v for k, v in centres.items()}
+    missing = [i for i in cohort.ids if i not in given]
+    if missing:
+        raise InputError(f"the centres given lack {len(missing)} patients of the cohort, "
+                         f"e.g. {missing[:5]}")
+    return {i: None if given[i] is None else str(given[i]) for i in cohort.ids}
+
+
+def centre_labels(centres: Mapping[str, str | None], ids: Sequence[str]) -> dict[str, int]:
+    """Integer classes 0..K-1 of the training patients' centres (sorted centre names).
+
+    Args:
+        centres: dict. Patient id -> centre (:func:`patient_centres`).
+        ids: sequence of str. The training patients.
+
+    Returns:
+        dict. Patient id -> class index.
+
+    Raises:
+        InputError: if a patient's centre is unknown, or the patients come from one centre
+            only (nothing to be invariant to).
+    """
+    unknown = [i for i in ids if centres.get(i) is None]
+    if unknown:
+        raise InputError(
+            f"the adversarial centre branch (adversarial_centres > 0) needs every training "
+            f"patient's centre; {len(unknown)} have none, e.g. {unknown[:5]}. Give a manifest "
+            "with a centre column, HECKTOR-style ids (CHGJ007) or a patient -> centre mapping"
+        )
+    names = sorted({centres[i] for i in ids})
+    if len(names) < 2:
+        raise InputError(
+            f"the adversarial centre branch needs training patients from at least 2 centres; "
+            f"all {len(ids)} are from {names[0]!r}. Set adversarial_centres=0"
+        )
+    index = {name: k for k, name in enumerate(names)}
+    return {i: index[centres[i]] for i in ids}
+
+
 def cohort_datasets(
     cohort: Any,
     train_ids: Sequence[str],
@@ -94,12 +156,15 @@ def cohort_datasets(
     *,
     cache_dir: str | Path | None = None,
     train: bool = True,
+    centres: Mapping[str, Any] | None = None,
 ) -> tuple[keras.utils.PyDataset | None, keras.utils.PyDataset]:
     """Training and validation datasets of a cohort (:class:`hnprog.data.dataset.CohortDataset`).
 
     Both are prepared with ``config.preprocessing``. The training set is augmented and
     censoring-balanced (half events per epoch) as configured, seeded by ``config.seed``; the
-    validation set is neither.
+    validation set is neither. With ``config.adversarial_centres > 0`` the training set also
+    yields each patient's centre class (:func:`centre_labels`); its ``centre_labels``
+    attribute gives the number of centres to :func:`~hnprog.training.fit.train_model`.
 
     Args:
         cohort: Cohort. Patients with masks and endpoints.
@@ -109,9 +174,15 @@ def cohort_datasets(
         cache_dir: str or Path, optional. Case cache folder. Defaults to None.
         train: bool. Build the training dataset too (False returns ``(None, val)``).
             Defaults to True.
+        centres: dict, optional. Patient id -> centre, replacing the cohort's
+            (:func:`patient_centres`). Defaults to None.
 
     Returns:
         tuple ``(train_dataset, val_dataset)``.
+
+    Raises:
+        InputError: with the adversarial branch, on training patients without a centre or
+            from one centre only.
     """
     from hnprog.data.dataset import CohortDataset
 
@@ -119,9 +190,13 @@ def cohort_datasets(
               "cache_dir": cache_dir, "seed": config.seed, "n_jobs": config.n_jobs}
     train_ds = None
     if train:
+        labels = None
+        if config.adversarial_centres > 0:
+            labels = centre_labels(patient_centres(cohort, centres), list(train_ids))
         train_ds = CohortDataset(
             cohort, list(train_ids), augment=config.augment, shuffle=True,
-            event_fraction=0.5 if config.balance_events else None, **common,
+            event_fraction=0.5 if config.balance_events else None, centre_labels=labels,
+            **common,
         )
     val_ds = CohortDataset(cohort, list(val_ids), **common)
     return train_ds, val_ds
@@ -230,6 +305,7 @@ def train_on_cohort(
     resume: bool = False,
     overwrite: bool = False,
     verbose: int | str = "auto",
+    centres: Mapping[str, Any] | None = None,
 ) -> TrainingResult:
     """Train on a whole cohort: a seeded, event-stratified 80/20 training/validation split.
 
@@ -250,6 +326,9 @@ def train_on_cohort(
             only). Defaults to False.
         overwrite: bool. Replace an earlier run in ``out_dir``. Defaults to False.
         verbose: int or str. Keras ``fit`` verbosity. Defaults to ``"auto"``.
+        centres: dict, optional. Patient id -> centre (a clinical file's ``CenterID``) for the
+            adversarial centre branch; defaults to the cohort's (manifest column or patient
+            id, :func:`patient_centres`).
 
     Returns:
         TrainingResult. ``result.preset`` is the preset folder.
@@ -271,7 +350,7 @@ def train_on_cohort(
     out_dir = Path(out_dir)
     train_ds, val_ds = cohort_datasets(
         cohort, ids[train_idx], ids[val_idx], config,
-        cache_dir=cache_dir if cache_dir is not None else out_dir / "cache",
+        cache_dir=cache_dir if cache_dir is not None else out_dir / "cache", centres=centres,
     )
     result = train_model(
         train_ds, val_ds, out_dir, config=config, model=model, resume=resume,
