@@ -22,6 +22,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import stat
 import struct
 import tempfile
@@ -241,15 +242,17 @@ def read_image(
 
     if not path.is_file():
         raise fail("file not found")
+    problem = None
     if path.name.endswith((".nii", ".nii.gz")):
         problem = _nifti_problem(path)
-        if problem:
-            raise fail(problem)
+    elif path.name.lower().endswith((".mha", ".mhd")):
+        problem = _metaimage_problem(path)  # MetaIO prints to stderr on a short file
+    if problem:
+        raise fail(problem)
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as exc:  # SimpleITK reports unreadable or truncated files this way
-        first_line = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unknown error"
-        raise fail(f"cannot be read (truncated or not an image?): {first_line}") from None
+        raise fail(f"cannot be read (truncated or not an image?): {_itk_reason(exc)}") from None
     if image.GetDimension() == 4 and image.GetSize()[3] == 1:
         image = image[:, :, :, 0]
     if image.GetDimension() != 3:
@@ -395,6 +398,71 @@ def _nifti_problem(path: Path) -> str | None:
                 return f"contains {n_bad} NaN or infinite voxels"
     except (OSError, EOFError, isal_zlib.error) as exc:
         return f"cannot be read (truncated or corrupt compressed data?): {exc}"
+    return None
+
+
+def _itk_reason(exc: RuntimeError) -> str:
+    """The informative line of a SimpleITK exception: its last ``ERROR`` line without the
+    class prefix; ITK's ``Reason:`` line holds a stale errno ("No such file or directory" for
+    a file that exists) and is dropped."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith("Reason:")] or ["unknown error"]
+    line = lines[-1]
+    return re.sub(r"^(?:itk|sitk|ITK)\s*::?\s*ERROR:\s*(?:\w+\(0x[0-9a-f]+\):\s*)?", "",
+                  line.replace("ITK ERROR", "ITK::ERROR"))
+
+
+# MetaImage element types -> bytes per value
+_META_TYPE_BYTES = {"MET_CHAR": 1, "MET_UCHAR": 1, "MET_SHORT": 2, "MET_USHORT": 2,
+                    "MET_INT": 4, "MET_UINT": 4, "MET_LONG": 4, "MET_ULONG": 4,
+                    "MET_LONG_LONG": 8, "MET_ULONG_LONG": 8, "MET_FLOAT": 4, "MET_DOUBLE": 8}
+
+
+def _metaimage_problem(path: Path) -> str | None:
+    """Check an uncompressed MetaImage (``.mha`` with its data inline, or ``.mhd`` with a data
+    file) for truncation before ITK reads it: the data must be as long as the header says.
+
+    Returns:
+        A description of the problem, or None when the file looks sound or is compressed or
+        unusual (then ITK's own reader decides).
+    """
+    fields: dict[str, str] = {}
+    try:
+        with open(path, "rb") as f:
+            for _ in range(100):
+                line = f.readline(4096)
+                if not line:
+                    return "truncated: the MetaImage header ends before ElementDataFile"
+                key, sep, value = line.decode("latin-1").partition("=")
+                if not sep:
+                    return None
+                fields[key.strip()] = value.strip()
+                if key.strip() == "ElementDataFile":
+                    header_bytes = f.tell()
+                    break
+            else:
+                return None
+        if fields.get("CompressedData", "False").lower() == "true":
+            return None
+        dims = [int(v) for v in fields.get("DimSize", "").split()]
+        itemsize = _META_TYPE_BYTES.get(fields.get("ElementType", ""))
+        channels = int(fields.get("ElementNumberOfChannels", "1"))
+    except (OSError, ValueError):
+        return None
+    if not dims or itemsize is None:
+        return None
+    expected = int(np.prod(dims, dtype=np.int64)) * itemsize * channels
+    data_file = fields["ElementDataFile"]
+    if data_file == "LOCAL":
+        actual = path.stat().st_size - header_bytes
+    else:
+        target = path.parent / data_file
+        if not target.is_file():
+            return f"its data file {target} is missing"
+        actual = target.stat().st_size
+    if actual < expected:
+        return (f"truncated: the MetaImage header promises {expected} bytes of voxels, the "
+                f"file holds {actual}")
     return None
 
 
