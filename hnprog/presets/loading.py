@@ -14,12 +14,14 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from hnprog.errors import InputError
 from hnprog.presets.ensemble import FoldEnsemble
 from hnprog.presets.format import (
+    CONFIG_FILE,
     METADATA_FILE,
     WEIGHTS_FILE,
     preset_file,
@@ -214,10 +216,18 @@ def load_preset_folder(
     register_keras_objects()
     try:
         model = keras.saving.deserialize_keras_object(config, safe_mode=True)
-        model.load_weights(str(preset_file(folder, WEIGHTS_FILE, root=root)))
     except (ValueError, TypeError, KeyError, OSError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"preset {folder}: cannot build the model: {first_line}") from None
+        raise InputError(f"preset {folder}: cannot build the model from {CONFIG_FILE}: "
+                         f"{_first_line(exc)}") from None
+    try:
+        # Keras warns about every layer it cannot fill before it raises: the reason comes first.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            model.load_weights(str(preset_file(folder, WEIGHTS_FILE, root=root)))
+    except (ValueError, TypeError, KeyError, OSError) as exc:
+        raise InputError(
+            f"preset {folder}: the weights in {WEIGHTS_FILE} do not fit the architecture in "
+            f"{CONFIG_FILE} (weights of another model?): {_first_line(exc)}") from None
     return Preset(model=model, metadata=metadata, path=folder, source=source or str(folder))
 
 
@@ -284,3 +294,9 @@ def from_preset(
     if len(members) == 1 and isinstance(name_or_uri, (str, os.PathLike)):
         return members[0]
     return FoldEnsemble(members)
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first non-empty line of an exception's message (Keras' run on for many lines)."""
+    text = str(exc).strip()
+    return text.splitlines()[0].rstrip(":") if text else type(exc).__name__
