@@ -78,6 +78,8 @@ MAX_JSON_DEPTH = 100
 _JSON_STRING_RE = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _JSON_BRACKET_RE = re.compile(rb"[\[\]{}]")
 # Keras' own markers for tensors, arrays and Python values inside a config: harmless data.
+# Layers whose config holds Python code or a function to call: refused even from keras.
+_CODE_CLASS_NAMES = {"Lambda", "TFOpLambda", "SlicingOpLambda"}
 _DATA_CLASS_NAMES = {"__keras_tensor__", "__tensor__", "__numpy__", "__bytes__", "__ellipsis__",
                      "__slice__"}
 
@@ -410,7 +412,8 @@ def check_config_classes(config: Any, source: str = CONFIG_FILE) -> None:
     Every object in the config (at any depth) that has a ``class_name`` is checked: its
     ``module`` must be ``keras``/``keras.*``/``hnprog``/``hnprog.*`` (or ``builtins`` for
     Keras' built-in function names), a ``registered_name`` with a package must be
-    ``hnprog>...``, and Python lambdas or TensorFlow type specs are refused. Keras safe mode
+    ``hnprog>...``, and Python lambdas, Keras ``Lambda`` layers (which carry code) or
+    TensorFlow type specs are refused. Keras safe mode
     refuses lambdas too; this check also refuses custom objects that another installed
     package may have registered.
 
@@ -430,7 +433,10 @@ def check_config_classes(config: Any, source: str = CONFIG_FILE) -> None:
         if class_name in _DATA_CLASS_NAMES:
             continue
         problem = None
-        if not isinstance(class_name, str) or class_name.startswith("__"):
+        if class_name in _CODE_CLASS_NAMES:
+            problem = (f"class_name={class_name!r} carries Python code (lambdas and Lambda "
+                       "layers are refused)")
+        elif not isinstance(class_name, str) or class_name.startswith("__"):
             problem = (f"class_name={class_name!r} is not allowed (lambdas and type specs are "
                        "refused)")
         elif module is not None and (not isinstance(module, str) or not _allowed_module(module)):
