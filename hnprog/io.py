@@ -145,8 +145,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 def write_json(obj: Any, path: str | os.PathLike) -> None:
     """Write ``obj`` as indented JSON, atomically.
 
+    NaN and infinite floats (a C-index of a cohort without events, a Dice without a
+    reference) are written as ``null``: ``NaN`` is not JSON, and strict readers refuse it.
+
     Args:
-        obj: any JSON-serialisable object (NumPy scalars are converted).
+        obj: any JSON-serialisable object (NumPy scalars and arrays are converted).
         path: str or PathLike. The file to write.
     """
 
@@ -160,8 +163,22 @@ def write_json(obj: Any, path: str | os.PathLike) -> None:
         raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
 
     with atomic_write(path) as f:
-        json.dump(obj, f, indent=2, default=_default)
+        json.dump(_finite_or_none(obj), f, indent=2, default=_default,
+                  allow_nan=False)
         f.write("\n")
+
+
+def _finite_or_none(obj: Any) -> Any:
+    """``obj`` with every NaN or infinite float (NumPy's too) replaced by None."""
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {key: _finite_or_none(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_or_none(value) for value in obj]
+    if isinstance(obj, np.ndarray):
+        return _finite_or_none(obj.tolist())
+    return obj
 
 
 def input_fingerprint(

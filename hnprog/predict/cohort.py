@@ -114,6 +114,10 @@ def predict_cohort(
                     event=ends["event"].to_numpy(), time=ends["time"].to_numpy(),
                     risk=known["risk"].to_numpy())
             metrics["n_events"] = int(ends["event"].sum())
+            if not np.isfinite(metrics["c_index"]):  # written as null: say why
+                metrics["c_index_null_because"] = (
+                    "no comparable pair of patients (no event, or no event before another "
+                    "patient's time)")
     dices = predictions["dice"].dropna() if len(predictions) else pd.Series(dtype=float)
     if len(dices):
         metrics["dice_mean"] = float(dices.mean())
