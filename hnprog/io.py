@@ -19,10 +19,13 @@ the file it replaces), so colleagues on a shared server can read the results.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import re
+import shutil
+import socket
 import stat
 import struct
 import tempfile
@@ -34,16 +37,21 @@ import numpy as np
 import SimpleITK as sitk
 from isal import igzip, isal_zlib
 
-from hnprog.errors import InputError, PatientError
+from hnprog.errors import HnprogError, InputError, PatientError
 
 __all__ = [
+    "LOCK_FILE",
     "atomic_path",
     "atomic_write",
     "input_fingerprint",
+    "output_folder",
     "read_image",
     "write_image",
+    "remove_stale_temp_files",
     "write_json",
 ]
+
+LOCK_FILE = ".hnprog.lock"
 
 
 @contextlib.contextmanager
@@ -77,10 +85,26 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs: Any) -
             os.fsync(f.fileno())
         _set_open_mode(tmp, path)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        _raise_if_disk_full(exc, path)
         raise
+
+
+def _raise_if_disk_full(exc: BaseException, path: Path) -> None:
+    """Turn a full disk (or quota) while writing ``path`` into one line naming the path."""
+    if not isinstance(exc, OSError) or exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return
+    try:
+        free = f"{shutil.disk_usage(path.parent).free / 1e6:.1f} MB free"
+    except OSError:
+        free = "free space unknown"
+    raise HnprogError(
+        f"{path}: no space left on the device ({free} in {path.parent}); nothing was "
+        "written there. Free some space or choose another output folder, then run again "
+        "(finished work is kept)"
+    ) from None
 
 
 def _umask() -> int:
@@ -136,10 +160,112 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield Path(tmp)
         _set_open_mode(tmp, path)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        _raise_if_disk_full(exc, path)
         raise
+
+
+# atomic_write/atomic_path temporary names: "." + final name + "." + mkstemp's 8 characters
+# + the final name's suffixes (or ".tmp").
+_TEMP_NAME_RE = re.compile(r"^\.(?P<final>.+)\.[a-z0-9_]{8}(?P<suffix>(?:\.[^.]+)*)$")
+
+
+def remove_stale_temp_files(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files that :func:`atomic_write` and :func:`atomic_path` leave
+    behind when a process is killed mid-write (hidden ``.NAME.XXXXXXXX.SUFFIX`` files).
+
+    Only names of exactly that pattern are removed, in ``folder`` and its sub-folders; call
+    it only while holding the folder (:func:`output_folder`), since another writer's temp
+    files look the same.
+
+    Args:
+        folder: str or PathLike. An output folder.
+
+    Returns:
+        list of pathlib.Path. The files removed.
+    """
+    removed = []
+    for path in Path(folder).rglob(".*"):
+        match = _TEMP_NAME_RE.match(path.name)
+        if match is None or not path.is_file() or path.is_symlink():
+            continue
+        expected = "".join(Path(match["final"]).suffixes) or ".tmp"
+        if match["suffix"] != expected:
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
+@contextlib.contextmanager
+def output_folder(folder: str | os.PathLike) -> Iterator[Path]:
+    """Hold an output folder for one run: create it, lock it, clear stale temporary files.
+
+    The lock is the file ``.hnprog.lock`` holding the writer's host and process id; a second
+    run into the same folder is refused while that process lives (two runs would mix their
+    outputs), and a lock left by a killed process is taken over.
+
+    Args:
+        folder: str or PathLike. The output folder, created if needed.
+
+    Yields:
+        pathlib.Path. The folder.
+
+    Raises:
+        InputError: if another live hnprog process holds the folder.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / LOCK_FILE
+    me = f"{socket.gethostname()} {os.getpid()}"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder = _lock_holder(lock)
+            if holder is not None:
+                raise InputError(
+                    f"output folder {folder} is in use by another hnprog run (process "
+                    f"{holder}, lock file {lock}); wait for it to finish or choose another "
+                    "output folder") from None
+            with contextlib.suppress(FileNotFoundError):
+                lock.unlink()  # left by a process that no longer runs
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(me + "\n")
+        break
+    else:
+        raise InputError(f"output folder {folder}: cannot take the lock file {lock}")
+    try:
+        remove_stale_temp_files(folder)
+        yield folder
+    finally:
+        with contextlib.suppress(OSError):
+            if lock.read_text().strip() == me:
+                lock.unlink()
+
+
+def _lock_holder(lock: Path) -> str | None:
+    """The live process ("host pid") holding ``lock``, or None if it is stale or unreadable."""
+    try:
+        host, pid_text = lock.read_text().split()
+        pid = int(pid_text)
+    except (OSError, ValueError):
+        return None
+    if host != socket.gethostname():
+        return f"{pid} on {host}"  # cannot check another machine's processes: assume alive
+    if pid == os.getpid():
+        return f"{pid} (this process)"
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # it exists, owned by another user
+    return str(pid)
 
 
 def write_json(obj: Any, path: str | os.PathLike) -> None:

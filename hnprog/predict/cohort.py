@@ -20,11 +20,13 @@ import pandas as pd
 
 from hnprog.data.cohort import Cohort
 from hnprog.data.runner import FAILURES_FILE, run_cohort
-from hnprog.io import atomic_write, write_json
+from hnprog.errors import InputError
+from hnprog.io import atomic_write, output_folder, write_json
 from hnprog.predict.outputs import PREDICTION_COLUMNS, REPORT_FILE, report_row
 from hnprog.predict.patient import (
     PredictionJob,
     forward,
+    job_fingerprint,
     load_patient,
     models_used,
     preprocess_config_from_spec,
@@ -50,8 +52,12 @@ def predict_cohort(
     """Predict every patient of a cohort; resume where a previous run stopped.
 
     Each patient gets a folder ``out_dir/<ID>/`` as :func:`hnprog.predict.predict_patient`
-    writes it. A patient whose ``report.json`` names the same models is skipped when
-    ``resume`` is True. A patient that fails is recorded in ``failures.csv`` with the reason
+    writes it. When ``resume`` is True a patient is skipped if its ``report.json`` records the
+    same input fingerprint (:func:`hnprog.predict.patient.job_fingerprint`: the same CT, PET
+    and mask files by size and modification time, the same box, preprocessing, models and
+    settings), and redone otherwise; a folder holding another model's predictions is refused.
+    The folder is locked for the run (:func:`hnprog.io.output_folder`), so a second run into
+    it is refused, and temporary files left by a killed run are removed. A patient that fails is recorded in ``failures.csv`` with the reason
     and the others go on. At the end ``predictions.csv`` (one row per patient, in cohort
     order) and ``metrics.json`` are written; with endpoints the metrics hold the C-index, with
     reference masks the mean Dice.
@@ -71,24 +77,53 @@ def predict_cohort(
     Returns:
         tuple of (predictions DataFrame, failures DataFrame, metrics dict). The metrics
         count ``n_predicted`` patients, of which ``n_resumed`` were done by an earlier run.
+
+    Raises:
+        InputError: if another run holds ``out_dir``, or ``resume`` is True and ``out_dir``
+            holds predictions of other models.
     """
+    with output_folder(out_dir) as out_dir:  # one writer at a time; stale temp files removed
+        return _predict_cohort(cohort, predictor, out_dir, overlay=overlay, resume=resume,
+                               progress=progress, ids=ids)
+
+
+def _predict_cohort(cohort: Cohort, predictor: Any, out_dir: Path, *, overlay: bool,
+                    resume: bool, progress: bool, ids: Sequence[str] | None,
+                    ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     from hnprog.metrics import concordance_index
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     models = models_used(predictor)
     patients = cohort.patients if ids is None else [cohort[i] for i in ids]
     jobs = [PredictionJob(p, out_dir / p.patient_id, cohort.bboxes.get(p.patient_id))
             for p in patients]
+    config = preprocess_config_from_spec(predictor.preprocessing)
 
-    def earlier_report(job: PredictionJob) -> dict[str, Any] | None:
+    def read_report(job: PredictionJob) -> dict[str, Any] | None:
         try:
             report = json.loads((job.out_dir / REPORT_FILE).read_text())
         except (OSError, ValueError):
             return None
-        return report if isinstance(report, dict) and report.get("models") == models else None
+        return report if isinstance(report, dict) else None
 
-    config = preprocess_config_from_spec(predictor.preprocessing)
+    if resume:
+        others = {pid: report.get("models") for pid, report in
+                  ((job.patient_id, read_report(job)) for job in jobs)
+                  if report is not None and report.get("models") != models}
+        if others:
+            pid, other = next(iter(others.items()))
+            raise InputError(
+                f"output folder {out_dir} holds predictions of other models ({len(others)} "
+                f"patients, e.g. {pid}: {other}); resuming with {models} would mix them. "
+                "Choose another output folder, or --restart (resume=False) to predict "
+                "every patient again")
+
+    def earlier_report(job: PredictionJob) -> dict[str, Any] | None:
+        report = read_report(job)
+        if report is None or report.get("input_fingerprint") != job_fingerprint(
+                job, config, models, overlay=overlay, threshold=0.5):
+            return None  # inputs or settings changed since (or an older report): redo
+        return report
+
     steps = [
         functools.partial(load_patient, config=config),
         functools.partial(forward, predictor=predictor),

@@ -93,13 +93,16 @@ def write_report(prediction: PatientPrediction, *, inputs: Mapping[str, str | No
                  threshold: float | None, mask_threshold: float,
                  preprocessing: Mapping[str, Any], models: Sequence[str],
                  files: Mapping[str, str], versions: Mapping[str, str], seconds: float,
-                 stage_seconds: Mapping[str, float]) -> dict[str, Any]:
+                 stage_seconds: Mapping[str, float],
+                 input_fingerprint: str | None = None) -> dict[str, Any]:
     """Write ``report.json``, the last file of a patient, and return its content.
 
     The report holds the inputs, the risk and its meaning, the box and its source, the tumour
     volume (mL), the Dice with a reference, the preprocessing, the models, the files, the
     versions, and the wall time of the call (``seconds``) and of its stages
-    (``stage_seconds``: ``read``, ``preprocess``, ``forward``, ``outputs``).
+    (``stage_seconds``: ``read``, ``preprocess``, ``forward``, ``outputs``), and the
+    ``input_fingerprint`` of the input files and settings
+    (:func:`hnprog.predict.patient.job_fingerprint`), which a resumed run compares.
     """
     report = {
         "patient_id": prediction.patient_id,
@@ -116,6 +119,7 @@ def write_report(prediction: PatientPrediction, *, inputs: Mapping[str, str | No
         "versions": dict(versions),
         "seconds": round(seconds, 3),
         "stage_seconds": dict(stage_seconds),
+        "input_fingerprint": input_fingerprint,
     }
     write_json(report, prediction.out_dir / REPORT_FILE)
     return report

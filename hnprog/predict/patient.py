@@ -31,7 +31,7 @@ from hnprog import __version__
 from hnprog.data.cohort import Patient
 from hnprog.data.loading import load_case
 from hnprog.geometry import BoundingBox, Grid
-from hnprog.io import write_image
+from hnprog.io import input_fingerprint, write_image
 from hnprog.predict.outputs import (
     MASK_FILE,
     OVERLAY_FILE,
@@ -47,6 +47,7 @@ __all__ = [
     "LoadedPatient",
     "PredictionJob",
     "forward",
+    "job_fingerprint",
     "load_patient",
     "load_predictor",
     "models_used",
@@ -114,6 +115,22 @@ class PredictionJob:
     @property
     def patient_id(self) -> str:
         return self.patient.patient_id
+
+
+def job_fingerprint(job: PredictionJob, config: PreprocessConfig, models: Sequence[str], *,
+                    overlay: bool, threshold: float) -> str:
+    """What a patient's outputs depend on, hashed (:func:`hnprog.io.input_fingerprint`): the
+    CT, PET and reference mask files (size and modification time), the box and its source,
+    the preprocessing, the models, the mask threshold and whether an overlay is drawn.
+
+    ``report.json`` records it; a resumed cohort run redoes a patient whose fingerprint
+    changed (replaced images, ``--auto-box`` instead of given boxes, other settings).
+    """
+    patient = job.patient
+    settings = {"box": None if job.box is None else job.box.to_dict(),
+                "preprocessing": config.to_dict(), "models": list(models),
+                "overlay": bool(overlay), "mask_threshold": float(threshold)}
+    return input_fingerprint((patient.ct, patient.pet, patient.mask), settings)
 
 
 @dataclasses.dataclass
@@ -251,7 +268,9 @@ def write_outputs(loaded: LoadedPatient, outputs: dict[str, np.ndarray], predict
         threshold=threshold_value, mask_threshold=threshold,
         preprocessing=loaded.config.to_dict(), models=models, files=files,
         versions=_versions(), seconds=time.perf_counter() - loaded.start,
-        stage_seconds=stages.seconds)
+        stage_seconds=stages.seconds,
+        input_fingerprint=job_fingerprint(job, loaded.config, models, overlay=overlay,
+                                          threshold=threshold))
     return prediction, report
 
 
