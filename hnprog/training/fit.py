@@ -62,6 +62,7 @@ PRESET_DIR = "preset"
 #: The model files of run folders written before the preset became the one format.
 LEGACY_MODEL_FILE = "model.keras"
 LEGACY_PREPROCESSING_FILE = "preprocessing.json"
+CACHE_DIR = "cache"  # the preprocessed-case cache that runs keep in their folder by default
 _RUN_FILES = (CONFIG_FILE, HISTORY_FILE, CHECKPOINT_DIR, PRESET_DIR, LEGACY_MODEL_FILE,
               LEGACY_PREPROCESSING_FILE)
 
@@ -271,7 +272,8 @@ def prepare_run_folder(
     if not marker_path.is_file():
         if out_dir.is_dir():
             remove_stale_temp_files(out_dir)
-        others = sorted(p.name for p in out_dir.iterdir()) if out_dir.is_dir() else []
+        others = sorted(p.name for p in out_dir.iterdir()
+                        if p.name not in (*remove, CACHE_DIR)) if out_dir.is_dir() else []
         if others:
             raise InputError(
                 f"output folder {out_dir} is not empty ({len(others)} entries, e.g. "
