@@ -27,7 +27,7 @@ from click.testing import CliRunner
 from hnprog.cli import main
 from hnprog.errors import HnprogError
 from hnprog.io import LOCK_FILE, write_image
-from hnprog.testing.cohorts import BOX, make_ct, make_pet, write_cohort
+from hnprog.testing.cohorts import make_ct, make_pet, write_cohort
 
 # What the rows' make functions get: the row's folder and the module's shared inputs.
 Make = Callable[[Path, "Inputs"], "list[str] | Callable[[], Any]"]
@@ -176,12 +176,14 @@ def _truncated_checkpoint(tmp: Path, inputs: Inputs) -> Callable[[], Any]:
 def _lambda_keras_file(tmp: Path, inputs: Inputs) -> Callable[[], Any]:
     import keras
 
-    from hnprog.training.finetune import load_start_model
+    # the loader finetune --from uses for .keras files (hnprog.training.finetune imports it;
+    # importing that module here would shadow the lazy hnprog.training.finetune function)
+    from hnprog.presets.loading import load_keras_file
 
     image = keras.Input((4, 4, 4, 2), name="image")
     model = keras.Model(image, keras.layers.Lambda(lambda x: x * 2.0)(image))
     model.save(tmp / "m.keras")
-    return lambda: load_start_model(tmp / "m.keras")
+    return lambda: load_keras_file(tmp / "m.keras")
 
 
 def _run_folder(files: dict[str, str], **flags: bool) -> Make:
@@ -248,6 +250,12 @@ CASES = [
          lambda t, i: (shutil.copy(i.cohort / "P1_ct.nii.gz", _copy(i.cohort, t / "c") / ".._ct.nii.gz"),
                        _preprocess(t, t / "c"))[1],
          1, ("c/.._ct.nii.gz", "names a folder, not a patient"), absent=("out",)),
+    # 9. two layouts in one folder: the second one's patients were silently skipped
+    Case("mixed hecktor2021 and hecktor2020 layouts",
+         lambda t, i: (_copy(i.cohort, t / "c"), (t / "c" / "P3").mkdir(),
+                       shutil.copy(i.cohort / "P1_ct.nii.gz", t / "c" / "P3" / "P3_ct.nii.gz"),
+                       _preprocess(t, t / "c"))[-1],
+         1, ("mixes layouts", "hecktor2021", "hecktor2020", "P3/"), absent=("out",)),
     # 2. presets may not read outside their folder
     Case("preset lists ../../../../etc/hostname", _listing_outside,
          1, ("lists a file outside the preset folder",), absent=("out/report.json",)),
@@ -378,3 +386,45 @@ def test_bad_input(case: Case, inputs: Inputs, tmp_path: Path, monkeypatch) -> N
         assert not (tmp_path / name).exists(), f"{name} exists; output: {output}"
     leftovers = [p for p in tmp_path.rglob(".*.????????.*") if p.is_file()]
     assert not [p for p in leftovers if "abcd1234" not in p.name], leftovers
+
+
+# -- sequences that a single row cannot express --------------------------------------------------
+
+
+def _predict(inputs: Inputs, out: Path, *extra: str, cohort: Path | None = None) -> dict:
+    result = CliRunner().invoke(main, ["predict", str(cohort or inputs.cohort), "-m",
+                                       str(inputs.preset), "-o", str(out), "--no-overlay",
+                                       *extra])
+    assert result.exit_code == 0, result.output
+    return json.loads((out / "metrics.json").read_text())
+
+
+def test_a_resume_redoes_patients_whose_inputs_or_settings_changed(inputs, tmp_path):
+    """Item 14: replaced images or another box source are not answered from old results."""
+    cohort = _copy(inputs.cohort, tmp_path / "cohort")
+    out = tmp_path / "out"
+    assert _predict(inputs, out, cohort=cohort)["n_resumed"] == 0
+    assert _predict(inputs, out, cohort=cohort)["n_resumed"] == 2  # nothing changed
+    write_image(make_pet(point_value=80.0), cohort / "P1_pt.nii.gz")  # P1's PET replaced
+    assert _predict(inputs, out, cohort=cohort)["n_resumed"] == 1
+    before = json.loads((out / "P2" / "report.json").read_text())
+    (cohort / "bboxes.csv").unlink()  # the box source changes for both: given -> automatic
+    boxes = tmp_path / "boxes.csv"
+    boxes.write_text("PatientID,x1,x2,y1,y2,z1,z2\nP1,-15,15,-15,15,-15,15\n"
+                     "P2,-15,15,-15,15,-15,15\n")
+    assert _predict(inputs, out, "--bboxes", str(boxes), cohort=cohort)["n_resumed"] == 0
+    after = json.loads((out / "P2" / "report.json").read_text())
+    assert before["input_fingerprint"] != after["input_fingerprint"]
+    assert after["box"]["mm"]["x1"] == -15.0
+
+
+def test_metrics_json_holds_null_not_nan(inputs, tmp_path):
+    """Item 16: a C-index without an event is null (with the reason), and the file is JSON."""
+    cohort = _copy(inputs.cohort, tmp_path / "cohort")
+    (cohort / "endpoints.csv").write_text(
+        "PatientID,Progression,Progression free survival\nP1,0,100\nP2,0,200\n")
+    _predict(inputs, tmp_path / "out", cohort=cohort)
+    text = (tmp_path / "out" / "metrics.json").read_text()
+    metrics = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in JSON"))
+    assert metrics["c_index"] is None
+    assert "no comparable pair" in metrics["c_index_null_because"]

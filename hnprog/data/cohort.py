@@ -367,13 +367,22 @@ def _ids_with_suffixes(folder: Path, suffixes: Sequence[str]) -> list[str]:
 def _detect_layout(root: Path) -> str:
     if root.is_file():
         return "manifest"
+    found = []
     if (root / "imagesTr").is_dir():
-        return "hecktor2022"
-    if _ids_with_suffixes(root, ("_ct", "_pt")):
-        return "hecktor2021"
-    for sub in root.iterdir():
-        if sub.is_dir() and any(_find(sub, f"{sub.name}{m}").is_file() for m in ("_ct", "_pt")):
-            return "hecktor2020"
+        found.append("hecktor2022 (imagesTr/)")
+    flat = _ids_with_suffixes(root, ("_ct", "_pt"))
+    if flat:
+        found.append(f"hecktor2021 ({len(flat)} patients, e.g. {flat[0]}_ct.nii.gz)")
+    folders = sorted(sub.name for sub in root.iterdir() if sub.is_dir() and any(
+        _find(sub, f"{sub.name}{m}").is_file() for m in ("_ct", "_pt")))
+    if folders:
+        found.append(f"hecktor2020 ({len(folders)} patients, e.g. {folders[0]}/)")
+    if len(found) > 1:  # reading one layout would silently skip the other's patients
+        raise InputError(
+            f"cohort folder {root} mixes layouts: {' and '.join(found)}; put each layout in "
+            "its own folder, or list every patient in a manifest CSV")
+    if found:
+        return found[0].split()[0]
     if (root / "manifest.csv").is_file():
         return "manifest"
     raise InputError(

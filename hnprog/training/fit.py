@@ -273,7 +273,7 @@ def prepare_run_folder(
         if out_dir.is_dir():
             remove_stale_temp_files(out_dir)
         others = sorted(p.name for p in out_dir.iterdir()
-                        if p.name not in (*remove, CACHE_DIR)) if out_dir.is_dir() else []
+                        if p.name != CACHE_DIR) if out_dir.is_dir() else []
         if others:
             raise InputError(
                 f"output folder {out_dir} is not empty ({len(others)} entries, e.g. "
