@@ -53,6 +53,7 @@ class Case:
     one_line: bool = True
     env: tuple[tuple[str, str | None], ...] = ()
     fault: Callable[[pytest.MonkeyPatch], None] | None = None  # injected after make
+    check: Callable[[Path], None] | None = None  # more to assert on the row's folder
 
 
 # -- helpers that build inputs ------------------------------------------------------------------
@@ -209,6 +210,20 @@ def _locked(pid: Callable[[], int]) -> Make:
     return make
 
 
+def _moved_reference(tmp: Path, inputs: Inputs) -> list[str]:
+    """A reference mask of the CT's size and spacing but 200 mm away: it covers no tumour."""
+    mask = sitk.ReadImage(str(inputs.cohort / "P1_gtvt.nii.gz"))
+    mask.SetOrigin([o + 200.0 for o in mask.GetOrigin()])
+    sitk.WriteImage(mask, str(tmp / "moved_gtvt.nii.gz"))
+    return _predict_one(tmp, inputs, "--mask", str(tmp / "moved_gtvt.nii.gz"))
+
+
+def _dice_is_zero(tmp: Path) -> None:
+    report = json.loads((tmp / "out" / "report.json").read_text())
+    assert report["tumour_volume_ml"], "the tiny model must predict some GTVt for this row"
+    assert report["dice_with_reference"] == 0.0
+
+
 def _dead_pid() -> int:
     process = subprocess.Popen([sys.executable, "-c", "pass"])
     process.wait()
@@ -250,6 +265,9 @@ CASES = [
          lambda t, i: (shutil.copy(i.cohort / "P1_ct.nii.gz", _copy(i.cohort, t / "c") / ".._ct.nii.gz"),
                        _preprocess(t, t / "c"))[1],
          1, ("c/.._ct.nii.gz", "names a folder, not a patient"), absent=("out",)),
+    # 11. a reference mask on another origin is mapped by position (its Dice was 0.813)
+    Case("reference mask of the CT's size, 200 mm away", _moved_reference,
+         0, ("risk (log-hazard)",), present=("out/report.json",), check=_dice_is_zero),
     # 9. two layouts in one folder: the second one's patients were silently skipped
     Case("mixed hecktor2021 and hecktor2020 layouts",
          lambda t, i: (_copy(i.cohort, t / "c"), (t / "c" / "P3").mkdir(),
@@ -384,6 +402,8 @@ def test_bad_input(case: Case, inputs: Inputs, tmp_path: Path, monkeypatch) -> N
         assert (tmp_path / name).exists(), f"{name} missing; output: {output}"
     for name in case.absent:
         assert not (tmp_path / name).exists(), f"{name} exists; output: {output}"
+    if case.check is not None:
+        case.check(tmp_path)
     leftovers = [p for p in tmp_path.rglob(".*.????????.*") if p.is_file()]
     assert not [p for p in leftovers if "abcd1234" not in p.name], leftovers
 
