@@ -230,7 +230,8 @@ def output_folder(folder: str | os.PathLike) -> Iterator[Path]:
                 raise InputError(
                     f"output folder {folder} is in use by another hnprog run (process "
                     f"{holder}, lock file {lock}); wait for it to finish or choose another "
-                    "output folder") from None
+                    "output folder (delete the lock file only if no hnprog run uses the "
+                    "folder)") from None
             with contextlib.suppress(FileNotFoundError):
                 lock.unlink()  # left by a process that no longer runs
             continue

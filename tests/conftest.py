@@ -2,8 +2,8 @@
 
 No test reaches the network: the Hugging Face offline variables are set before any test
 imports ``huggingface_hub``, and :func:`_no_network` refuses every socket connection and name
-lookup that is not loopback, so a test that reaches out fails naming the host, even where the code under test
-swallows the error (huggingface_hub does, for some of its requests). Tests that
+lookup that is not loopback, so a test that reaches out fails naming the host, even where
+the code under test swallows the error (huggingface_hub does, for some of its requests). Tests that
 talk to the loopback Hub (:mod:`hnprog.testing.loopback_hub`) unset ``HF_HUB_OFFLINE`` for
 themselves; the opt-in ``hub`` tests run with the network when ``HNPROG_HUB_TESTS=1``.
 """

@@ -72,6 +72,20 @@ def _manifest(tmp: Path, inputs: Inputs, first_id: str) -> Path:
     return tmp / "m" / "manifest.csv"
 
 
+def _dotdot_file(tmp: Path, inputs: Inputs) -> list[str]:
+    cohort = _copy(inputs.cohort, tmp / "c")
+    shutil.copy(inputs.cohort / "P1_ct.nii.gz", cohort / ".._ct.nii.gz")
+    return _preprocess(tmp, cohort)
+
+
+def _mixed_layouts(tmp: Path, inputs: Inputs) -> list[str]:
+    """A HECKTOR 2021 folder that also holds a HECKTOR 2020 patient folder, P3/."""
+    cohort = _copy(inputs.cohort, tmp / "c")
+    (cohort / "P3").mkdir()
+    shutil.copy(inputs.cohort / "P1_ct.nii.gz", cohort / "P3" / "P3_ct.nii.gz")
+    return _preprocess(tmp, cohort)
+
+
 def _predict_one(tmp: Path, inputs: Inputs, *extra: str, preset: Path | None = None,
                  ct: Path | None = None) -> list[str]:
     return ["predict", "--ct", str(ct or inputs.cohort / "P1_ct.nii.gz"),
@@ -261,18 +275,13 @@ CASES = [
     Case("manifest id that is an absolute path (predict)",
          lambda t, i: _predict_cohort(t, i, _manifest(t, i, str(t / "abs"))),
          1, ("line 2", "not a safe file name"), absent=("abs", "out")),
-    Case("layout file named .._ct.nii.gz (id '..')",
-         lambda t, i: (shutil.copy(i.cohort / "P1_ct.nii.gz", _copy(i.cohort, t / "c") / ".._ct.nii.gz"),
-                       _preprocess(t, t / "c"))[1],
+    Case("layout file named .._ct.nii.gz (id '..')", _dotdot_file,
          1, ("c/.._ct.nii.gz", "names a folder, not a patient"), absent=("out",)),
     # 11. a reference mask on another origin is mapped by position (its Dice was 0.813)
     Case("reference mask of the CT's size, 200 mm away", _moved_reference,
          0, ("risk (log-hazard)",), present=("out/report.json",), check=_dice_is_zero),
     # 9. two layouts in one folder: the second one's patients were silently skipped
-    Case("mixed hecktor2021 and hecktor2020 layouts",
-         lambda t, i: (_copy(i.cohort, t / "c"), (t / "c" / "P3").mkdir(),
-                       shutil.copy(i.cohort / "P1_ct.nii.gz", t / "c" / "P3" / "P3_ct.nii.gz"),
-                       _preprocess(t, t / "c"))[-1],
+    Case("mixed hecktor2021 and hecktor2020 layouts", _mixed_layouts,
          1, ("mixes layouts", "hecktor2021", "hecktor2020", "P3/"), absent=("out",)),
     # 2. presets may not read outside their folder
     Case("preset lists ../../../../etc/hostname", _listing_outside,

@@ -57,8 +57,8 @@ def predict_cohort(
     and mask files by size and modification time, the same box, preprocessing, models and
     settings), and redone otherwise; a folder holding another model's predictions is refused.
     The folder is locked for the run (:func:`hnprog.io.output_folder`), so a second run into
-    it is refused, and temporary files left by a killed run are removed. A patient that fails is recorded in ``failures.csv`` with the reason
-    and the others go on. At the end ``predictions.csv`` (one row per patient, in cohort
+    it is refused, and temporary files left by a killed run are removed. A patient that fails
+    is recorded in ``failures.csv`` with the reason and the others go on. At the end ``predictions.csv`` (one row per patient, in cohort
     order) and ``metrics.json`` are written; with endpoints the metrics hold the C-index, with
     reference masks the mean Dice.
 
