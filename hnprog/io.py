@@ -176,9 +176,9 @@ def remove_stale_temp_files(folder: str | os.PathLike) -> list[Path]:
     """Remove the temporary files that :func:`atomic_write` and :func:`atomic_path` leave
     behind when a process is killed mid-write (hidden ``.NAME.XXXXXXXX.SUFFIX`` files).
 
-    Only names of exactly that pattern are removed, in ``folder`` and its sub-folders; call
-    it only while holding the folder (:func:`output_folder`), since another writer's temp
-    files look the same.
+    Only names of exactly that pattern are removed, in ``folder`` and its direct sub-folders
+    (the patient folders of a cohort run), never deeper; call it only while holding the
+    folder (:func:`output_folder`), since another writer's temp files look the same.
 
     Args:
         folder: str or PathLike. An output folder.
@@ -187,7 +187,8 @@ def remove_stale_temp_files(folder: str | os.PathLike) -> list[Path]:
         list of pathlib.Path. The files removed.
     """
     removed = []
-    for path in Path(folder).rglob(".*"):
+    folder = Path(folder)
+    for path in (*folder.glob(".*"), *folder.glob("*/.*")):
         match = _TEMP_NAME_RE.match(path.name)
         if match is None or not path.is_file() or path.is_symlink():
             continue

@@ -330,6 +330,12 @@ CASES = [
     Case("stale temp file of a killed run", _stale_temp_file,
          0, (), present=("out/P1/report.json", "out/P1/.my-notes.txt"),
          absent=("out/P1/.report.json.abcd1234.json",), one_line=False),
+    Case("stale temp file in a training run's checkpoint/ on --resume",
+         _run_folder({"config.json": '{"fingerprint": {"epochs": 1}}',
+                      "checkpoint/.epoch-0002.weights.h5.abcd1234.weights.h5": "half"},
+                     resume=True),
+         0, (), present=("run/config.json",),
+         absent=("run/checkpoint/.epoch-0002.weights.h5.abcd1234.weights.h5",), one_line=False),
     # 19. one line and the right exit status
     Case("truncated .mha", _truncated_mha,
          1, ("ct.mha", "truncated", "MetaImage header promises"), absent=("out/report.json",)),

@@ -270,8 +270,6 @@ def prepare_run_folder(
     out_dir = Path(out_dir)
     marker_path = out_dir / marker
     if not marker_path.is_file():
-        if out_dir.is_dir():
-            remove_stale_temp_files(out_dir)
         others = sorted(p.name for p in out_dir.iterdir()
                         if p.name != CACHE_DIR) if out_dir.is_dir() else []
         if others:
