@@ -463,3 +463,51 @@ def test_metrics_json_holds_null_not_nan(inputs, tmp_path):
     metrics = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in JSON"))
     assert metrics["c_index"] is None
     assert "no comparable pair" in metrics["c_index_null_because"]
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+@pytest.mark.large
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
+def test_radiomics_extract_survives_a_killed_worker(inputs, tmp_path):
+    """Item 7: `radiomics extract -j 2` with a worker killed (kill -9, out of memory) still
+    writes features.csv and failures.csv, and says which patients it ran again; no
+    BrokenProcessPool traceback.
+
+    Marked large (a subprocess, ~15 s) and not yet reliable: in about one run of three under
+    pytest the command does not end after a worker is killed while idle (Python 3.11's
+    process pool; the runner now abandons a broken pool without waiting, which fixed the
+    same hang outside pytest), and the test then fails naming the hang.
+    """
+    import signal
+    import time
+
+    command = [sys.executable, "-m", "hnprog", "radiomics", "extract", str(inputs.synthetic),
+               "-o", str(tmp_path / "features.csv"), "-j", "2", "-q",
+               "--cache-dir", str(tmp_path / "cache")]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    killed, deadline = None, time.monotonic() + 120
+    while killed is None and process.poll() is None and time.monotonic() < deadline:
+        # the workers are the children of the pool's fork server, a child of the command
+        workers = [w for child in _children(process.pid) for w in _children(child)]
+        if workers:
+            os.kill(workers[0], signal.SIGKILL)
+            killed = workers[0]
+        time.sleep(0.01)
+    try:
+        out, err = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, err = process.communicate()
+        pytest.fail(f"the run hung after worker {killed} was killed: {err[-2000:]}")
+    assert killed is not None, "the run ended before a worker could be killed"
+    assert process.returncode in (0, 1), err
+    assert "Traceback" not in err and "BrokenProcessPool" not in err, err
+    assert "a worker process died" in err
+    assert (tmp_path / "features.csv").is_file() and (tmp_path / "failures.csv").is_file()
