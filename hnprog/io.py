@@ -19,9 +19,13 @@ the file it replaces), so colleagues on a shared server can read the results.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import re
+import shutil
+import socket
 import stat
 import struct
 import tempfile
@@ -33,16 +37,21 @@ import numpy as np
 import SimpleITK as sitk
 from isal import igzip, isal_zlib
 
-from hnprog.errors import InputError, PatientError
+from hnprog.errors import HnprogError, InputError, PatientError
 
 __all__ = [
+    "LOCK_FILE",
     "atomic_path",
     "atomic_write",
     "input_fingerprint",
+    "output_folder",
     "read_image",
     "write_image",
+    "remove_stale_temp_files",
     "write_json",
 ]
+
+LOCK_FILE = ".hnprog.lock"
 
 
 @contextlib.contextmanager
@@ -76,10 +85,26 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs: Any) -
             os.fsync(f.fileno())
         _set_open_mode(tmp, path)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        _raise_if_disk_full(exc, path)
         raise
+
+
+def _raise_if_disk_full(exc: BaseException, path: Path) -> None:
+    """Turn a full disk (or quota) while writing ``path`` into one line naming the path."""
+    if not isinstance(exc, OSError) or exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return
+    try:
+        free = f"{shutil.disk_usage(path.parent).free / 1e6:.1f} MB free"
+    except OSError:
+        free = "free space unknown"
+    raise HnprogError(
+        f"{path}: no space left on the device ({free} in {path.parent}); nothing was "
+        "written there. Free some space or choose another output folder, then run again "
+        "(finished work is kept)"
+    ) from None
 
 
 def _umask() -> int:
@@ -135,17 +160,124 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield Path(tmp)
         _set_open_mode(tmp, path)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        _raise_if_disk_full(exc, path)
         raise
+
+
+# atomic_write/atomic_path temporary names: "." + final name + "." + mkstemp's 8 characters
+# + the final name's suffixes (or ".tmp").
+_TEMP_NAME_RE = re.compile(r"^\.(?P<final>.+)\.[a-z0-9_]{8}(?P<suffix>(?:\.[^.]+)*)$")
+
+
+def remove_stale_temp_files(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files that :func:`atomic_write` and :func:`atomic_path` leave
+    behind when a process is killed mid-write (hidden ``.NAME.XXXXXXXX.SUFFIX`` files).
+
+    Only names of exactly that pattern are removed, in ``folder`` and its direct sub-folders
+    (the patient folders of a cohort run), never deeper; call it only while holding the
+    folder (:func:`output_folder`), since another writer's temp files look the same.
+
+    Args:
+        folder: str or PathLike. An output folder.
+
+    Returns:
+        list of pathlib.Path. The files removed.
+    """
+    removed = []
+    folder = Path(folder)
+    for path in (*folder.glob(".*"), *folder.glob("*/.*")):
+        match = _TEMP_NAME_RE.match(path.name)
+        if match is None or not path.is_file() or path.is_symlink():
+            continue
+        expected = "".join(Path(match["final"]).suffixes) or ".tmp"
+        if match["suffix"] != expected:
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
+@contextlib.contextmanager
+def output_folder(folder: str | os.PathLike) -> Iterator[Path]:
+    """Hold an output folder for one run: create it, lock it, clear stale temporary files.
+
+    The lock is the file ``.hnprog.lock`` holding the writer's host and process id; a second
+    run into the same folder is refused while that process lives (two runs would mix their
+    outputs), and a lock left by a killed process is taken over.
+
+    Args:
+        folder: str or PathLike. The output folder, created if needed.
+
+    Yields:
+        pathlib.Path. The folder.
+
+    Raises:
+        InputError: if another live hnprog process holds the folder.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / LOCK_FILE
+    me = f"{socket.gethostname()} {os.getpid()}"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder = _lock_holder(lock)
+            if holder is not None:
+                raise InputError(
+                    f"output folder {folder} is in use by another hnprog run (process "
+                    f"{holder}, lock file {lock}); wait for it to finish or choose another "
+                    "output folder (delete the lock file only if no hnprog run uses the "
+                    "folder)") from None
+            with contextlib.suppress(FileNotFoundError):
+                lock.unlink()  # left by a process that no longer runs
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(me + "\n")
+        break
+    else:
+        raise InputError(f"output folder {folder}: cannot take the lock file {lock}")
+    try:
+        remove_stale_temp_files(folder)
+        yield folder
+    finally:
+        with contextlib.suppress(OSError):
+            if lock.read_text().strip() == me:
+                lock.unlink()
+
+
+def _lock_holder(lock: Path) -> str | None:
+    """The live process ("host pid") holding ``lock``, or None if it is stale or unreadable."""
+    try:
+        host, pid_text = lock.read_text().split()
+        pid = int(pid_text)
+    except (OSError, ValueError):
+        return None
+    if host != socket.gethostname():
+        return f"{pid} on {host}"  # cannot check another machine's processes: assume alive
+    if pid == os.getpid():
+        return f"{pid} (this process)"
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # it exists, owned by another user
+    return str(pid)
 
 
 def write_json(obj: Any, path: str | os.PathLike) -> None:
     """Write ``obj`` as indented JSON, atomically.
 
+    NaN and infinite floats (a C-index of a cohort without events, a Dice without a
+    reference) are written as ``null``: ``NaN`` is not JSON, and strict readers refuse it.
+
     Args:
-        obj: any JSON-serialisable object (NumPy scalars are converted).
+        obj: any JSON-serialisable object (NumPy scalars and arrays are converted).
         path: str or PathLike. The file to write.
     """
 
@@ -159,8 +291,22 @@ def write_json(obj: Any, path: str | os.PathLike) -> None:
         raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
 
     with atomic_write(path) as f:
-        json.dump(obj, f, indent=2, default=_default)
+        json.dump(_finite_or_none(obj), f, indent=2, default=_default,
+                  allow_nan=False)
         f.write("\n")
+
+
+def _finite_or_none(obj: Any) -> Any:
+    """``obj`` with every NaN or infinite float (NumPy's too) replaced by None."""
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {key: _finite_or_none(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_or_none(value) for value in obj]
+    if isinstance(obj, np.ndarray):
+        return _finite_or_none(obj.tolist())
+    return obj
 
 
 def input_fingerprint(
@@ -241,15 +387,17 @@ def read_image(
 
     if not path.is_file():
         raise fail("file not found")
+    problem = None
     if path.name.endswith((".nii", ".nii.gz")):
         problem = _nifti_problem(path)
-        if problem:
-            raise fail(problem)
+    elif path.name.lower().endswith((".mha", ".mhd")):
+        problem = _metaimage_problem(path)  # MetaIO prints to stderr on a short file
+    if problem:
+        raise fail(problem)
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as exc:  # SimpleITK reports unreadable or truncated files this way
-        first_line = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unknown error"
-        raise fail(f"cannot be read (truncated or not an image?): {first_line}") from None
+        raise fail(f"cannot be read (truncated or not an image?): {_itk_reason(exc)}") from None
     if image.GetDimension() == 4 and image.GetSize()[3] == 1:
         image = image[:, :, :, 0]
     if image.GetDimension() != 3:
@@ -395,6 +543,71 @@ def _nifti_problem(path: Path) -> str | None:
                 return f"contains {n_bad} NaN or infinite voxels"
     except (OSError, EOFError, isal_zlib.error) as exc:
         return f"cannot be read (truncated or corrupt compressed data?): {exc}"
+    return None
+
+
+def _itk_reason(exc: RuntimeError) -> str:
+    """The informative line of a SimpleITK exception: its last ``ERROR`` line without the
+    class prefix; ITK's ``Reason:`` line holds a stale errno ("No such file or directory" for
+    a file that exists) and is dropped."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith("Reason:")] or ["unknown error"]
+    line = lines[-1]
+    return re.sub(r"^(?:itk|sitk|ITK)\s*::?\s*ERROR:\s*(?:\w+\(0x[0-9a-f]+\):\s*)?", "",
+                  line.replace("ITK ERROR", "ITK::ERROR"))
+
+
+# MetaImage element types -> bytes per value
+_META_TYPE_BYTES = {"MET_CHAR": 1, "MET_UCHAR": 1, "MET_SHORT": 2, "MET_USHORT": 2,
+                    "MET_INT": 4, "MET_UINT": 4, "MET_LONG": 4, "MET_ULONG": 4,
+                    "MET_LONG_LONG": 8, "MET_ULONG_LONG": 8, "MET_FLOAT": 4, "MET_DOUBLE": 8}
+
+
+def _metaimage_problem(path: Path) -> str | None:
+    """Check an uncompressed MetaImage (``.mha`` with its data inline, or ``.mhd`` with a data
+    file) for truncation before ITK reads it: the data must be as long as the header says.
+
+    Returns:
+        A description of the problem, or None when the file looks sound or is compressed or
+        unusual (then ITK's own reader decides).
+    """
+    fields: dict[str, str] = {}
+    try:
+        with open(path, "rb") as f:
+            for _ in range(100):
+                line = f.readline(4096)
+                if not line:
+                    return "truncated: the MetaImage header ends before ElementDataFile"
+                key, sep, value = line.decode("latin-1").partition("=")
+                if not sep:
+                    return None
+                fields[key.strip()] = value.strip()
+                if key.strip() == "ElementDataFile":
+                    header_bytes = f.tell()
+                    break
+            else:
+                return None
+        if fields.get("CompressedData", "False").lower() == "true":
+            return None
+        dims = [int(v) for v in fields.get("DimSize", "").split()]
+        itemsize = _META_TYPE_BYTES.get(fields.get("ElementType", ""))
+        channels = int(fields.get("ElementNumberOfChannels", "1"))
+    except (OSError, ValueError):
+        return None
+    if not dims or itemsize is None:
+        return None
+    expected = int(np.prod(dims, dtype=np.int64)) * itemsize * channels
+    data_file = fields["ElementDataFile"]
+    if data_file == "LOCAL":
+        actual = path.stat().st_size - header_bytes
+    else:
+        target = path.parent / data_file
+        if not target.is_file():
+            return f"its data file {target} is missing"
+        actual = target.stat().st_size
+    if actual < expected:
+        return (f"truncated: the MetaImage header promises {expected} bytes of voxels, the "
+                f"file holds {actual}")
     return None
 
 

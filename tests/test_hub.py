@@ -24,7 +24,9 @@ COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
 @pytest.fixture
-def server():
+def server(monkeypatch):
+    # conftest.py turns the Hub's offline mode on for every test; these talk to loopback.
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     with LoopbackHub() as loopback:
         yield loopback
 
@@ -331,3 +333,54 @@ def test_real_hub_repository_not_found(tmp_path):  # pragma: no cover - opt-in n
     with pytest.raises(InputError):
         hub.download_preset_files(HubReference("hnprog-tests/does-not-exist-0"),
                                   cache_dir=tmp_path)
+
+
+# -- nothing reaches the public Hub unasked (issue #17, item 3) ---------------------------------
+
+
+@pytest.fixture
+def fresh_agent_registry(monkeypatch, tmp_path):
+    """Make huggingface_hub fetch its agent registry again (it does so on the first request)."""
+    from huggingface_hub import constants
+    from huggingface_hub.utils import _detect_agent
+
+    monkeypatch.setattr(_detect_agent, "_registry", None)
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", False)  # conftest.py sets it
+    monkeypatch.setattr(constants, "AGENT_HARNESSES_PATH", str(tmp_path / "agents.json"))
+
+
+def test_offline_download_sends_nothing(monkeypatch, tmp_path, fresh_agent_registry):
+    # Only --offline asks for offline mode here; the autouse guard fails the test on any
+    # lookup of huggingface.co (the agent registry fetch used to send one).
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # as read at import, without it
+    result = CliRunner().invoke(main, ["download", "hf://org/model", "--offline",
+                                       "--cache-dir", str(tmp_path / "cache")])
+    assert result.exit_code == 1
+    assert "not in the local Hugging Face cache" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_private_endpoint_is_the_only_host_reached(server, preset_dir, tmp_path,
+                                                   fresh_agent_registry):
+    commit = server.add_folder("org/model", preset_dir)
+    [folder] = presets.download_preset(f"hf://org/model@{commit}", endpoint=server.endpoint,
+                                       cache_dir=tmp_path / "cache")
+    assert folder.name == commit
+    # the library's own requests (the agent registry) went to the private endpoint too
+    assert ("GET", "/api/agent-harnesses") in server.requests
+
+
+def test_no_network_falls_back_to_the_cache_at_once(server, preset_dir, tmp_path):
+    commit = server.add_folder("org/model", preset_dir)
+    cache = tmp_path / "cache"
+    presets.download_preset(f"hf://org/model@{commit}", endpoint=server.endpoint, cache_dir=cache)
+    endpoint = server.endpoint
+    server.stop()  # nothing listens there any more: no retries, the cache answers
+    [folder] = presets.download_preset(f"hf://org/model@{commit}", endpoint=endpoint,
+                                       cache_dir=cache)
+    assert folder.name == commit
+    with pytest.raises(InputError, match=f"cannot reach {endpoint}"):
+        presets.download_preset("hf://org/other", endpoint=endpoint, cache_dir=cache)

@@ -109,8 +109,9 @@ def predict_command(data: str | None, ct: str | None, pet: str | None, models: t
     single = ct is not None or pet is not None
     if single and data is not None:
         raise InputError("give either DATA (a cohort) or --ct and --pet (one patient), not both")
-    if single and (ct is None or pet is None):
-        raise InputError("one patient needs both --ct and --pet")
+    if single and (ct is None or pet is None):  # a command-line mistake: exit status 2
+        raise click.UsageError(f"one patient needs both --ct and --pet; "
+                               f"{'--pet' if pet is None else '--ct'} is missing")
     if not single and data is None:
         raise InputError("nothing to predict: give DATA (a cohort) or --ct and --pet")
     if dicom_out and single:

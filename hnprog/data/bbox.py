@@ -9,6 +9,7 @@ defines what the model sees.
 from __future__ import annotations
 
 import csv
+import io
 import os
 from collections.abc import Mapping
 from dataclasses import astuple
@@ -36,35 +37,47 @@ def read_bboxes(path: str | os.PathLike) -> dict[str, BoundingBox]:
         dict mapping patient id to :class:`BoundingBox`.
 
     Raises:
-        InputError: naming the file and row, on missing columns, non-numeric or inverted
-            bounds, or a patient listed twice.
+        InputError: naming the file and row, on text that is not UTF-8, missing columns,
+            non-numeric or inverted bounds, or a patient listed twice. A UTF-8 byte-order
+            mark and spaces after the commas are accepted.
     """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"bounding-box file {path}: file not found")
     boxes: dict[str, BoundingBox] = {}
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in BBOX_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise InputError(
-                f"bounding-box file {path}: missing columns {missing}; expected {list(BBOX_COLUMNS)}"
-            )
-        for line_no, row in enumerate(reader, start=2):
-            pid = (row["PatientID"] or "").strip()
-            where = f"bounding-box file {path}, line {line_no} (patient {pid or '?'})"
-            if not pid:
-                raise InputError(f"{where}: empty PatientID")
-            if pid in boxes:
-                raise InputError(f"{where}: patient listed twice")
-            try:
-                values = [float(row[c]) for c in BBOX_COLUMNS[1:]]
-            except (TypeError, ValueError):
-                raise InputError(f"{where}: bounds must be numbers, got {row}") from None
-            try:
-                boxes[pid] = BoundingBox(*values)
-            except InputError as exc:
-                raise InputError(f"{where}: {exc}") from None
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")  # a spreadsheet's byte-order mark is not part of a name
+    except UnicodeDecodeError as exc:
+        line_no = raw[: exc.start].count(b"\n") + 1
+        raise InputError(
+            f"bounding-box file {path}, line {line_no}: not UTF-8 text (byte "
+            f"0x{raw[exc.start]:02x}); save the file as UTF-8 CSV"
+        ) from None
+    reader = csv.DictReader(io.StringIO(text, newline=""), skipinitialspace=True)
+    if reader.fieldnames:
+        reader.fieldnames = [name.strip() for name in reader.fieldnames]
+    missing = [c for c in BBOX_COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise InputError(
+            f"bounding-box file {path}: missing columns {missing}; expected "
+            f"{list(BBOX_COLUMNS)} separated by commas. Received: columns={reader.fieldnames}"
+        )
+    for line_no, row in enumerate(reader, start=2):
+        pid = (row["PatientID"] or "").strip()
+        where = f"bounding-box file {path}, line {line_no} (patient {pid or '?'})"
+        if not pid:
+            raise InputError(f"{where}: empty PatientID")
+        if pid in boxes:
+            raise InputError(f"{where}: patient listed twice")
+        try:
+            values = [float(row[c]) for c in BBOX_COLUMNS[1:]]
+        except (TypeError, ValueError):
+            raise InputError(f"{where}: bounds must be numbers, got {row}") from None
+        try:
+            boxes[pid] = BoundingBox(*values)
+        except InputError as exc:
+            raise InputError(f"{where}: {exc}") from None
     return boxes
 
 

@@ -37,6 +37,7 @@ __all__ = [
     "LAYOUTS",
     "Patient",
     "centre_from_id",
+    "check_patient_id",
     "patient_id_from_path",
     "read_cohort",
     "read_endpoints",
@@ -54,6 +55,50 @@ ENDPOINT_COLUMNS = (
 
 _NIFTI_SUFFIXES = (".nii.gz", ".nii")
 _HECKTOR_ID = re.compile(r"^([A-Za-z]+)[-_]?\d+$")
+# Characters a patient id may not hold: path separators, a drive colon, control characters.
+_UNSAFE_ID_CHARACTERS = re.compile(r"[/\\:\x00-\x1f\x7f]")
+_MAX_ID_LENGTH = 200  # file names are at most 255 bytes; outputs add suffixes such as _gtvt.nii.gz
+
+
+def check_patient_id(patient_id: object, where: str = "patient id") -> str:
+    """Check that a patient id is safe as a file name: it becomes output names such as
+    ``out/<ID>/`` and ``<ID>.npz``, so it must never lead outside the output folder.
+
+    Args:
+        patient_id: str. The id, as read from a manifest row, a file or folder name or an
+            option.
+        where: str. Named in the error message (the file and line the id came from).
+            Defaults to ``"patient id"``.
+
+    Returns:
+        str. ``patient_id`` unchanged.
+
+    Raises:
+        InputError: if the id is not a string, is empty, ``.`` or ``..``, longer than 200
+            characters, starts or ends with a space, or holds ``/``, ``\\``, ``:`` or a
+            control character (absolute paths and ``../x`` are therefore refused).
+
+    Example:
+        >>> check_patient_id("CHUM-001")
+        'CHUM-001'
+    """
+    problem = None
+    if not isinstance(patient_id, str) or not patient_id:
+        problem = "it is empty"
+    elif patient_id in (".", ".."):
+        problem = "it names a folder, not a patient"
+    elif _UNSAFE_ID_CHARACTERS.search(patient_id):
+        problem = "it holds a path separator ('/', '\\'), ':' or a control character"
+    elif patient_id != patient_id.strip():
+        problem = "it starts or ends with a space"
+    elif len(patient_id) > _MAX_ID_LENGTH:
+        problem = f"it is longer than {_MAX_ID_LENGTH} characters"
+    if problem:
+        raise InputError(
+            f"{where}: the patient id is not a safe file name ({problem}); patient ids name "
+            f"the output files, so rename the patient. Received: patient_id={patient_id!r}"
+        )
+    return patient_id
 
 
 def centre_from_id(patient_id: str) -> str | None:
@@ -96,6 +141,10 @@ class Patient:
     mask: Path | None = None
     centre: str | None = None
     mask_labels: tuple[int, ...] = (0, 1)
+
+    def __post_init__(self) -> None:
+        # Every reader checks ids where it reads them (naming the row); this catches the rest.
+        check_patient_id(self.patient_id)
 
 
 @dataclass
@@ -323,20 +372,29 @@ def _ids_with_suffixes(folder: Path, suffixes: Sequence[str]) -> list[str]:
             continue
         for suffix in suffixes:
             if stem.endswith(suffix) and len(stem) > len(suffix):
-                found.add(stem[: -len(suffix)])
+                found.add(check_patient_id(stem[: -len(suffix)], f"cohort file {entry}"))
     return sorted(found)
 
 
 def _detect_layout(root: Path) -> str:
     if root.is_file():
         return "manifest"
+    found = []
     if (root / "imagesTr").is_dir():
-        return "hecktor2022"
-    if _ids_with_suffixes(root, ("_ct", "_pt")):
-        return "hecktor2021"
-    for sub in root.iterdir():
-        if sub.is_dir() and any(_find(sub, f"{sub.name}{m}").is_file() for m in ("_ct", "_pt")):
-            return "hecktor2020"
+        found.append("hecktor2022 (imagesTr/)")
+    flat = _ids_with_suffixes(root, ("_ct", "_pt"))
+    if flat:
+        found.append(f"hecktor2021 ({len(flat)} patients, e.g. {flat[0]}_ct.nii.gz)")
+    folders = sorted(sub.name for sub in root.iterdir() if sub.is_dir() and any(
+        _find(sub, f"{sub.name}{m}").is_file() for m in ("_ct", "_pt")))
+    if folders:
+        found.append(f"hecktor2020 ({len(folders)} patients, e.g. {folders[0]}/)")
+    if len(found) > 1:  # reading one layout would silently skip the other's patients
+        raise InputError(
+            f"cohort folder {root} mixes layouts: {' and '.join(found)}; put each layout in "
+            "its own folder, or list every patient in a manifest CSV")
+    if found:
+        return found[0].split()[0]
     if (root / "manifest.csv").is_file():
         return "manifest"
     if _has_dicom_patients(root):
@@ -357,6 +415,7 @@ def _patients_hecktor2020(root: Path) -> list[Patient]:
         ct, pet = _find(sub, f"{pid}_ct"), _find(sub, f"{pid}_pt")
         if not (ct.is_file() or pet.is_file()):
             continue
+        check_patient_id(pid, f"cohort folder {sub}")
         mask = _find(sub, f"{pid}_ct_gtvt")
         patients.append(
             Patient(pid, ct, pet, mask if mask.is_file() else None, centre_from_id(pid))
@@ -417,6 +476,7 @@ def _patients_manifest(manifest: Path) -> list[Patient]:
         where = f"manifest {manifest}, line {row_number}"
         if not pid:
             raise InputError(f"{where}: empty patient_id")
+        check_patient_id(pid, where)
         if pid in seen:
             raise InputError(f"{where}: patient {pid} listed twice")
         seen.add(pid)

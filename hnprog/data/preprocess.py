@@ -25,7 +25,7 @@ from hnprog.data.loading import load_case, read_mask
 from hnprog.data.runner import FAILURES_FILE, run_cohort
 from hnprog.errors import InputError
 from hnprog.geometry import BoundingBox, Grid
-from hnprog.io import atomic_write, write_image, write_json
+from hnprog.io import atomic_write, output_folder, write_image, write_json
 from hnprog.transforms import PreprocessConfig, PreprocessedCase, preprocess_case
 
 __all__ = [
@@ -126,10 +126,18 @@ def preprocess_cohort(
     Returns:
         pandas.DataFrame of the failures (columns ``patient_id``, ``error``), empty when all
         succeeded.
+
+    Raises:
+        InputError: if another run holds ``out_dir`` (:func:`hnprog.io.output_folder`).
     """
-    config = config or PreprocessConfig()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with output_folder(out_dir) as out_dir:  # one writer at a time; stale temp files removed
+        return _preprocess_cohort(cohort, out_dir, config or PreprocessConfig(), ids=ids,
+                                  write_nifti=write_nifti, progress=progress, n_jobs=n_jobs)
+
+
+def _preprocess_cohort(cohort: Cohort, out_dir: Path, config: PreprocessConfig, *,
+                       ids: Sequence[str] | None, write_nifti: bool, progress: bool,
+                       n_jobs: int) -> pd.DataFrame:
     patients = cohort.patients if ids is None else [cohort[i] for i in ids]
     work = functools.partial(_preprocess_one, out_dir=out_dir, config=config,
                              bboxes=cohort.bboxes, write_nifti=write_nifti)

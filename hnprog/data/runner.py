@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -273,17 +274,42 @@ def _run_in_processes(todo: Sequence[HasPatientId], step: Callable[[Any], Any], 
         else:
             finish(patient, future)
 
-    with concurrent.futures.ProcessPoolExecutor(max_workers=n_jobs,
-                                                mp_context=process_context()) as pool:
+    pool = concurrent.futures.ProcessPoolExecutor(max_workers=n_jobs,
+                                                  mp_context=process_context())
+    try:
         _run_on(pool, todo, step, collect)
+    finally:
+        if broken:
+            _abandon(pool)
+        else:
+            pool.shutdown(wait=True)
     for patient in broken:
         logger.warning("a worker process died; running patient %s again on its own",
                        patient.patient_id)
-        with concurrent.futures.ProcessPoolExecutor(max_workers=1,
-                                                    mp_context=process_context()) as pool:
-            future = pool.submit(step, patient)
-            concurrent.futures.wait([future])
+        pool = concurrent.futures.ProcessPoolExecutor(max_workers=1,
+                                                      mp_context=process_context())
+        future = pool.submit(step, patient)
+        concurrent.futures.wait([future])
+        if isinstance(future.exception(), BrokenProcessPool):
+            _abandon(pool)
+        else:
+            pool.shutdown(wait=True)
         finish(patient, future)
+
+
+def _abandon(pool: concurrent.futures.ProcessPoolExecutor) -> None:
+    """Shut a broken pool down without waiting, and kill the workers it still has.
+
+    Waiting for a pool that a killed worker broke can hang forever (the surviving workers
+    and the pool's queue threads wait on each other), which left the command running after
+    its last patient; the workers of a broken pool have no work worth waiting for.
+    """
+    processes = getattr(pool, "_processes", None)  # private; absent in other versions
+    processes = list(processes.values()) if isinstance(processes, dict) else []
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.kill()
 
 
 def process_context() -> multiprocessing.context.BaseContext:

@@ -22,12 +22,14 @@ import pandas as pd
 
 from hnprog.data.cohort import Cohort
 from hnprog.data.runner import FAILURES_FILE, run_cohort
-from hnprog.io import atomic_write, write_json
+from hnprog.errors import InputError
+from hnprog.io import atomic_write, output_folder, write_json
 from hnprog.predict.outputs import PREDICTION_COLUMNS, REPORT_FILE, report_row
 from hnprog.predict.patient import (
     PredictionJob,
     forward,
     inference_record,
+    job_fingerprint,
     load_predictor,
     load_patient,
     models_used,
@@ -58,9 +60,13 @@ def predict_cohort(
     """Predict every patient of a cohort; resume where a previous run stopped.
 
     Each patient gets a folder ``out_dir/<ID>/`` as :func:`hnprog.predict.predict_patient`
-    writes it. A patient whose ``report.json`` names the same models is skipped when
-    ``resume`` is True. A patient that fails is recorded in ``failures.csv`` with the reason
-    and the others go on. At the end ``predictions.csv`` (one row per patient, in cohort
+    writes it. When ``resume`` is True a patient is skipped if its ``report.json`` records the
+    same input fingerprint (:func:`hnprog.predict.patient.job_fingerprint`: the same CT, PET
+    and mask files by size and modification time, the same box, preprocessing, models and
+    settings), and redone otherwise; a folder holding another model's predictions is refused.
+    The folder is locked for the run (:func:`hnprog.io.output_folder`), so a second run into
+    it is refused, and temporary files left by a killed run are removed. A patient that fails
+    is recorded in ``failures.csv`` with the reason and the others go on. At the end ``predictions.csv`` (one row per patient, in cohort
     order) and ``metrics.json`` are written; with endpoints the metrics hold the C-index, with
     reference masks the mean Dice. With endpoints, ``evaluation/`` also receives the full
     evaluation (:func:`hnprog.evaluation.evaluate_run`: C-index with its interval, Uno's C,
@@ -93,35 +99,67 @@ def predict_cohort(
     Returns:
         tuple of (predictions DataFrame, failures DataFrame, metrics dict). The metrics
         count ``n_predicted`` patients, of which ``n_resumed`` were done by an earlier run.
+
+    Raises:
+        InputError: if another run holds ``out_dir``, or ``resume`` is True and ``out_dir``
+            holds predictions of other models.
     """
+    with output_folder(out_dir) as out_dir:  # one writer at a time; stale temp files removed
+        return _predict_cohort(cohort, predictor, out_dir, overlay=overlay, resume=resume,
+                               progress=progress, ids=ids, executor=executor, times=times,
+                               risk_map=risk_map)
+
+
+def _predict_cohort(cohort: Cohort, predictor: Any, out_dir: Path, *, overlay: bool,
+                    resume: bool, progress: bool, ids: Sequence[str] | None,
+                    executor: concurrent.futures.Executor | None,
+                    times: Sequence[float] | None, risk_map: bool,
+                    ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     from hnprog.metrics import concordance_index
     from hnprog.predict.survival import check_times, survival_note
 
     times = check_times(times)
     survival_note(predictor)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     models = models_used(predictor)
     inference = inference_record(predictor)
     patients = cohort.patients if ids is None else [cohort[i] for i in ids]
     jobs = [PredictionJob(p, out_dir / p.patient_id, cohort.bboxes.get(p.patient_id))
             for p in patients]
+    config = preprocess_config_from_spec(predictor.preprocessing)
 
-    def earlier_report(job: PredictionJob) -> dict[str, Any] | None:
+    def read_report(job: PredictionJob) -> dict[str, Any] | None:
         try:
             report = json.loads((job.out_dir / REPORT_FILE).read_text())
         except (OSError, ValueError):
             return None
-        if not isinstance(report, dict) or report.get("models") != models:
-            return None
+        return report if isinstance(report, dict) else None
+
+    if resume:
+        others = {pid: report.get("models") for pid, report in
+                  ((job.patient_id, read_report(job)) for job in jobs)
+                  if report is not None and report.get("models") != models}
+        if others:
+            pid, other = next(iter(others.items()))
+            raise InputError(
+                f"output folder {out_dir} holds predictions of other models ({len(others)} "
+                f"patients, e.g. {pid}: {other}); resuming with {models} would mix them. "
+                "Choose another output folder, or --restart (resume=False) to predict "
+                "every patient again")
+
+    def earlier_report(job: PredictionJob) -> dict[str, Any] | None:
+        report = read_report(job)
+        if report is None or report.get("input_fingerprint") != job_fingerprint(
+                job, config, models, overlay=overlay, threshold=0.5):
+            return None  # inputs or settings changed since (or an older report): redo
         if report.get("inference", inference) != inference:
             return None  # another runtime, precision or mirroring: predict again
+        if bool(report.get("files", {}).get("risk_map")) != risk_map:
+            return None  # a risk map asked for (or no longer): predict again
         survival = report.get("survival") or {}
         if "times_days" in survival and survival["times_days"] != list(times):
             return None  # asked for survival at other days: predict again
         return report
 
-    config = preprocess_config_from_spec(predictor.preprocessing)
     steps = [
         functools.partial(load_patient, config=config),
         functools.partial(forward, predictor=predictor, risk_map=risk_map),
@@ -130,7 +168,8 @@ def predict_cohort(
     ]
     if executor is not None:
         steps = [functools.partial(_predict_job, recipe=PredictorRecipe.of(predictor),
-                                   config=config, overlay=overlay, times=times)]
+                                   config=config, overlay=overlay, times=times,
+                                   risk_map=risk_map)]
     run = run_cohort(jobs, steps, resume=earlier_report if resume else None,
                      progress=progress, desc="predict", failures_file=out_dir / FAILURES_FILE,
                      executor=executor)
@@ -153,6 +192,10 @@ def predict_cohort(
                     event=ends["event"].to_numpy(), time=ends["time"].to_numpy(),
                     risk=known["risk"].to_numpy())
             metrics["n_events"] = int(ends["event"].sum())
+            if not np.isfinite(metrics["c_index"]):  # written as null: say why
+                metrics["c_index_null_because"] = (
+                    "no comparable pair of patients (no event, or no event before another "
+                    "patient's time)")
     if "event" in predictions.columns:
         from hnprog.data.cohort import centre_from_id
         from hnprog.evaluation import evaluate_run
@@ -217,9 +260,9 @@ def _load_recipe(recipe: PredictorRecipe) -> Any:
 
 
 def _predict_job(job: PredictionJob, *, recipe: PredictorRecipe, config: Any,
-                 overlay: bool, times: Sequence[float]) -> dict[str, Any]:
+                 overlay: bool, times: Sequence[float], risk_map: bool) -> dict[str, Any]:
     """One patient from reading to report in a worker process: the report."""
     predictor = recipe.load()
     loaded = load_patient(job, config)
-    return write_outputs(*forward(loaded, predictor), predictor, overlay=overlay,
-                         times=times)[1]
+    return write_outputs(*forward(loaded, predictor, risk_map=risk_map), predictor,
+                         overlay=overlay, times=times)[1]

@@ -113,7 +113,8 @@ def write_report(prediction: PatientPrediction, *, inputs: Mapping[str, str | No
                  files: Mapping[str, str], versions: Mapping[str, str], seconds: float,
                  stage_seconds: Mapping[str, float],
                  inference: Mapping[str, Any] | None = None,
-                 survival_note: str | None = None) -> dict[str, Any]:
+                 survival_note: str | None = None,
+                 input_fingerprint: str | None = None) -> dict[str, Any]:
     """Write ``report.json``, the last file of a patient, and return its content.
 
     The report holds the inputs, the risk and its meaning, the box and its source, the tumour
@@ -124,7 +125,9 @@ def write_report(prediction: PatientPrediction, *, inputs: Mapping[str, str | No
     records the runtime (``keras``, ``openvino``, ``onnx``), the precision and whether
     test-time mirroring was on; and the
     survival probabilities and curve (``survival``; when there are none, ``survival`` holds
-    ``{"available": false, "reason": survival_note}``).
+    ``{"available": false, "reason": survival_note}``); and the
+    ``input_fingerprint`` of the input files and settings
+    (:func:`hnprog.predict.patient.job_fingerprint`), which a resumed run compares.
     """
     survival = (prediction.survival.to_dict() if prediction.survival is not None
                 else {"available": False, "reason": survival_note})
@@ -146,6 +149,7 @@ def write_report(prediction: PatientPrediction, *, inputs: Mapping[str, str | No
         "seconds": round(seconds, 3),
         "stage_seconds": dict(stage_seconds),
         "inference": dict(inference or {}),
+        "input_fingerprint": input_fingerprint,
     }
     write_json(report, prediction.out_dir / REPORT_FILE)
     return report

@@ -31,7 +31,7 @@ from hnprog import __version__
 from hnprog.data.cohort import Patient
 from hnprog.data.loading import load_case
 from hnprog.geometry import BoundingBox, Grid
-from hnprog.io import write_image
+from hnprog.io import input_fingerprint, write_image
 from hnprog.presets.ensemble import FOLD_SPREAD, MEMBER_RISKS
 from hnprog.presets.tta import MirrorTTA
 from hnprog.predict.outputs import (
@@ -51,6 +51,7 @@ __all__ = [
     "PredictionJob",
     "forward",
     "inference_record",
+    "job_fingerprint",
     "load_patient",
     "load_predictor",
     "models_used",
@@ -126,6 +127,22 @@ class PredictionJob:
     @property
     def patient_id(self) -> str:
         return self.patient.patient_id
+
+
+def job_fingerprint(job: PredictionJob, config: PreprocessConfig, models: Sequence[str], *,
+                    overlay: bool, threshold: float) -> str:
+    """What a patient's outputs depend on, hashed (:func:`hnprog.io.input_fingerprint`): the
+    CT, PET and reference mask files (size and modification time), the box and its source,
+    the preprocessing, the models, the mask threshold and whether an overlay is drawn.
+
+    ``report.json`` records it; a resumed cohort run redoes a patient whose fingerprint
+    changed (replaced images, ``--auto-box`` instead of given boxes, other settings).
+    """
+    patient = job.patient
+    settings = {"box": None if job.box is None else job.box.to_dict(),
+                "preprocessing": config.to_dict(), "models": list(models),
+                "overlay": bool(overlay), "mask_threshold": float(threshold)}
+    return input_fingerprint((patient.ct, patient.pet, patient.mask), settings)
 
 
 @dataclasses.dataclass
@@ -296,7 +313,9 @@ def write_outputs(loaded: LoadedPatient, outputs: dict[str, np.ndarray], predict
         preprocessing=loaded.config.to_dict(), models=models, files=files,
         versions=_versions(), seconds=time.perf_counter() - loaded.start,
         stage_seconds=stages.seconds, inference=inference_record(predictor),
-        survival_note=_survival_reason(predictor, outputs))
+        survival_note=_survival_reason(predictor, outputs),
+        input_fingerprint=job_fingerprint(job, loaded.config, models, overlay=overlay,
+                                          threshold=threshold))
     return prediction, report
 
 

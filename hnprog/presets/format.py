@@ -55,6 +55,7 @@ __all__ = [
     "check_config_classes",
     "check_file_name",
     "checked_baseline",
+    "check_json_bounds",
     "is_sha256",
     "parse_metadata",
     "preset_file",
@@ -80,7 +81,15 @@ RECORDED_FILES = (CONFIG_FILE, WEIGHTS_FILE, CARD_FILE,
                   *(name for files in EXPORT_FILES.values() for name in files))
 
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+# Bounds on the JSON files of a preset, checked before parsing: a UNet's config.json is tens
+# of kB and about 10 levels deep; a hostile file must not exhaust memory or the stack.
+MAX_JSON_BYTES = 16 * 1024 * 1024
+MAX_JSON_DEPTH = 100
+_JSON_STRING_RE = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_JSON_BRACKET_RE = re.compile(rb"[\[\]{}]")
 # Keras' own markers for tensors, arrays and Python values inside a config: harmless data.
+# Layers whose config holds Python code or a function to call: refused even from keras.
+_CODE_CLASS_NAMES = {"Lambda", "TFOpLambda", "SlicingOpLambda"}
 _DATA_CLASS_NAMES = {"__keras_tensor__", "__tensor__", "__numpy__", "__bytes__", "__ellipsis__",
                      "__slice__"}
 
@@ -178,6 +187,32 @@ def sha256_file(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def check_json_bounds(data: bytes | str, where: object, *, max_bytes: int = MAX_JSON_BYTES,
+                      max_depth: int = MAX_JSON_DEPTH) -> None:
+    """Refuse a JSON text that is too large or nested too deeply, before it is parsed.
+
+    Args:
+        data: bytes or str. The file's content.
+        where: object. Named in the error message.
+        max_bytes: int. Largest accepted size. Defaults to 16 MiB.
+        max_depth: int. Deepest accepted nesting of ``[`` and ``{``. Defaults to 100.
+
+    Raises:
+        InputError: if the text is larger than ``max_bytes`` or nests deeper than
+            ``max_depth``.
+    """
+    raw = data.encode() if isinstance(data, str) else bytes(data)
+    if len(raw) > max_bytes:
+        raise InputError(f"{where}: {len(raw)} bytes, larger than the {max_bytes} bytes a "
+                         "preset's JSON file may hold; refusing to parse it.")
+    depth = 0
+    for match in _JSON_BRACKET_RE.finditer(_JSON_STRING_RE.sub(b'""', raw)):
+        depth += 1 if match.group() in (b"[", b"{") else -1
+        if depth > max_depth:
+            raise InputError(f"{where}: nested deeper than {max_depth} levels; refusing to "
+                             "parse it (not a preset written by hnprog).")
+
+
 def parse_metadata(data: bytes | str, where: object) -> dict[str, Any]:
     """Parse and check the text of an ``hnprog.json``.
 
@@ -189,10 +224,12 @@ def parse_metadata(data: bytes | str, where: object) -> dict[str, Any]:
         dict. The metadata; ``files`` maps each listed file name to its sha256.
 
     Raises:
-        InputError: if the text is not a JSON object, ``files`` does not map relative file
+        InputError: if the text is too large or deep (:func:`check_json_bounds`) or not a
+            JSON object, ``files`` does not map relative file
             names to 64-hex sha256 digests, or ``format_version`` is not
             :data:`FORMAT_VERSION`.
     """
+    check_json_bounds(data, where)
     try:
         metadata = json.loads(data)
     except (ValueError, RecursionError) as exc:
@@ -290,12 +327,14 @@ def read_preset(
         config, ready for ``keras.saving.deserialize_keras_object``.
 
     Raises:
-        InputError: as :func:`verify_preset`, or if ``config.json`` is not valid JSON or
-            names a class outside Keras and hnprog.
+        InputError: as :func:`verify_preset`, or if ``config.json`` is larger than 16 MiB,
+            nested deeper than 100 levels, not valid JSON or names a class outside Keras and
+            hnprog.
     """
     folder = Path(folder)
     metadata, contents = _verify(folder, expected_sha256, root, keep=(CONFIG_FILE,))
     where = folder / CONFIG_FILE
+    check_json_bounds(contents[CONFIG_FILE], where)
     try:
         config = json.loads(contents[CONFIG_FILE])
     except (ValueError, RecursionError) as exc:
@@ -433,7 +472,8 @@ def check_config_classes(config: Any, source: str = CONFIG_FILE) -> None:
     Every object in the config (at any depth) that has a ``class_name`` is checked: its
     ``module`` must be ``keras``/``keras.*``/``hnprog``/``hnprog.*`` (or ``builtins`` for
     Keras' built-in function names), a ``registered_name`` with a package must be
-    ``hnprog>...``, and Python lambdas or TensorFlow type specs are refused. Keras safe mode
+    ``hnprog>...``, and Python lambdas, Keras ``Lambda`` layers (which carry code) or
+    TensorFlow type specs are refused. Keras safe mode
     refuses lambdas too; this check also refuses custom objects that another installed
     package may have registered.
 
@@ -453,7 +493,10 @@ def check_config_classes(config: Any, source: str = CONFIG_FILE) -> None:
         if class_name in _DATA_CLASS_NAMES:
             continue
         problem = None
-        if not isinstance(class_name, str) or class_name.startswith("__"):
+        if class_name in _CODE_CLASS_NAMES:
+            problem = (f"class_name={class_name!r} carries Python code (lambdas and Lambda "
+                       "layers are refused)")
+        elif not isinstance(class_name, str) or class_name.startswith("__"):
             problem = (f"class_name={class_name!r} is not allowed (lambdas and type specs are "
                        "refused)")
         elif module is not None and (not isinstance(module, str) or not _allowed_module(module)):

@@ -11,8 +11,12 @@ Downloads go through ``huggingface_hub.hf_hub_download`` into the ordinary Huggi
 file to a temporary name and renames it only once complete, so an interrupted download leaves
 nothing half-written in the cache. Once a revision is cached it loads without a network: with
 ``HF_HUB_OFFLINE=1``, with ``local_files_only=True``, or automatically when the Hub cannot be
-reached. The endpoint comes from ``endpoint=``, else the ``HF_ENDPOINT`` environment variable
-(read at call time), else huggingface.co.
+reached (one TCP connection is tried first, so a machine without a network goes to the cache
+at once, not through retries). The endpoint comes from ``endpoint=``, else the ``HF_ENDPOINT``
+environment variable (read at call time), else huggingface.co. For the duration of each call
+huggingface_hub's own offline mode and endpoint are set to match, so offline means no request
+at all and a private endpoint is the only host reached (the library's own side requests
+included).
 
 Nothing here trusts what it downloads: the file names listed in ``hnprog.json`` are checked
 before anything is fetched (:func:`hnprog.presets.format.check_file_name`), and
@@ -23,9 +27,11 @@ This module imports only :mod:`hnprog.presets.format` from the presets package.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +174,51 @@ def _offline_requested() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+@contextlib.contextmanager
+def _hub_mode(*, endpoint: str | None, offline: bool) -> Iterator[None]:
+    """Set huggingface_hub's own offline mode and endpoint for one call, then restore them.
+
+    ``huggingface_hub`` reads ``HF_HUB_OFFLINE`` and ``HF_ENDPOINT`` once, at import, and
+    some of its requests (building the request headers fetches a registry of agent names)
+    go to that endpoint whatever ``endpoint=`` says. Offline, every request of the library
+    is refused; with a private endpoint, those requests go to it, so nothing reaches the
+    public Hub unasked. (Not thread-safe: the settings are the library's module globals.)
+    """
+    from huggingface_hub import constants
+
+    saved = constants.HF_HUB_OFFLINE, constants.ENDPOINT, constants.HUGGINGFACE_CO_URL_TEMPLATE
+    constants.HF_HUB_OFFLINE = bool(offline)
+    if endpoint:
+        constants.ENDPOINT = endpoint.rstrip("/")
+        constants.HUGGINGFACE_CO_URL_TEMPLATE = (
+            constants.ENDPOINT + "/{repo_id}/resolve/{revision}/{filename}")
+    try:
+        yield
+    finally:
+        (constants.HF_HUB_OFFLINE, constants.ENDPOINT,
+         constants.HUGGINGFACE_CO_URL_TEMPLATE) = saved
+
+
+def _unreachable(endpoint: str | None, timeout: float = 5.0) -> str | None:
+    """Why the Hub at ``endpoint`` cannot be reached (one TCP connection), or None if it can.
+
+    Checked once per download, so that a machine without a network goes to the cache at
+    once instead of through huggingface_hub's retries (five, with back-off, ~25 s per file).
+    """
+    import socket
+    import urllib.parse
+
+    from huggingface_hub import constants
+
+    url = urllib.parse.urlsplit(endpoint or constants.ENDPOINT)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname or "", port), timeout=timeout):
+            return None
+    except OSError as exc:
+        return f"{url.hostname}:{port}: {exc.strerror or exc}"
+
+
 def _hub_download(
     reference: HubReference,
     filename: str,
@@ -187,8 +238,8 @@ def _hub_download(
     )
 
     try:
-        return Path(
-            hf_hub_download(
+        with _hub_mode(endpoint=endpoint, offline=local_files_only):
+            path = hf_hub_download(
                 repo_id=reference.repo_id,
                 filename=filename,
                 revision=reference.revision,
@@ -197,7 +248,7 @@ def _hub_download(
                 local_files_only=local_files_only,
                 library_name="hnprog",
             )
-        )
+        return Path(path)
     except RepositoryNotFoundError:
         raise InputError(
             f"{reference}: repository not found on {endpoint or 'the Hub'} (or it is private "
@@ -264,6 +315,8 @@ def download_preset_files(
     """
     endpoint = endpoint or os.environ.get("HF_ENDPOINT") or None
     local_files_only = local_files_only or _offline_requested()
+    if not local_files_only and _unreachable(endpoint) is not None:
+        local_files_only = True  # no network: the cache or one clear line, no retries
     options = dict(cache_dir=cache_dir, endpoint=endpoint, local_files_only=local_files_only)
 
     metadata_path = _hub_download(reference, METADATA_FILE, **options)
@@ -360,28 +413,30 @@ def upload_preset(
     message = commit_message or f"Upload hnprog preset {metadata.get('name', folder.name)}"
     endpoint = endpoint or os.environ.get("HF_ENDPOINT") or None
     api = HfApi(endpoint=endpoint, token=token, library_name="hnprog")
-    try:
-        api.create_repo(reference.repo_id, repo_type="model", private=private, exist_ok=True)
-        commit = api.upload_folder(
-            repo_id=reference.repo_id,
-            repo_type="model",
-            folder_path=str(folder),
-            allow_patterns=files,
-            commit_message=message,
-        )
-        commit_id = _commit_id(commit)
-        if tag is not None:
-            api.create_tag(
-                reference.repo_id,
-                tag=tag,
-                revision=commit_id,
-                tag_message=message,
+    with _hub_mode(endpoint=endpoint, offline=_offline_requested()):
+        try:
+            api.create_repo(reference.repo_id, repo_type="model", private=private, exist_ok=True)
+            commit = api.upload_folder(
+                repo_id=reference.repo_id,
                 repo_type="model",
-                exist_ok=False,
+                folder_path=str(folder),
+                allow_patterns=files,
+                commit_message=message,
             )
-    except HfHubHTTPError as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"{reference}: the Hub refused the upload: {first_line}") from None
+            commit_id = _commit_id(commit)
+            if tag is not None:
+                api.create_tag(
+                    reference.repo_id,
+                    tag=tag,
+                    revision=commit_id,
+                    tag_message=message,
+                    repo_type="model",
+                    exist_ok=False,
+                )
+        except HfHubHTTPError as exc:
+            text = str(exc).strip()
+            first_line = text.splitlines()[0] if text else type(exc).__name__
+            raise InputError(f"{reference}: the Hub refused the upload: {first_line}") from None
     return commit_id
 
 

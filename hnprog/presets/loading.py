@@ -13,16 +13,22 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import json
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from hnprog.errors import InputError
 from hnprog.presets.ensemble import FoldEnsemble
 from hnprog.presets.exported import ExportedPreset, choose_runtime, load_exported
 from hnprog.presets.format import (
+    CONFIG_FILE,
     METADATA_FILE,
     WEIGHTS_FILE,
+    check_config_classes,
+    check_json_bounds,
     preset_file,
     read_metadata,
     read_preset,
@@ -37,6 +43,7 @@ __all__ = [
     "ResolvedPreset",
     "download_preset",
     "from_preset",
+    "load_keras_file",
     "load_preset_folder",
     "resolve",
 ]
@@ -216,10 +223,18 @@ def load_preset_folder(
     register_keras_objects()
     try:
         model = keras.saving.deserialize_keras_object(config, safe_mode=True)
-        model.load_weights(str(preset_file(folder, WEIGHTS_FILE, root=root)))
     except (ValueError, TypeError, KeyError, OSError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"preset {folder}: cannot build the model: {first_line}") from None
+        raise InputError(f"preset {folder}: cannot build the model from {CONFIG_FILE}: "
+                         f"{_first_line(exc)}") from None
+    try:
+        # Keras warns about every layer it cannot fill before it raises: the reason comes first.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            model.load_weights(str(preset_file(folder, WEIGHTS_FILE, root=root)))
+    except (ValueError, TypeError, KeyError, OSError) as exc:
+        raise InputError(
+            f"preset {folder}: the weights in {WEIGHTS_FILE} do not fit the architecture in "
+            f"{CONFIG_FILE} (weights of another model?): {_first_line(exc)}") from None
     return Preset(model=model, metadata=metadata, path=folder, source=source or str(folder))
 
 
@@ -307,3 +322,50 @@ def from_preset(
     if len(members) == 1 and isinstance(name_or_uri, (str, os.PathLike)):
         return members[0]
     return FoldEnsemble(members)
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first non-empty line of an exception's message (Keras' run on for many lines)."""
+    text = str(exc).strip()
+    return text.splitlines()[0].rstrip(":") if text else type(exc).__name__
+
+
+def load_keras_file(path: str | os.PathLike) -> Any:
+    """Load a ``.keras`` model file through the same checks as a preset's architecture.
+
+    The archive's ``config.json`` is bounded in size and depth and checked against hnprog's
+    class allow-list (:func:`hnprog.presets.format.check_config_classes`) before Keras
+    builds anything, then Keras loads it in safe mode (no lambdas) without compiling.
+
+    Args:
+        path: str or PathLike. The ``.keras`` file.
+
+    Returns:
+        keras.Model. The model.
+
+    Raises:
+        InputError: if the file is not a ``.keras`` archive, its config names a class outside
+            Keras and hnprog, or Keras cannot load it.
+    """
+    import zipfile
+
+    import keras
+
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            data = archive.read(CONFIG_FILE)
+    except (OSError, KeyError, zipfile.BadZipFile) as exc:
+        raise InputError(f"model file {path}: not a .keras archive ({_first_line(exc)})") from None
+    where = f"{path}:{CONFIG_FILE}"
+    check_json_bounds(data, where)
+    try:
+        config = json.loads(data)
+    except ValueError as exc:
+        raise InputError(f"{where}: not valid JSON ({exc}).") from None
+    check_config_classes(config, source=where)
+    register_keras_objects()
+    try:
+        return keras.models.load_model(path, compile=False, safe_mode=True)
+    except (ValueError, TypeError, KeyError, OSError) as exc:
+        raise InputError(f"cannot load model {path}: {_first_line(exc)}") from None

@@ -19,6 +19,7 @@ import contextlib
 import csv
 import json
 import math
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -310,12 +311,26 @@ class RunCheckpoint(keras.callbacks.Callback):
         Returns:
             int. The number of completed epochs (0 when there is no checkpoint), to pass to
             ``fit(initial_epoch=...)``.
+
+        Raises:
+            InputError: if the checkpoint's weights cannot be read (a truncated file) or its
+                seed states do not fit the model.
         """
         state = read_run_state(self.directory)
         if state is None:
             return 0
         model.optimizer.build(model.trainable_variables)
-        model.load_weights(self.directory / state["weights"])
+        weights = self.directory / state["weights"]
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                model.load_weights(weights)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            text = str(exc).strip()
+            reason = text.splitlines()[0] if text else type(exc).__name__
+            raise InputError(
+                f"checkpoint {weights} cannot be read (truncated or corrupt?): {reason}. Start "
+                "the run again with --overwrite, or in another folder") from None
         seeds = _seed_variables(model)
         if len(seeds) != len(state["seed_states"]):
             raise InputError(

@@ -33,7 +33,7 @@ from hnprog.io import write_json
 from hnprog.models.task import Task
 from hnprog.reporting import CV_PREDICTION_COLUMNS, CVResult
 from hnprog.training.config import TrainingConfig
-from hnprog.training.fit import export_preset, prepare_run_folder, train_model
+from hnprog.training.fit import CACHE_DIR, export_preset, prepare_run_folder, train_model
 from hnprog.training.runs import (
     check_training_set,
     cohort_datasets,
@@ -178,7 +178,7 @@ def cross_validate(
         remove=(CV_FILE, "predictions.csv", *names), stored_fingerprint=_stored_cv_fingerprint,
     )
     write_json({"fingerprint": fingerprint}, out_dir / CV_FILE)
-    cache_dir = Path(cache_dir) if cache_dir is not None else out_dir / "cache"
+    cache_dir = Path(cache_dir) if cache_dir is not None else out_dir / CACHE_DIR
     dataset = dataset_metadata(cohort)
 
     clinical_table = None

@@ -94,12 +94,9 @@ def _load_legacy_model(path: Path) -> tuple[keras.Model, Any]:
         "preprocessing=PreprocessConfig(...)), or give a run folder holding preset/",
         DeprecationWarning, stacklevel=3,
     )
-    import hnprog.models.layers  # noqa: F401  (registers the custom layers)
+    from hnprog.presets.loading import load_keras_file
 
-    try:
-        model = keras.models.load_model(path, compile=False)
-    except (ValueError, OSError) as exc:
-        raise InputError(f"cannot load model {path}: {exc}") from None
+    model = load_keras_file(path)  # the presets' size, depth and class checks, then safe mode
     recorded = path.parent / LEGACY_PREPROCESSING_FILE
     if not recorded.is_file():
         return model, None

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
+import re
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,7 +31,7 @@ import keras
 import numpy as np
 
 from hnprog.errors import InputError
-from hnprog.io import write_json
+from hnprog.io import remove_stale_temp_files, write_json
 from hnprog.training.callbacks import (
     DatasetEpoch,
     LearntLossWeights,
@@ -64,6 +64,7 @@ PRESET_DIR = "preset"
 #: The model files of run folders written before the preset became the one format.
 LEGACY_MODEL_FILE = "model.keras"
 LEGACY_PREPROCESSING_FILE = "preprocessing.json"
+CACHE_DIR = "cache"  # the preprocessed-case cache that runs keep in their folder by default
 _RUN_FILES = (CONFIG_FILE, HISTORY_FILE, CHECKPOINT_DIR, PRESET_DIR, LEGACY_MODEL_FILE,
               LEGACY_PREPROCESSING_FILE)
 
@@ -309,8 +310,9 @@ def prepare_run_folder(
         fingerprint: dict. The settings of this run, compared with the fingerprint stored in
             ``marker``.
         resume: bool. Continue a run with the same settings. Defaults to False.
-        overwrite: bool. Delete an earlier run's files (only those in ``remove``).
-            Defaults to False.
+        overwrite: bool. Delete an earlier run's files: those in ``remove`` and, inside
+            folders among them, only files of hnprog's own naming (checkpoints, presets,
+            tables); a user's file is kept, with a warning. Defaults to False.
         marker: str. File that marks a run folder. Defaults to ``"config.json"``.
         remove: sequence of str. Files and folders deleted by ``overwrite``. Defaults to the
             files of a training run (see the module docstring).
@@ -322,22 +324,29 @@ def prepare_run_folder(
         bool. True when an earlier run with the same settings is to be continued.
 
     Raises:
-        InputError: if the folder holds a run and neither flag is given, if ``resume`` is
-            given for a run with different settings, or if both flags are given.
+        InputError: if the folder is not empty but holds no run (whatever the flags: hnprog
+            never writes into or deletes from a folder of other files), if it holds a run
+            and neither flag is given, if ``resume`` is given for a run with different
+            settings, or if both flags are given.
     """
     if resume and overwrite:
         raise InputError("give either resume or overwrite, not both")
     out_dir = Path(out_dir)
     marker_path = out_dir / marker
     if not marker_path.is_file():
+        others = sorted(p.name for p in out_dir.iterdir()
+                        if p.name != CACHE_DIR) if out_dir.is_dir() else []
+        if others:
+            raise InputError(
+                f"output folder {out_dir} is not empty ({len(others)} entries, e.g. "
+                f"{others[:3]}) and holds no hnprog run ({marker}); hnprog does not write "
+                "into or delete from such a folder. Choose a new or empty folder")
         return False
     if overwrite:
-        for name in remove:
-            path = out_dir / name
-            if path.is_dir():
-                shutil.rmtree(path)
-            else:
-                path.unlink(missing_ok=True)
+        kept = _remove_run_files(out_dir, remove)
+        if kept:
+            warnings.warn(f"--overwrite kept {len(kept)} files that hnprog did not write in "
+                          f"{out_dir}, e.g. {kept[:3]}", UserWarning, stacklevel=2)
         return False
     if not resume:
         raise InputError(
@@ -357,7 +366,39 @@ def prepare_run_folder(
             f"output folder {out_dir} holds a different run (settings differ: {changed}); "
             "--resume continues only the same run. Use --overwrite or another folder"
         )
+    remove_stale_temp_files(out_dir)  # temp files of a killed run
     return True
+
+
+# The names of the files hnprog writes in a run folder and below (checkpoints, presets, CV
+# tables, caches): --overwrite deletes only these; anything else is the user's and is kept.
+_RUN_FILE_PATTERNS = re.compile(
+    r"^(?:config\.json|history\.csv|state\.json|hnprog\.json|model\.weights\.h5|README\.md"
+    r"|model\.keras|preprocessing\.json|predictions\.csv|cv\.json|failures\.csv"
+    r"|(?:epoch|best)-\d{4}\.weights\.h5"
+    r"|\..+\.[a-z0-9_]{8}(?:\.[^.]+)*)$")  # the last: temporary files of hnprog.io
+
+
+def _remove_run_files(out_dir: Path, names: Sequence[str]) -> list[str]:
+    """Delete an earlier run's files: the ``names`` in ``out_dir``; in folders among them only
+    files of hnprog's own naming, and the folders left empty. Returns the files kept."""
+    kept: list[str] = []
+    for name in names:
+        path = out_dir / name
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+        elif path.is_dir():
+            for child in sorted(path.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+                if child.is_symlink() or child.is_file():
+                    if _RUN_FILE_PATTERNS.match(child.name):
+                        child.unlink()
+                    else:
+                        kept.append(str(child.relative_to(out_dir)))
+                elif child.is_dir() and not any(child.iterdir()):
+                    child.rmdir()
+            if not any(path.iterdir()):
+                path.rmdir()
+    return kept
 
 
 def _training_fingerprint(document: dict[str, Any]) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from hnprog.errors import InputError
 from hnprog.io import write_json
 from hnprog.training.callbacks import collect_predictions, output_names
 from hnprog.training.config import TrainingConfig
-from hnprog.training.fit import TrainingResult, export_preset, train_model
+from hnprog.training.fit import CACHE_DIR, TrainingResult, export_preset, train_model
 
 __all__ = [
     "centre_labels",
@@ -350,7 +350,7 @@ def train_on_cohort(
     out_dir = Path(out_dir)
     train_ds, val_ds = cohort_datasets(
         cohort, ids[train_idx], ids[val_idx], config,
-        cache_dir=cache_dir if cache_dir is not None else out_dir / "cache", centres=centres,
+        cache_dir=cache_dir if cache_dir is not None else out_dir / CACHE_DIR, centres=centres,
     )
     result = train_model(
         train_ds, val_ds, out_dir, config=config, model=model, resume=resume,
