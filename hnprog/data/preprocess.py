@@ -132,12 +132,14 @@ def preprocess_cohort(
     """
     with output_folder(out_dir) as out_dir:  # one writer at a time; stale temp files removed
         return _preprocess_cohort(cohort, out_dir, config or PreprocessConfig(), ids=ids,
-                                  write_nifti=write_nifti, progress=progress, n_jobs=n_jobs)
+                                  write_nifti=write_nifti, progress=progress, n_jobs=n_jobs,
+                                  executor=executor)
 
 
 def _preprocess_cohort(cohort: Cohort, out_dir: Path, config: PreprocessConfig, *,
                        ids: Sequence[str] | None, write_nifti: bool, progress: bool,
-                       n_jobs: int) -> pd.DataFrame:
+                       n_jobs: int, executor: concurrent.futures.Executor | None
+                       ) -> pd.DataFrame:
     patients = cohort.patients if ids is None else [cohort[i] for i in ids]
     work = functools.partial(_preprocess_one, out_dir=out_dir, config=config,
                              bboxes=cohort.bboxes, write_nifti=write_nifti)
