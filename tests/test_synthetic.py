@@ -269,3 +269,15 @@ def test_cli_synth(tmp_path):
     result = CliRunner().invoke(main, ["synth", str(tmp_path), "--patients", "0"])
     assert result.exit_code == 2
     assert "0 is not in the range x>=1" in result.output
+
+
+def test_cli_synth_of_one_patient_has_no_oracle(tmp_path):
+    from click.testing import CliRunner
+
+    from hnprog.cli import main
+
+    result = CliRunner().invoke(main, ["synth", str(tmp_path), "-n", "1", "--scale", "0.3"])
+    assert result.exit_code == 0, result.output
+    assert "oracle C-index undefined (one patient)" in result.output
+    with pytest.raises(InputError, match="at least 2"):
+        oracle_cindex(read_truth(tmp_path))

@@ -76,7 +76,10 @@ def synth_command(out_dir: str, patients: int, seed: int, centres: int, censorin
         root = generate_cohort(out_dir, n_patients=patients, seed=seed, **kwargs)
     truth = read_truth(root)
     n_events = int(truth["event"].sum())
-    oracle = f"{oracle_cindex(truth):.3f}" if n_events else "undefined (no event)"
+    if n_events and patients >= 2:
+        oracle = f"{oracle_cindex(truth):.3f}"
+    else:
+        oracle = "undefined (no event)" if patients >= 2 else "undefined (one patient)"
     where = f"{out_dir} (DICOM; NIfTI truth in {root})" if file_format == "dicom" else root
     echo_done(
         f"{patients} synthetic patients in {where} ({n_events} events, "

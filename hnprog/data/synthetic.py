@@ -902,12 +902,15 @@ def oracle_cindex(path_or_truth: str | os.PathLike | pd.DataFrame) -> float:
         float. The C-index, in [0, 1].
 
     Raises:
-        InputError: if the truth table is missing, or holds no comparable pair (no event).
+        InputError: if the truth table is missing, holds fewer than 2 patients, or holds no
+            comparable pair (no event).
     """
     from sksurv.metrics import concordance_index_censored
 
     truth = path_or_truth if hasattr(path_or_truth, "columns") else read_truth(path_or_truth)
     event = truth["event"].to_numpy().astype(bool)
+    if len(event) < 2:
+        raise InputError(f"oracle_cindex: {len(event)} patient(s), a C-index needs at least 2")
     if not event.any():
         raise InputError("oracle_cindex: no event in the cohort, the C-index is undefined")
     time = truth["time"].to_numpy(dtype=float)

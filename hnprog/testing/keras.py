@@ -129,7 +129,7 @@ def value_and_grad(fn, x: np.ndarray) -> tuple[float, np.ndarray]:
         variable = torch.tensor(x, requires_grad=True)
         value = fn(variable)
         value.backward()
-        return float(value), variable.grad.numpy()
+        return float(value.detach()), variable.grad.numpy()
     import pytest
 
     pytest.skip(f"no gradient helper for backend {backend}")
