@@ -213,6 +213,12 @@ def test_cv_with_clinical_adds_the_clinical_and_the_deep_plus_clinical_rows(tmp_
         assert evaluation["pooled"]["n"] == 12, folder
     assert json.loads((out / "results.json").read_text())["clinical_covariates"] == [
         "age", "t_stage", "n_stage", "hpv_positive", "hpv_unknown"]
+    # each fold preset keeps its deep + clinical model, the one its row was scored with
+    for fold in (1, 2):
+        meta = json.loads((out / "multitask" / f"fold-{fold}" / "preset" / "hnprog.json")
+                          .read_text())
+        assert meta["outputs"]["risk"]["clinical"]["covariates"] == [
+            "age", "t_stage", "n_stage", "hpv_positive", "hpv_unknown"]
 
 
 def test_train_on_cohort_records_the_baseline_of_its_training_patients(tmp_path, tiny_cohort):

@@ -33,6 +33,7 @@ from hnprog.training.config import FINETUNE_DEFAULTS, TrainingConfig
 from hnprog.transforms import PreprocessConfig
 
 __all__ = [
+    "clinical_option",
     "split_option",
     "LibraryDefault",
     "bboxes_option",
@@ -364,6 +365,13 @@ def split_option() -> Callable:
         show_default=True,
         help="stratified: event-stratified folds (the paper); centre: leave-one-centre-out, one "
              "fold per centre (manifest centre column or patient-id letters), --folds unused.")
+
+
+def clinical_option(help: str) -> Callable:  # noqa: A002 - click's name
+    """``--clinical FILE``: a HECKTOR 2021 clinical file (:func:`hnprog.data.read_clinical`)."""
+    return click.option("--clinical", type=click.Path(exists=True, dir_okay=False),
+                        help="HECKTOR 2021 clinical file (PatientID, CenterID, Age, T-stage, "
+                             "N-stage, HPV status, ...; empty cells allowed): " + help)
 
 
 # -- the Hugging Face Hub ----------------------------------------------------------------------

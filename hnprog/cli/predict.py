@@ -9,7 +9,8 @@ from typing import Any
 import click
 
 from hnprog.cli.common import echo_done, needs_keras
-from hnprog.cli.options import (LibraryDefault, bboxes_option, data_argument, endpoints_option,
+from hnprog.cli.options import (LibraryDefault, bboxes_option, clinical_option, data_argument,
+                                endpoints_option,
                                 jobs_option, out_option, parse_days, runtime_options,
                                 scheduler_option)
 from hnprog.errors import InputError
@@ -74,13 +75,16 @@ def _parse_box(ctx: click.Context, param: click.Parameter, value: str | None) ->
 @click.option("--risk-map", is_flag=True,
               help="Also write risk_map.nii.gz on the CT grid: where the predicted risk comes "
                    "from (Grad-CAM over the encoder levels), drawn in the overlay.")
+@clinical_option("with presets trained --clinical, risk.csv and predictions.csv gain "
+                 "risk_clinical, the log-hazard of the image risk and the clinical covariates "
+                 "combined.")
 @needs_keras
 def predict_command(data: str | None, ct: str | None, pet: str | None, models: tuple[str, ...],
                     out_dir: str, patient_id: str | None, reference_mask: str | None,
                     box: Any, bboxes: str | None, auto_box: bool, endpoints: str | None,
                     times: tuple[float, ...] | None, output_format: str, no_overlay: bool,
                     restart: bool, dicom_out: bool, runtime: str, precision: str,
-                    tta: bool, executor: Any, risk_map: bool) -> None:
+                    tta: bool, executor: Any, risk_map: bool, clinical: str | None) -> None:
     """Predict the risk and the tumour contour of one patient or of a cohort.
 
     One patient: give --ct and --pet. A cohort: give DATA, a HECKTOR 2020/2021/2022 folder, a
@@ -124,7 +128,8 @@ def predict_command(data: str | None, ct: str | None, pet: str | None, models: t
         rows = _run(data, ct, pet, predictor, out_dir, single=single, patient_id=patient_id,
                     box=box, reference_mask=reference_mask, bboxes={} if auto_box else bboxes,
                     endpoints=endpoints, overlay=not no_overlay, restart=restart, times=times,
-                    dicom_out=dicom_out, executor=executor, risk_map=risk_map)
+                    dicom_out=dicom_out, executor=executor, risk_map=risk_map,
+                    clinical=clinical)
     if output_format == "hecktor":
         from pathlib import Path
 
@@ -159,16 +164,22 @@ def _notes() -> Iterator[None]:
 def _run(data: str | None, ct: str | None, pet: str | None, predictor: Any, out_dir: str, *,
          single: bool, patient_id: str | None, box: Any, reference_mask: str | None,
          bboxes: Any, endpoints: str | None, overlay: bool, restart: bool,
-         times: tuple[float, ...] | None, dicom_out: bool, executor: Any, risk_map: bool
-         ) -> list[dict[str, Any]]:
+         times: tuple[float, ...] | None, dicom_out: bool, executor: Any, risk_map: bool,
+         clinical: str | None = None) -> list[dict[str, Any]]:
     """One patient or a cohort; the rows (patient_id, risk) of the predicted patients."""
+    table = None
+    if clinical is not None:
+        from hnprog.data.clinical import read_clinical
+
+        table = read_clinical(clinical)
     if single:
         return _predict_one(ct, pet, predictor, out_dir, patient_id=patient_id, box=box,
                             reference_mask=reference_mask, overlay=overlay, times=times,
-                            risk_map=risk_map)
+                            risk_map=risk_map, clinical=table)
     return _predict_cohort(data, predictor, out_dir, endpoints=endpoints, bboxes=bboxes,
                            overlay=overlay, resume=not restart, times=times,
-                           dicom_out=dicom_out, executor=executor, risk_map=risk_map)
+                           dicom_out=dicom_out, executor=executor, risk_map=risk_map,
+                           clinical=table)
 
 
 def _predict_one(ct: str, pet: str, predictor: Any, out_dir: str, *, patient_id: str | None,
@@ -187,6 +198,8 @@ def _predict_one(ct: str, pet: str, predictor: Any, out_dir: str, *, patient_id:
             f"{days:g}-day survival {p:.0%}" for days, p in zip(result.survival.times_days,
                                                                  result.survival.probability)
             if p == p)
+    if result.clinical is not None:
+        survival += f"; with clinical covariates {result.clinical['log_hazard']:+.3f}"
     echo_done(f"{patient_id}: risk (log-hazard) {result.risk:+.3f}{group}{volume}{survival}; "
               f"outputs in {out_dir}")
     return [{"patient_id": patient_id, "risk": result.risk}]

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from hnprog.cli.common import echo_done, needs_keras
-from hnprog.cli.options import LibraryDefault, split_option, training_options
+from hnprog.cli.options import LibraryDefault, clinical_option, split_option, training_options
 from hnprog.models.task import Task
 from hnprog.training.config import FINETUNE_DEFAULTS
 
@@ -34,20 +34,27 @@ def _training_config(options: dict[str, Any], **defaults: Any) -> Any:
     return TrainingConfig(**values)
 
 
+_PRESET_CLINICAL = ("the preset also records a Cox model on the image risk and age, T and N "
+                    "stage, HPV, fitted on the training patients (hnprog predict --clinical).")
+
+
 @click.command("train")
 @training_options()
+@clinical_option(_PRESET_CLINICAL)
 @needs_keras
-def train_command(data: str, out_dir: str, resume: bool, overwrite: bool, **options: Any) -> None:
+def train_command(data: str, out_dir: str, resume: bool, overwrite: bool, clinical: str | None,
+                  **options: Any) -> None:
     """Train the multi-task model on a cohort (80% training, 20% validation).
 
     \b
     Example:
       hnprog train data/ --out runs/mt --cpu --epochs 10
+      hnprog train data/ --out runs/mt --cpu --clinical data/clinical.csv
     """
     from hnprog.training import train_on_cohort
 
     result = train_on_cohort(data, out_dir, config=_training_config(options), resume=resume,
-                             overwrite=overwrite)
+                             overwrite=overwrite, clinical=clinical)
     echo_done(f"Kept epoch {result.best_epoch}; preset in {os.path.join(out_dir, 'preset')}")
 
 
@@ -63,9 +70,8 @@ def train_command(data: str, out_dir: str, resume: bool, overwrite: bool, **opti
               show_default=True, help="Cross-validation folds.")
 @click.option("--radiomics-features", type=click.Path(exists=True, dir_okay=False),
               help="Handcrafted features CSV of the same cohort: adds the radiomics baseline row.")
-@click.option("--clinical", type=click.Path(exists=True, dir_okay=False),
-              help="HECKTOR 2021 clinical file of the same cohort: adds the rows 'clinical' "
-                   "(Cox on age, T and N stage, HPV) and 'deep multi-task + clinical'.")
+@clinical_option("adds the rows 'clinical' (Cox on age, T and N stage, HPV) and 'deep "
+                 "multi-task + clinical'; " + _PRESET_CLINICAL)
 @split_option()
 @needs_keras
 def cv_command(data: str, out_dir: str, resume: bool, overwrite: bool, tasks: str, folds: int,
@@ -98,9 +104,10 @@ def cv_command(data: str, out_dir: str, resume: bool, overwrite: bool, tasks: st
               help="A preset name, hf://org/repo, a preset folder or a run folder holding "
                    "preset/.")
 @click.option("--freeze-encoder", is_flag=True, help="Train only the decoder and risk head.")
+@clinical_option(_PRESET_CLINICAL)
 @needs_keras
 def finetune_command(data: str, out_dir: str, resume: bool, overwrite: bool, source: str,
-                     freeze_encoder: bool, **options: Any) -> None:
+                     freeze_encoder: bool, clinical: str | None, **options: Any) -> None:
     """Fine-tune a saved model or preset on a cohort, keeping its preprocessing.
 
     Spacing and crop size come from the model's recorded preprocessing (--spacing, --crop-size
@@ -116,7 +123,7 @@ def finetune_command(data: str, out_dir: str, resume: bool, overwrite: bool, sou
 
     config = _training_config(options, **FINETUNE_DEFAULTS)
     result = finetune(data, out_dir, source=source, config=config, freeze=freeze_encoder,
-                      resume=resume, overwrite=overwrite)
+                      resume=resume, overwrite=overwrite, clinical=clinical)
     echo_done(f"Kept epoch {result.best_epoch}; preset in {os.path.join(out_dir, 'preset')}")
 
 

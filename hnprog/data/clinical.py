@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,7 @@ __all__ = [
     "DEFAULT_COVARIATES",
     "HECKTOR2021_CLINICAL_HEADER",
     "clinical_covariates",
+    "covariate_medians",
     "read_clinical",
 ]
 
@@ -181,38 +182,67 @@ def read_clinical(path: str | os.PathLike, *, ids: Sequence[str] | None = None) 
 
 
 def clinical_covariates(clinical: pd.DataFrame,
-                        covariates: Sequence[str] = DEFAULT_COVARIATES) -> pd.DataFrame:
+                        covariates: Sequence[str] = DEFAULT_COVARIATES, *,
+                        fill: Mapping[str, float] | None = None) -> pd.DataFrame:
     """The numeric design matrix of a clinical Cox model.
 
     ``hpv_positive`` and ``hpv_unknown`` are indicators (HPV-negative is the reference, an
     unknown status its own level); every other covariate is a column of the typed table
     (flags as 0/1). A missing numeric value (age, a stage) is replaced by the median of the
-    table, so that no patient is dropped.
+    table (:func:`covariate_medians`), or by ``fill`` when given (a saved model's training
+    medians), so that no patient is dropped.
 
     Args:
         clinical: DataFrame. From :func:`read_clinical`.
         covariates: sequence of str. Columns of the typed table, ``hpv_positive`` or
             ``hpv_unknown``. Defaults to :data:`DEFAULT_COVARIATES` (age, T stage, N stage,
             HPV).
+        fill: mapping covariate -> float, optional. The value of a missing entry. Defaults to
+            the table's own medians.
 
     Returns:
         pandas.DataFrame of float64, one column per covariate, same index.
 
     Raises:
-        InputError: on an unknown covariate, or one missing for every patient.
+        InputError: on an unknown covariate, one missing for every patient (without
+            ``fill``), or a covariate that ``fill`` lacks.
     """
     columns = {}
     for name in covariates:
-        if name in ("hpv_positive", "hpv_unknown"):
-            values = (clinical["hpv"].astype(str) == name.split("_")[1]).astype(float)
-        elif name in clinical.columns and name not in ("hpv", "tnm_group"):
-            values = clinical[name].astype("Float64")
+        values = _covariate(clinical, name)
+        if fill is None:
+            if values.isna().all():
+                raise InputError(f"clinical covariate {name!r} is missing for every patient")
+            value = values.median()
+        elif name not in fill:
+            raise InputError(f"no fill value for clinical covariate {name!r}. "
+                             f"Received: fill for {sorted(fill)}")
         else:
-            raise InputError(f"unknown clinical covariate {name!r}; use columns of the typed "
-                             f"table ({', '.join(CLINICAL_COLUMNS)}) or hpv_positive, "
-                             "hpv_unknown")
-        values = pd.Series(values, index=clinical.index, dtype="Float64")
-        if values.isna().all():
-            raise InputError(f"clinical covariate {name!r} is missing for every patient")
-        columns[name] = values.fillna(values.median()).astype(float)
+            value = fill[name]
+        columns[name] = values.fillna(value).astype(float)
     return pd.DataFrame(columns, index=clinical.index)
+
+
+def covariate_medians(clinical: pd.DataFrame,
+                      covariates: Sequence[str] = DEFAULT_COVARIATES) -> dict[str, float]:
+    """The median of each covariate over the patients that have it: the values
+    :func:`clinical_covariates` puts in for a missing entry, and that a saved model keeps.
+
+    Raises:
+        InputError: as :func:`clinical_covariates`.
+    """
+    design = clinical_covariates(clinical, covariates)  # checks names and all-missing
+    return {name: float(_covariate(clinical, name).median()) for name in design.columns}
+
+
+def _covariate(clinical: pd.DataFrame, name: str) -> pd.Series:
+    """One covariate as a nullable float column."""
+    if name in ("hpv_positive", "hpv_unknown"):
+        values = (clinical["hpv"].astype(str) == name.split("_")[1]).astype(float)
+    elif name in clinical.columns and name not in ("hpv", "tnm_group"):
+        values = clinical[name].astype("Float64")
+    else:
+        raise InputError(f"unknown clinical covariate {name!r}; use columns of the typed "
+                         f"table ({', '.join(CLINICAL_COLUMNS)}) or hpv_positive, "
+                         "hpv_unknown")
+    return pd.Series(values, index=clinical.index, dtype="Float64")

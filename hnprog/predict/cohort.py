@@ -56,6 +56,7 @@ def predict_cohort(
     executor: concurrent.futures.Executor | None = None,
     times: Sequence[float] | None = None,
     risk_map: bool = False,
+    clinical: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Predict every patient of a cohort; resume where a previous run stopped.
 
@@ -95,6 +96,10 @@ def predict_cohort(
             risks only). Defaults to 365, 730, 1095 and 1825.
         risk_map: bool. Also write each patient's ``risk_map.nii.gz`` (see
             :func:`hnprog.predict.predict_patient`). Defaults to False.
+        clinical: DataFrame, optional. The patients' clinical table
+            (:func:`hnprog.data.read_clinical`): with presets that record a clinical Cox
+            model, ``risk_clinical`` is added (:mod:`hnprog.predict.clinical`); checked for
+            every patient before the first one runs. Defaults to None.
 
     Returns:
         tuple of (predictions DataFrame, failures DataFrame, metrics dict). The metrics
@@ -107,22 +112,26 @@ def predict_cohort(
     with output_folder(out_dir) as out_dir:  # one writer at a time; stale temp files removed
         return _predict_cohort(cohort, predictor, out_dir, overlay=overlay, resume=resume,
                                progress=progress, ids=ids, executor=executor, times=times,
-                               risk_map=risk_map)
+                               risk_map=risk_map, clinical=clinical)
 
 
 def _predict_cohort(cohort: Cohort, predictor: Any, out_dir: Path, *, overlay: bool,
                     resume: bool, progress: bool, ids: Sequence[str] | None,
                     executor: concurrent.futures.Executor | None,
                     times: Sequence[float] | None, risk_map: bool,
+                    clinical: pd.DataFrame | None = None,
                     ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     from hnprog.metrics import concordance_index
     from hnprog.predict.survival import check_times, survival_note
 
+    from hnprog.predict.clinical import check_clinical, predict_clinical
+
     times = check_times(times)
+    patients = cohort.patients if ids is None else [cohort[i] for i in ids]
+    check_clinical(predictor, clinical, [p.patient_id for p in patients])
     survival_note(predictor)
     models = models_used(predictor)
     inference = inference_record(predictor)
-    patients = cohort.patients if ids is None else [cohort[i] for i in ids]
     jobs = [PredictionJob(p, out_dir / p.patient_id, cohort.bboxes.get(p.patient_id))
             for p in patients]
     config = preprocess_config_from_spec(predictor.preprocessing)
@@ -158,18 +167,23 @@ def _predict_cohort(cohort: Cohort, predictor: Any, out_dir: Path, *, overlay: b
         survival = report.get("survival") or {}
         if "times_days" in survival and survival["times_days"] != list(times):
             return None  # asked for survival at other days: predict again
+        recorded = (report.get("risk") or {}).get("clinical")
+        if (recorded is None) != (clinical is None) or (
+                recorded is not None and recorded.get("covariates") != predict_clinical(
+                    predictor, [0.0] * len(models), clinical, job.patient_id)["covariates"]):
+            return None  # clinical covariates asked for, dropped or changed: predict again
         return report
 
     steps = [
         functools.partial(load_patient, config=config),
         functools.partial(forward, predictor=predictor, risk_map=risk_map),
         lambda loaded_outputs: write_outputs(*loaded_outputs, predictor, overlay=overlay,
-                                             times=times)[1],
+                                             times=times, clinical=clinical)[1],
     ]
     if executor is not None:
         steps = [functools.partial(_predict_job, recipe=PredictorRecipe.of(predictor),
                                    config=config, overlay=overlay, times=times,
-                                   risk_map=risk_map)]
+                                   risk_map=risk_map, clinical=clinical)]
     run = run_cohort(jobs, steps, resume=earlier_report if resume else None,
                      progress=progress, desc="predict", failures_file=out_dir / FAILURES_FILE,
                      executor=executor)
@@ -260,9 +274,10 @@ def _load_recipe(recipe: PredictorRecipe) -> Any:
 
 
 def _predict_job(job: PredictionJob, *, recipe: PredictorRecipe, config: Any,
-                 overlay: bool, times: Sequence[float], risk_map: bool) -> dict[str, Any]:
+                 overlay: bool, times: Sequence[float], risk_map: bool,
+                 clinical: pd.DataFrame | None = None) -> dict[str, Any]:
     """One patient from reading to report in a worker process: the report."""
     predictor = recipe.load()
     loaded = load_patient(job, config)
     return write_outputs(*forward(loaded, predictor, risk_map=risk_map), predictor,
-                         overlay=overlay, times=times)[1]
+                         overlay=overlay, times=times, clinical=clinical)[1]

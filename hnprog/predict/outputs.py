@@ -4,7 +4,7 @@ Every patient folder holds, each written atomically:
 
 | file | content |
 | --- | --- |
-| ``risk.csv`` | ``patient_id, risk, risk_group, risk_threshold, models, risk_fold_sd`` (the last one empty for a single model), then ``survival_<days>d`` (and ``survival_<days>d_sd`` over the folds of an ensemble) when the presets record a survival baseline |
+| ``risk.csv`` | ``patient_id, risk, risk_group, risk_threshold, models, risk_fold_sd`` (the last one empty for a single model), ``risk_clinical`` (the deep + clinical log-hazard, with ``--clinical``), then ``survival_<days>d`` (and ``survival_<days>d_sd`` over the folds of an ensemble) when the presets record a survival baseline |
 | ``gtvt_probability.nii.gz`` | float32 GTVt probability on the patient's CT grid |
 | ``gtvt_mask.nii.gz`` | uint8 mask, probability >= the mask threshold, on the CT grid |
 | ``risk_map.nii.gz`` | float32 risk activation map on the CT grid (only with ``risk_map``) |
@@ -77,6 +77,9 @@ class PatientPrediction:
         risk_fold_sd: float or None. For a fold ensemble, the standard deviation of the risk
             across the folds (:meth:`hnprog.presets.FoldEnsemble.risk_spread`), an
             uncertainty signal; None for a single model. Defaults to None.
+        clinical: dict or None. The deep + clinical risk
+            (:func:`hnprog.predict.clinical.predict_clinical`) when predicted with a
+            clinical table. Defaults to None.
     """
 
     patient_id: str
@@ -89,21 +92,25 @@ class PatientPrediction:
     out_dir: Path
     survival: Any = None
     risk_fold_sd: float | None = None
+    clinical: dict[str, Any] | None = None
 
 
 def write_risk_csv(prediction: PatientPrediction, threshold: float | None,
                    models: Sequence[str]) -> None:
     """Write the patient's ``risk.csv`` (one header row, one patient row)."""
     survival = prediction.survival.columns() if prediction.survival is not None else {}
+    clinical = ({} if prediction.clinical is None
+                else {"risk_clinical": prediction.clinical["log_hazard"]})
     with atomic_write(prediction.out_dir / RISK_FILE, newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["patient_id", "risk", "risk_group", "risk_threshold", "models",
-                         "risk_fold_sd", *survival])
+                         "risk_fold_sd", *clinical, *survival])
         writer.writerow([prediction.patient_id, f"{prediction.risk:.6f}",
                          prediction.risk_group or "",
                          "" if threshold is None else f"{threshold:.6f}", ";".join(models),
                          "" if prediction.risk_fold_sd is None
                          else f"{prediction.risk_fold_sd:.6f}",
+                         *(f"{v:.6f}" for v in clinical.values()),
                          *("" if v != v else f"{v:.6f}" for v in survival.values())])
 
 
@@ -136,7 +143,7 @@ def write_report(prediction: PatientPrediction, *, inputs: Mapping[str, str | No
         "inputs": dict(inputs),
         "risk": {"log_hazard": prediction.risk, "group": prediction.risk_group,
                  "threshold": threshold, "meaning": RISK_MEANING,
-                 "fold_sd": prediction.risk_fold_sd},
+                 "fold_sd": prediction.risk_fold_sd, "clinical": prediction.clinical},
         "survival": survival,
         "box": {"source": prediction.box_source, "mm": prediction.box.to_dict()},
         "tumour_volume_ml": prediction.tumour_volume_ml,
@@ -156,8 +163,8 @@ def write_report(prediction: PatientPrediction, *, inputs: Mapping[str, str | No
 
 
 def report_row(report: Mapping[str, Any]) -> dict[str, Any]:
-    """One ``predictions.csv`` row (:data:`PREDICTION_COLUMNS`, then the
-    ``survival_<days>d`` columns when the report holds survival probabilities) from a
+    """One ``predictions.csv`` row (:data:`PREDICTION_COLUMNS`, then ``risk_clinical`` with a
+    clinical table and the ``survival_<days>d`` columns when the report holds survival probabilities) from a
     ``report.json``."""
     row = {
         "patient_id": report["patient_id"],
@@ -167,6 +174,9 @@ def report_row(report: Mapping[str, Any]) -> dict[str, Any]:
         "dice": report["dice_with_reference"],
         "box_source": report["box"]["source"],
     }
+    clinical = report["risk"].get("clinical")
+    if clinical is not None:
+        row["risk_clinical"] = clinical["log_hazard"]
     survival = report.get("survival") or {}
     for i, days in enumerate(survival.get("times_days") or []):
         name = f"survival_{float(days):g}d"

@@ -22,7 +22,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import SimpleITK as sitk
@@ -34,6 +34,9 @@ from hnprog.geometry import BoundingBox, Grid
 from hnprog.io import input_fingerprint, write_image
 from hnprog.presets.ensemble import FOLD_SPREAD, MEMBER_RISKS
 from hnprog.presets.tta import MirrorTTA
+if TYPE_CHECKING:
+    import pandas as pd
+
 from hnprog.predict.outputs import (
     MASK_FILE,
     OVERLAY_FILE,
@@ -226,12 +229,14 @@ def _on_grid_of(mask: sitk.Image, reference: sitk.Image) -> sitk.Image:
 
 def write_outputs(loaded: LoadedPatient, outputs: dict[str, np.ndarray], predictor: Any, *,
                   overlay: bool = True, threshold: float = 0.5,
-                  times: Sequence[float] | None = None) -> tuple[PatientPrediction, dict]:
+                  times: Sequence[float] | None = None,
+                  clinical: pd.DataFrame | None = None) -> tuple[PatientPrediction, dict]:
     """Step 3: put the outputs back on the CT grid and write the patient's files, report last.
 
     With a risk output and presets that record a survival baseline, the survival
     probabilities at ``times`` (days; default 1, 2, 3 and 5 years) go into ``risk.csv`` and
-    ``report.json`` (:func:`hnprog.predict.survival.predict_survival`).
+    ``report.json`` (:func:`hnprog.predict.survival.predict_survival`). With a clinical
+    table, the deep + clinical risk goes there too (:mod:`hnprog.predict.clinical`).
 
     Returns:
         tuple of the PatientPrediction and the ``report.json`` content.
@@ -253,6 +258,11 @@ def write_outputs(loaded: LoadedPatient, outputs: dict[str, np.ndarray], predict
         member_risks = ([float(r) for r in outputs[MEMBER_RISKS][0]] if MEMBER_RISKS in outputs
                         else [risk])
         survival = predict_survival(predictor, member_risks, times)
+    clinical_risk = None
+    if clinical is not None and "risk" in outputs and np.isfinite(risk):
+        from hnprog.predict.clinical import predict_clinical
+
+        clinical_risk = predict_clinical(predictor, member_risks, clinical, patient_id)
 
     files: dict[str, str] = {}
     volume_ml = dice = None
@@ -300,7 +310,7 @@ def write_outputs(loaded: LoadedPatient, outputs: dict[str, np.ndarray], predict
 
     prediction = PatientPrediction(patient_id, risk, risk_group, loaded.box, loaded.box_source,
                                    volume_ml, dice, out_dir, survival=survival,
-                                   risk_fold_sd=fold_sd)
+                                   risk_fold_sd=fold_sd, clinical=clinical_risk)
     models = models_used(predictor)
     write_risk_csv(prediction, threshold_value, models)
     files["risk"] = RISK_FILE
@@ -363,6 +373,7 @@ def predict_patient(
     threshold: float = 0.5,
     times: Sequence[float] | None = None,
     risk_map: bool = False,
+    clinical: pd.DataFrame | None = None,
 ) -> PatientPrediction:
     """Predict one patient's risk and GTVt from a CT and a PET file.
 
@@ -399,6 +410,10 @@ def predict_patient(
             (:func:`hnprog.risk_activation_map`, Grad-CAM of the risk over the encoder
             levels) put back on the CT grid, float32, 0 outside the network's crop; it is
             drawn as a third row of the overlay. Defaults to False.
+        clinical: DataFrame, optional. A clinical table holding ``patient_id``
+            (:func:`hnprog.data.read_clinical`): with presets that record a clinical Cox
+            model, ``risk.csv`` gains ``risk_clinical`` (:mod:`hnprog.predict.clinical`).
+            Defaults to None.
 
     Returns:
         PatientPrediction.
@@ -414,9 +429,13 @@ def predict_patient(
     job = PredictionJob(patient, Path(out_dir), box)
     from hnprog.predict.survival import check_times, survival_note
 
+    from hnprog.predict.clinical import check_clinical
+
     times = check_times(times)
+    check_clinical(predictor, clinical, [patient_id])
     survival_note(predictor)
     loaded = load_patient(job, preprocess_config_from_spec(predictor.preprocessing))
     prediction, _ = write_outputs(*forward(loaded, predictor, risk_map=risk_map), predictor,
-                                  overlay=overlay, threshold=threshold, times=times)
+                                  overlay=overlay, threshold=threshold, times=times,
+                                  clinical=clinical)
     return prediction

@@ -236,9 +236,15 @@ def _survival_rows(metadata: Mapping[str, Any]) -> list[str]:
     risk = (metadata.get("outputs") or {}).get("risk")
     if risk is None:
         return []
-    covariates = (metadata.get("training") or {}).get("clinical_covariates") or []
-    rows = [f"| covariates needed | {', '.join(covariates) if covariates else 'none'}"
-            f"{'' if covariates else ': the risk uses the CT and PET only'} |"]
+    clinical = risk.get("clinical") or {}
+    covariates = clinical.get("covariates") or []
+    if covariates:
+        rows = [f"| covariates needed | the image risk needs none (CT and PET only); the deep + "
+                f"clinical risk (`hnprog predict --clinical FILE`, column `risk_clinical`) needs "
+                f"{', '.join(covariates)} (a missing value takes the median of the "
+                f"{clinical.get('n_patients')} training patients) |"]
+    else:
+        rows = ["| covariates needed | none: the risk uses the CT and PET only |"]
     baseline = risk.get("baseline")
     if baseline:
         rows.append(

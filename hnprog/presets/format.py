@@ -55,6 +55,7 @@ __all__ = [
     "check_config_classes",
     "check_file_name",
     "checked_baseline",
+    "checked_clinical_model",
     "check_json_bounds",
     "is_sha256",
     "parse_metadata",
@@ -62,6 +63,7 @@ __all__ = [
     "read_metadata",
     "read_preset",
     "risk_baseline",
+    "risk_clinical_model",
     "sha256_file",
     "verify_preset",
     "write_metadata",
@@ -455,6 +457,86 @@ def risk_baseline(metadata: Mapping[str, Any] | None, where: object = "preset"
     if record.get("baseline") is None:
         return None
     return checked_baseline(record["baseline"], f"{where}: outputs.risk.baseline")
+
+
+def checked_clinical_model(model: Mapping[str, Any], where: object = "clinical model"
+                           ) -> dict[str, Any]:
+    """A deep + clinical Cox model checked and made JSON-ready for ``outputs.risk.clinical``.
+
+    The record (from :func:`hnprog.radiomics.clinical.fit_deep_clinical_model`) is a linear
+    predictor: ``sum(coef * (x - mean) / scale)`` over its ``terms``, where ``x`` is the
+    image risk (term ``deep_risk``) or a clinical covariate, a missing covariate replaced by
+    its training median (``fill``).
+
+    Args:
+        model: dict. ``covariates`` (list of str), ``fill`` (covariate -> float), ``terms``
+            (list of ``{"name", "mean", "scale", "coef"}``), ``alpha``, ``n_patients``,
+            ``n_events``.
+        where: object. Named in error messages. Defaults to ``"clinical model"``.
+
+    Returns:
+        dict. The same fields as plain floats, ints and strings.
+
+    Raises:
+        InputError: if a field is missing or not finite, a scale is not positive, or a term
+            is neither ``deep_risk`` nor a listed covariate.
+    """
+    import math
+
+    def number(value: Any, label: str) -> float:
+        try:
+            out = float(value)
+        except (TypeError, ValueError):
+            out = math.nan
+        if not math.isfinite(out):
+            raise InputError(f"{where}: {label} must be a finite number. Received: {value!r}")
+        return out
+
+    if not isinstance(model, Mapping):
+        raise InputError(f"{where} must be a mapping. Received: {type(model).__name__}")
+    covariates = model.get("covariates")
+    if not isinstance(covariates, (list, tuple)) or not all(isinstance(c, str)
+                                                            for c in covariates):
+        raise InputError(f"{where}: covariates must be a list of names. Received: {covariates!r}")
+    fill = model.get("fill") or {}
+    if not isinstance(fill, Mapping) or set(fill) != set(covariates):
+        raise InputError(f"{where}: fill must give one value per covariate {list(covariates)}. "
+                         f"Received: {fill!r}")
+    terms = model.get("terms")
+    if not isinstance(terms, (list, tuple)) or not terms:
+        raise InputError(f"{where}: terms must be a non-empty list. Received: {terms!r}")
+    checked_terms = []
+    for term in terms:
+        name = term.get("name") if isinstance(term, Mapping) else None
+        if name != "deep_risk" and name not in covariates:
+            raise InputError(f"{where}: term {name!r} is neither deep_risk nor a covariate")
+        scale = number(term.get("scale"), f"terms[{name}].scale")
+        if scale <= 0:
+            raise InputError(f"{where}: terms[{name}].scale must be > 0. Received: {scale}")
+        checked_terms.append({"name": name, "mean": number(term.get("mean"), f"terms[{name}].mean"),
+                              "scale": scale,
+                              "coef": number(term.get("coef"), f"terms[{name}].coef")})
+    return {"covariates": list(covariates),
+            "fill": {c: number(fill[c], f"fill[{c}]") for c in covariates},
+            "terms": checked_terms, "alpha": number(model.get("alpha", 0.0), "alpha"),
+            "n_patients": int(model.get("n_patients", 0)),
+            "n_events": int(model.get("n_events", 0))}
+
+
+def risk_clinical_model(metadata: Mapping[str, Any] | None, where: object = "preset"
+                        ) -> dict[str, Any] | None:
+    """The deep + clinical Cox model recorded in a preset's ``hnprog.json``, or None.
+
+    Only presets trained with clinical covariates (``hnprog train/cv/finetune --clinical``)
+    record one.
+
+    Raises:
+        InputError: if a recorded model is invalid (:func:`checked_clinical_model`).
+    """
+    record = ((metadata or {}).get("outputs") or {}).get("risk") or {}
+    if record.get("clinical") is None:
+        return None
+    return checked_clinical_model(record["clinical"], f"{where}: outputs.risk.clinical")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from hnprog.presets.format import (
     WEIGHTS_FILE,
     check_config_classes,
     checked_baseline,
+    checked_clinical_model,
     sha256_file,
     write_metadata,
 )
@@ -76,6 +77,7 @@ def save_to_preset(
     endpoint: str = "progression-free survival",
     risk_threshold: float | None = None,
     baseline: Mapping[str, Any] | None = None,
+    clinical_model: Mapping[str, Any] | None = None,
     dataset: Mapping[str, Any] | None = None,
     training: Mapping[str, Any] | None = None,
     metrics: Mapping[str, Mapping[str, float]] | None = None,
@@ -120,6 +122,11 @@ def save_to_preset(
             patients (:func:`hnprog.survival.breslow_baseline`, times in days), recorded as
             ``outputs.risk.baseline``; ``hnprog predict`` turns risks into survival
             probabilities with it. Defaults to None (the preset predicts risks only).
+        clinical_model: dict, optional. A Cox model on this model's risk and clinical
+            covariates, fitted on the training patients
+            (:func:`hnprog.radiomics.clinical.fit_deep_clinical_model`), recorded as
+            ``outputs.risk.clinical``; ``hnprog predict --clinical`` applies it and the card
+            lists the covariates it needs. Defaults to None.
         dataset: dict, optional. The training data: ``name`` (str), ``id`` (str, a short
             identifier used in the card's model-index), ``n_patients`` (int) and
             ``synthetic`` (bool; True labels the weights everywhere as synthetic-data weights
@@ -190,6 +197,10 @@ def save_to_preset(
         if "risk" not in outputs_description:
             raise InputError("baseline needs a model with a 'risk' output")
         outputs_description["risk"]["baseline"] = checked_baseline(baseline)
+    if clinical_model is not None:
+        if "risk" not in outputs_description:
+            raise InputError("clinical_model needs a model with a 'risk' output")
+        outputs_description["risk"]["clinical"] = checked_clinical_model(clinical_model)
 
     write_json(config, folder / CONFIG_FILE)
     with atomic_path(folder / WEIGHTS_FILE) as tmp:

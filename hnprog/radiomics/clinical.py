@@ -11,7 +11,10 @@ kept and no correlation filter.
 
 :func:`deep_clinical_rows` combines a cross-validation's deep risk with the clinical
 covariates: per fold, a Cox model on the training patients' own deep risks and their
-covariates, scored on the test patients.
+covariates, scored on the test patients. :func:`fit_deep_clinical_model` fits that model as a
+JSON record, which ``train``/``cv``/``finetune --clinical`` store in the preset
+(``outputs.risk.clinical``), and :func:`deep_clinical_risk` applies it, the same code in the
+cross-validation and in ``hnprog predict --clinical``.
 """
 
 from __future__ import annotations
@@ -23,13 +26,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hnprog.data.clinical import DEFAULT_COVARIATES, clinical_covariates
+from hnprog.data.clinical import DEFAULT_COVARIATES, clinical_covariates, covariate_medians
 from hnprog.errors import InputError
 from hnprog.radiomics.cv import run_radiomics_cv
 from hnprog.reporting import CVResult
 
 __all__ = ["CLINICAL_ALPHAS", "CLINICAL_MODEL", "DEEP_CLINICAL_MODEL", "clinical_model_params",
-           "deep_clinical_rows", "run_clinical_cv"]
+           "deep_clinical_risk", "deep_clinical_rows", "fit_deep_clinical_model",
+           "run_clinical_cv"]
 
 CLINICAL_MODEL = "clinical"
 DEEP_CLINICAL_MODEL = "deep multi-task + clinical"
@@ -91,6 +95,98 @@ def run_clinical_cv(
     return result
 
 
+def fit_deep_clinical_model(
+    deep_risk: pd.Series,
+    clinical: pd.DataFrame,
+    endpoints: pd.DataFrame,
+    *,
+    covariates: Sequence[str] = DEFAULT_COVARIATES,
+) -> dict[str, Any]:
+    """Fit a Cox model on the image risk and the clinical covariates of training patients.
+
+    The model is :class:`~hnprog.radiomics.baseline.RadiomicsCoxPipeline` with every term
+    kept (:func:`clinical_model_params`) and the training patients doubling as validation
+    patients for the ridge penalty; a missing covariate is replaced by its median over these
+    patients. Fit it on the model's risks of its **own training patients**, so that nothing
+    of the test patients leaks in.
+
+    Args:
+        deep_risk: Series. Patient id -> the image model's log-hazard (higher is worse).
+        clinical: DataFrame. From :func:`hnprog.data.read_clinical`, holding these patients.
+        endpoints: DataFrame. ``event`` (bool) and ``time`` (days) of these patients.
+        covariates: sequence of str. Clinical covariates. Defaults to age, T, N, HPV.
+
+    Returns:
+        dict. The record of :func:`hnprog.presets.format.checked_clinical_model` (JSON-ready).
+
+    Raises:
+        InputError: if the clinical table or the endpoints lack a patient (naming the first),
+            or as :func:`~hnprog.data.clinical.clinical_covariates`.
+    """
+    from hnprog.presets.format import checked_clinical_model
+    from hnprog.radiomics.baseline import RadiomicsCoxPipeline
+    from hnprog.survival import make_survival_y
+
+    ids = [str(p) for p in deep_risk.index]
+    for table, what in ((clinical, "the clinical table"), (endpoints, "the endpoints")):
+        missing = [p for p in ids if p not in table.index]
+        if missing:
+            raise InputError(f"{what} lacks {len(missing)} of the training patients, first "
+                             f"{missing[0]}")
+    rows = clinical.loc[ids]
+    fill = covariate_medians(rows, covariates)
+    X = clinical_covariates(rows, covariates, fill=fill).assign(
+        deep_risk=deep_risk.to_numpy(float))
+    ends = endpoints.loc[ids]
+    y = make_survival_y(event=ends["event"].to_numpy(), time=ends["time"].to_numpy())
+    model = RadiomicsCoxPipeline(**clinical_model_params(X.shape[1]),
+                                 validation_fraction=None, drop_constant=True)
+    model.fit(X, y)
+    position = {name: i for i, name in enumerate(model.feature_names_in_)}
+    terms = [{"name": name, "mean": float(model.mean_[position[name]]),
+              "scale": float(model.scale_[position[name]]), "coef": float(coef)}
+             for name, coef in zip(model.selected_features_, model.coef_)]
+    return checked_clinical_model({
+        "covariates": list(covariates), "fill": fill, "terms": terms,
+        "alpha": float(model.alpha_), "n_patients": len(ids),
+        "n_events": int(np.sum(y["event"])),
+    })
+
+
+def deep_clinical_risk(model: Mapping[str, Any], deep_risk: np.ndarray | Sequence[float],
+                       clinical: pd.DataFrame) -> np.ndarray:
+    """The deep + clinical log-hazard of patients, from a fitted record.
+
+    Args:
+        model: dict. From :func:`fit_deep_clinical_model` (or a preset's
+            ``outputs.risk.clinical``).
+        deep_risk: array-like ``(n_patients,)``. The image model's log-hazard, in the order
+            of ``clinical``'s rows.
+        clinical: DataFrame. The patients' clinical rows (:func:`hnprog.data.read_clinical`);
+            a missing covariate is replaced by the training median.
+
+    Returns:
+        numpy.ndarray ``(n_patients,)``, float64: the Cox linear predictor, higher is worse.
+
+    Raises:
+        InputError: if the record is invalid or the lengths differ.
+    """
+    from hnprog.presets.format import checked_clinical_model
+
+    model = checked_clinical_model(model)
+    risk = np.asarray(deep_risk, dtype=float).reshape(-1)
+    if len(risk) != len(clinical):
+        raise InputError(f"one image risk per clinical row is needed. Received: {len(risk)} "
+                         f"risks for {len(clinical)} rows")
+    design = clinical_covariates(clinical, model["covariates"], fill=model["fill"])
+    design = design.assign(deep_risk=risk)
+    out = np.zeros(len(risk))
+    for term in model["terms"]:
+        out += term["coef"] * (design[term["name"]].to_numpy(float) - term["mean"]) \
+            / term["scale"]
+    return out
+
+
 def deep_clinical_rows(
     predictions: pd.DataFrame,
     train_risks: Mapping[int, pd.Series],
@@ -98,6 +194,7 @@ def deep_clinical_rows(
     endpoints: pd.DataFrame,
     *,
     covariates: Sequence[str] = DEFAULT_COVARIATES,
+    models: Mapping[int, Mapping[str, Any]] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-fold test C-index of a Cox model on the deep risk plus the clinical covariates.
 
@@ -109,6 +206,9 @@ def deep_clinical_rows(
         clinical: DataFrame. From :func:`hnprog.data.read_clinical`.
         endpoints: DataFrame. Endpoints of the patients (``event``, ``time``).
         covariates: sequence of str. Clinical covariates. Defaults to age, T, N, HPV.
+        models: mapping fold -> record, optional. Models already fitted with
+            :func:`fit_deep_clinical_model` on ``train_risks`` (the ones stored in the fold
+            presets); fitted here when absent.
 
     Returns:
         tuple ``(per_fold, test_predictions)`` in the layout of
@@ -116,27 +216,18 @@ def deep_clinical_rows(
         ``"deep multi-task + clinical"``.
     """
     from hnprog.metrics import concordance_index
-    from hnprog.radiomics.baseline import RadiomicsCoxPipeline
-    from hnprog.survival import make_survival_y
 
-    design = clinical_covariates(clinical, covariates)
     rows, parts = [], []
     for fold, risks in sorted(train_risks.items()):
-        train_ids = [str(p) for p in risks.index]
-        missing = [p for p in train_ids if p not in design.index]
-        if missing:
-            raise InputError(f"the clinical table lacks {len(missing)} patients, first "
-                             f"{missing[0]}")
-        X = design.loc[train_ids].assign(deep_risk=risks.to_numpy(float))
-        ends = endpoints.loc[train_ids]
-        y = make_survival_y(event=ends["event"].to_numpy(), time=ends["time"].to_numpy())
-        model = RadiomicsCoxPipeline(**clinical_model_params(X.shape[1]),
-                                     validation_fraction=None, drop_constant=True)
-        model.fit(X, y)
+        model = (models or {}).get(fold) or fit_deep_clinical_model(
+            risks, clinical, endpoints, covariates=covariates)
         test = predictions[predictions["fold"] == fold]
-        X_test = design.loc[test["patient_id"].astype(str)].assign(
-            deep_risk=test["risk"].to_numpy(float))
-        risk = model.predict(X_test)
+        ids = test["patient_id"].astype(str)
+        missing = [p for p in ids if p not in clinical.index]
+        if missing:
+            raise InputError(f"the clinical table lacks {len(missing)} test patients, first "
+                             f"{missing[0]}")
+        risk = deep_clinical_risk(model, test["risk"].to_numpy(float), clinical.loc[ids])
         rows.append({"model": DEEP_CLINICAL_MODEL, "fold": fold,
                      "c_index": concordance_index(event=test["event"].to_numpy(bool),
                                                   time=test["time"].to_numpy(float), risk=risk),

@@ -40,7 +40,9 @@ from hnprog.training.runs import (
     dataset_metadata,
     predict_dataset,
     baseline_of,
+    clinical_model_of,
     patient_centres,
+    read_clinical_of,
     read_cohort_with_endpoints,
     training_risks,
 )
@@ -181,13 +183,9 @@ def cross_validate(
     cache_dir = Path(cache_dir) if cache_dir is not None else out_dir / CACHE_DIR
     dataset = dataset_metadata(cohort)
 
-    clinical_table = None
-    if clinical is not None:
-        from hnprog.data.clinical import read_clinical
-
-        clinical_table = (clinical if isinstance(clinical, pd.DataFrame)
-                          else read_clinical(clinical, ids=list(ids)))
+    clinical_table = read_clinical_of(cohort, clinical)
     fold_rows, prediction_rows, train_risks, survival_parts = [], [], {}, []
+    clinical_models: dict[int, dict[str, Any]] = {}
     for task, task_config in configs.items():
         for fold in splits:
             train_ds, val_ds = cohort_datasets(
@@ -217,14 +215,19 @@ def cross_validate(
             own = training_risks(result.model, cohort, ids[fold.train], task_config,
                                  cache_dir=cache_dir)
             baseline = None if own is None else baseline_of(cohort, ids[fold.train], own)
+            clinical_model = (None if own is None or clinical_table is None
+                              else clinical_model_of(cohort, ids[fold.train], own,
+                                                     clinical_table))
             if baseline is not None and risk is not None:
                 survival_parts.append(_test_survival(task.label, test_ids, risk, baseline))
             if task is Task.MULTITASK and own is not None:
                 train_risks[fold.fold] = pd.Series(own, index=ids[fold.train])
+                if clinical_model is not None:
+                    clinical_models[fold.fold] = clinical_model
             export_preset(result, task_config, name=f"{task}_fold{fold.fold + 1}",
                           dataset=dataset, fold=fold.fold,
                           test_metrics={k: row[k] for k in ("c_index", "dice")},
-                          baseline=baseline)
+                          baseline=baseline, clinical_model=clinical_model)
             prediction_rows.append(pd.DataFrame({
                 "model": task.label, "fold": fold.fold, "patient_id": test_ids,
                 "time": time.astype(float), "event": event.astype(bool),
@@ -240,7 +243,7 @@ def cross_validate(
     if clinical_table is not None:
         clinical_folds, clinical_predictions = _clinical_rows(
             clinical_table, cohort, config, centre_list if split == "centre" else groups,
-            pd.concat(prediction_rows), train_risks, split=split)
+            pd.concat(prediction_rows), train_risks, split=split, models=clinical_models)
         per_fold = pd.concat([per_fold, clinical_folds], ignore_index=True)
         prediction_rows.append(clinical_predictions)
         from hnprog.data.clinical import DEFAULT_COVARIATES
@@ -327,7 +330,8 @@ def _evaluate_models(result: CVResult, out_dir: Path, survival_parts: list[pd.Da
 
 def _clinical_rows(clinical: pd.DataFrame, cohort: Any, config: TrainingConfig,
                    groups: Sequence[str] | None, predictions: pd.DataFrame,
-                   train_risks: dict[int, pd.Series], split: str = "stratified"
+                   train_risks: dict[int, pd.Series], split: str = "stratified",
+                   models: dict[int, dict[str, Any]] | None = None,
                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-fold rows and test predictions of the clinical and the deep + clinical models."""
     from hnprog.radiomics.clinical import deep_clinical_rows, run_clinical_cv
@@ -341,7 +345,8 @@ def _clinical_rows(clinical: pd.DataFrame, cohort: Any, config: TrainingConfig,
     parts = [result.predictions.assign(dice=np.nan)[list(CV_PREDICTION_COLUMNS)]]
     deep = predictions[predictions["model"] == Task.MULTITASK.label]
     if train_risks and len(deep):
-        deep_folds, deep_predictions = deep_clinical_rows(deep, train_risks, clinical, endpoints)
+        deep_folds, deep_predictions = deep_clinical_rows(deep, train_risks, clinical, endpoints,
+                                                         models=models)
         folds.append(deep_folds)
         parts.append(deep_predictions[list(CV_PREDICTION_COLUMNS)])
     return pd.concat(folds, ignore_index=True), pd.concat(parts, ignore_index=True)

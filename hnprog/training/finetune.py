@@ -143,11 +143,13 @@ def finetune(
     overwrite: bool = False,
     verbose: int | str = "auto",
     centres: Mapping[str, Any] | None = None,
+    clinical: str | os.PathLike | Any = None,
 ) -> TrainingResult:
     """Fine-tune a saved preset (or run) on a cohort, keeping its preprocessing.
 
-    ``data``, ``out_dir``, ``cache_dir``, ``resume``, ``overwrite``, ``verbose`` and
-    ``centres`` are those of :func:`~hnprog.training.runs.train_on_cohort`; the run folder ends
+    ``data``, ``out_dir``, ``cache_dir``, ``resume``, ``overwrite``, ``verbose``,
+    ``centres`` and ``clinical`` (a deep + clinical Cox model refitted on the fine-tuned
+    model's risks of its training patients) are those of :func:`~hnprog.training.runs.train_on_cohort`; the run folder ends
     with ``preset/``, the fine-tuned model. ``config.loss_weighting="uncertainty"`` and
     ``config.adversarial_centres`` add the loss-weighting layer (log-variances from 0, or the
     source's own) and a new centre branch to the loaded model
@@ -197,5 +199,5 @@ def finetune(
         freeze_encoder(model)
     return train_on_cohort(
         data, out_dir, config=config, model=model, cache_dir=cache_dir, resume=resume,
-        overwrite=overwrite, verbose=verbose, centres=centres,
+        overwrite=overwrite, verbose=verbose, centres=centres, clinical=clinical,
     )

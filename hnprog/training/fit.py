@@ -565,6 +565,7 @@ def export_preset(
     fold: int | None = None,
     test_metrics: Mapping[str, float] | None = None,
     baseline: Mapping[str, Any] | None = None,
+    clinical_model: Mapping[str, Any] | None = None,
 ) -> Path:
     """Save a run's kept model as its preset folder ``RUN/preset`` (:func:`hnprog.save_to_preset`).
 
@@ -588,6 +589,9 @@ def export_preset(
         baseline: dict, optional. The Breslow baseline of the training patients
             (:func:`hnprog.training.runs.training_baseline`), so that ``hnprog predict``
             writes survival probabilities. Defaults to None.
+        clinical_model: dict, optional. The deep + clinical Cox model of the training
+            patients (:func:`hnprog.radiomics.clinical.fit_deep_clinical_model`), for
+            ``hnprog predict --clinical``. Defaults to None.
 
     Returns:
         pathlib.Path. The preset folder.
@@ -612,7 +616,8 @@ def export_preset(
         preprocessing=config.preprocessing, name=name or out_dir.name, task=config.task.value,
         fold=fold, n_folds=config.n_folds if fold is not None else None, split_seed=config.seed,
         dataset=dataset, training=config.to_dict(), metrics=metrics or None,
-        risk_threshold=threshold, baseline=baseline, overwrite=True,
+        risk_threshold=threshold, baseline=baseline, clinical_model=clinical_model,
+        overwrite=True,
     )
     return result.preset
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import keras
 import numpy as np
+import pandas as pd
 
 from hnprog.errors import InputError
 from hnprog.io import write_json
@@ -32,7 +33,9 @@ __all__ = [
     "predict_dataset",
     "read_cohort_with_endpoints",
     "baseline_of",
+    "clinical_model_of",
     "train_on_cohort",
+    "read_clinical_of",
     "training_baseline",
     "training_risks",
 ]
@@ -223,13 +226,17 @@ def training_baseline(
     config: TrainingConfig,
     *,
     cache_dir: str | Path | None = None,
-) -> dict[str, Any] | None:
-    """The Breslow baseline cumulative hazard of a model's training patients.
+    clinical: pd.DataFrame | None = None,
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The Breslow baseline cumulative hazard of a model's training patients (and, with a
+    clinical table, their deep + clinical Cox model).
 
     The kept model predicts the training patients' risks once, without augmentation, and
     :func:`hnprog.survival.breslow_baseline` estimates the baseline from them and the
     patients' endpoints (days). The preset records it (``outputs.risk.baseline``) so that
-    ``hnprog predict`` turns a risk into survival probabilities.
+    ``hnprog predict`` turns a risk into survival probabilities. With ``clinical``, the same
+    risks and the patients' covariates fit
+    :func:`hnprog.radiomics.clinical.fit_deep_clinical_model` (``outputs.risk.clinical``).
 
     Args:
         model: keras.Model. The trained model.
@@ -237,13 +244,46 @@ def training_baseline(
         train_ids: sequence of str. The training patients.
         config: TrainingConfig. For the preprocessing and batch size.
         cache_dir: str or Path, optional. Case cache folder. Defaults to None.
+        clinical: DataFrame, optional. :func:`hnprog.data.read_clinical`'s table holding the
+            training patients. Defaults to None.
 
     Returns:
-        dict or None. The baseline; None for a model without a risk output or when the
-        training risks are not finite.
+        tuple ``(baseline, clinical_model)``: dicts, each None for a model without a risk
+        output or when the training risks are not finite (``clinical_model`` also without
+        ``clinical``).
     """
     risk = training_risks(model, cohort, train_ids, config, cache_dir=cache_dir)
-    return None if risk is None else baseline_of(cohort, train_ids, risk)
+    if risk is None:
+        return None, None
+    return (baseline_of(cohort, train_ids, risk),
+            None if clinical is None else clinical_model_of(cohort, train_ids, risk, clinical))
+
+
+def clinical_model_of(cohort: Any, train_ids: Sequence[str], risk: np.ndarray,
+                      clinical: pd.DataFrame) -> dict[str, Any]:
+    """The deep + clinical Cox model
+    (:func:`hnprog.radiomics.clinical.fit_deep_clinical_model`) of training patients with
+    these risks (in the order of ``train_ids``), their covariates and endpoints."""
+    from hnprog.radiomics.clinical import fit_deep_clinical_model
+
+    y = cohort.survival_y()
+    ends = pd.DataFrame({"event": y["event"], "time": y["time"]}, index=list(cohort.ids))
+    return fit_deep_clinical_model(pd.Series(risk, index=list(train_ids)), clinical, ends)
+
+
+def read_clinical_of(cohort: Any, clinical: str | Path | pd.DataFrame | None
+                     ) -> pd.DataFrame | None:
+    """The clinical table of a cohort's patients (:func:`hnprog.data.read_clinical`), or
+    None; a table is used as it is.
+
+    Raises:
+        InputError: if the file is invalid or lacks one of the cohort's patients.
+    """
+    if clinical is None or isinstance(clinical, pd.DataFrame):
+        return clinical
+    from hnprog.data.clinical import read_clinical
+
+    return read_clinical(clinical, ids=list(cohort.ids))
 
 
 def training_risks(
@@ -306,6 +346,7 @@ def train_on_cohort(
     overwrite: bool = False,
     verbose: int | str = "auto",
     centres: Mapping[str, Any] | None = None,
+    clinical: str | Path | pd.DataFrame | None = None,
 ) -> TrainingResult:
     """Train on a whole cohort: a seeded, event-stratified 80/20 training/validation split.
 
@@ -329,6 +370,10 @@ def train_on_cohort(
         centres: dict, optional. Patient id -> centre (a clinical file's ``CenterID``) for the
             adversarial centre branch; defaults to the cohort's (manifest column or patient
             id, :func:`patient_centres`).
+        clinical: path or DataFrame, optional. The HECKTOR 2021 clinical file of the cohort
+            (or :func:`hnprog.data.read_clinical`'s table): the preset also records a Cox
+            model on the trained model's risk and the clinical covariates, fitted on the
+            training patients' own risks (``hnprog predict --clinical``). Defaults to None.
 
     Returns:
         TrainingResult. ``result.preset`` is the preset folder.
@@ -341,6 +386,7 @@ def train_on_cohort(
 
     config = config or TrainingConfig()
     cohort = read_cohort_with_endpoints(data)
+    clinical_table = read_clinical_of(cohort, clinical)
     y = cohort.survival_y()
     ids = np.asarray(cohort.ids)
     train_idx, val_idx = holdout_split(y["event"], val_fraction=config.val_fraction,
@@ -358,9 +404,11 @@ def train_on_cohort(
     )
     write_json({"train": ids[train_idx].tolist(), "val": ids[val_idx].tolist()},
                out_dir / "split.json")
-    baseline = training_baseline(result.model, cohort, ids[train_idx], config,
-                                 cache_dir=cache_dir if cache_dir is not None
-                                 else out_dir / "cache")
+    baseline, clinical_model = training_baseline(
+        result.model, cohort, ids[train_idx], config,
+        cache_dir=cache_dir if cache_dir is not None else out_dir / "cache",
+        clinical=clinical_table)
     export_preset(result, config, name=f"{config.task}_{out_dir.name}",
-                  dataset=dataset_metadata(cohort), baseline=baseline)
+                  dataset=dataset_metadata(cohort), baseline=baseline,
+                  clinical_model=clinical_model)
     return result
