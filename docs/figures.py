@@ -19,7 +19,7 @@ It writes:
 
 It needs about 1 GB of memory and half a minute on one core. The figures follow the house
 style of :func:`hnprog.plotting.plot_overlay` (black background, CT window -250 to 350 HU,
-"hot" PET at 45% opacity, red GTVt).
+"hot" PET at 45% opacity); the GTVt is drawn in red here.
 """
 
 from __future__ import annotations

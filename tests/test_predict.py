@@ -171,3 +171,77 @@ def test_a_reference_mask_on_another_grid_is_mapped_by_physical_position(cohort_
     assert predicted.tumour_volume_ml, "the tiny model must predict some GTVt for this test"
     assert same.dice == pytest.approx(1.0)
     assert far.dice == pytest.approx(0.0)
+
+
+@pytest.fixture
+def overlays(monkeypatch):
+    """Each overlay's arguments and layout, as predict draws them (the real picture too)."""
+    from hnprog import plotting
+
+    import functools
+
+    drawn = []
+    real = plotting.plot_overlay
+
+    @functools.wraps(real)  # the same signature, for the CLI's default
+    def recording(*args, **kwargs):
+        drawn.append((kwargs, real(*args, **kwargs)))
+        return drawn[-1][1]
+
+    monkeypatch.setattr(plotting, "plot_overlay", recording)
+    return drawn
+
+
+def test_an_overlay_without_a_predicted_gtvt_centres_on_the_reference_else_the_box(
+        cohort_dir, preset_dir, tmp_path, overlays):
+    """Issue #13 item 8: the empty prediction was taken for the centre, so the views showed
+    the CT's middle (the brain) instead of the tumour."""
+    predictor = load_predictor(preset_dir)
+    patient = read_cohort(cohort_dir).patients[0]
+    common = dict(patient_id=patient.patient_id, threshold=1.01)  # no voxel reaches it
+    with_reference = predict_patient(patient.ct, patient.pet, predictor, tmp_path / "r",
+                                     reference_mask=patient.mask, **common)
+    alone = predict_patient(patient.ct, patient.pet, predictor, tmp_path / "b", **common)
+    assert with_reference.tumour_volume_ml == 0 == alone.tumour_volume_ml
+    (kwargs, layout), (box_kwargs, box_layout) = overlays
+    assert layout.centred_on == "reference GTVt"
+    reference = sitk.ReadImage(str(patient.mask)) > 0
+    stats = sitk.LabelShapeStatisticsImageFilter()
+    stats.Execute(reference)
+    np.testing.assert_allclose(layout.centre, stats.GetCentroid(1), atol=1e-3)
+    assert box_kwargs["box"] == alone.box and box_layout.centred_on == "model's box"
+    np.testing.assert_allclose(box_layout.centre, alone.box.center)
+
+
+def test_cli_suv_window_reaches_the_overlay_and_is_checked(cohort_dir, preset_dir, tmp_path,
+                                                           overlays):
+    patient = read_cohort(cohort_dir).patients[0]
+    args = ["predict", "--ct", str(patient.ct), "--pet", str(patient.pet), "-m",
+            str(preset_dir), "-o", str(tmp_path)]
+    result = CliRunner().invoke(main, [*args, "--suv-window", "2,8"])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert [kwargs["suv_window"] for kwargs, _ in overlays] == [(2.0, 8.0), (0.0, 10.0)]
+    assert [text for text, _ in overlays[0][1].colour_bar_labels] == ["8", "5", "2"]
+    for bad in ("8,2", "0", "a,b"):
+        result = CliRunner().invoke(main, [*args, "--suv-window", bad])
+        assert result.exit_code == 2 and "Received: suv_window=" in result.output, bad
+    assert len(overlays) == 2  # refused before any prediction
+
+
+def test_a_cohort_redoes_its_overlays_for_another_suv_window(cohort_dir, preset_dir, tmp_path):
+    predictor = load_predictor(preset_dir)
+    cohort = read_cohort(cohort_dir)
+    first = cohort.ids[0]
+    out = tmp_path / "out"
+    options = dict(progress=False, ids=[first])
+    predict_cohort(cohort, predictor, out, **options)
+    stamp = (out / first / "overlay.png").stat().st_mtime_ns
+    _, _, metrics = predict_cohort(cohort, predictor, out, suv_window=(0, 10), **options)
+    assert metrics["n_resumed"] == 1  # the default window, given: the same overlay
+    _, _, metrics = predict_cohort(cohort, predictor, out, suv_window=(0, 5), **options)
+    assert metrics["n_resumed"] == 0
+    assert (out / first / "overlay.png").stat().st_mtime_ns != stamp
+    with pytest.raises(InputError, match="suv_window"):
+        predict_cohort(cohort, predictor, out, suv_window=(5, 0), **options)

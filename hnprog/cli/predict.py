@@ -30,6 +30,23 @@ def _parse_box(ctx: click.Context, param: click.Parameter, value: str | None) ->
         raise click.BadParameter(str(exc), ctx=ctx, param=param) from exc
 
 
+class _SUVWindow(click.ParamType):
+    """``--suv-window LO,HI``: the overlays' PET window, SUV; a usage error when malformed
+    (:func:`hnprog.plotting.check_suv_window`)."""
+
+    name = "LO,HI"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, tuple):  # the library default
+            return value
+        from hnprog.plotting import check_suv_window
+
+        try:
+            return check_suv_window(str(value).split(","))
+        except InputError as exc:
+            self.fail(str(exc), param, ctx)
+
+
 @click.command("predict")
 @data_argument(required=False)
 @click.option("--ct", type=click.Path(exists=True, dir_okay=False),
@@ -66,6 +83,10 @@ def _parse_box(ctx: click.Context, param: click.Parameter, value: str | None) ->
                    "(hecktor_predictions.csv; Prediction = the risk, higher is worse), which "
                    "hnprog evaluate scores with the challenge's C-index.")
 @click.option("--no-overlay", is_flag=True, help="Skip the PNG overlays (faster).")
+@click.option("--suv-window", type=_SUVWindow(), show_default=True,
+              default=LibraryDefault("hnprog.plotting:plot_overlay", "suv_window"),
+              help="PET window of the overlays in SUV, black to white, the same for every "
+                   "patient (the ends of the colour bar).")
 @click.option("--restart", is_flag=True, help="Predict every patient again instead of resuming.")
 @click.option("--dicom-out", is_flag=True,
               help="Also write <ID>/gtvt_rtstruct.dcm: the predicted GTVt as an RTSTRUCT on the "
@@ -84,7 +105,8 @@ def predict_command(data: str | None, ct: str | None, pet: str | None, models: t
                     box: Any, bboxes: str | None, auto_box: bool, endpoints: str | None,
                     times: tuple[float, ...] | None, output_format: str, no_overlay: bool,
                     restart: bool, dicom_out: bool, runtime: str, precision: str,
-                    tta: bool, executor: Any, risk_map: bool, clinical: str | None) -> None:
+                    tta: bool, executor: Any, risk_map: bool,
+                    suv_window: tuple[float, float], clinical: str | None) -> None:
     """Predict the risk and the tumour contour of one patient or of a cohort.
 
     One patient: give --ct and --pet. A cohort: give DATA, a HECKTOR 2020/2021/2022 folder, a
@@ -129,7 +151,7 @@ def predict_command(data: str | None, ct: str | None, pet: str | None, models: t
                     box=box, reference_mask=reference_mask, bboxes={} if auto_box else bboxes,
                     endpoints=endpoints, overlay=not no_overlay, restart=restart, times=times,
                     dicom_out=dicom_out, executor=executor, risk_map=risk_map,
-                    clinical=clinical)
+                    clinical=clinical, suv_window=suv_window)
     if output_format == "hecktor":
         from pathlib import Path
 
@@ -165,7 +187,8 @@ def _run(data: str | None, ct: str | None, pet: str | None, predictor: Any, out_
          single: bool, patient_id: str | None, box: Any, reference_mask: str | None,
          bboxes: Any, endpoints: str | None, overlay: bool, restart: bool,
          times: tuple[float, ...] | None, dicom_out: bool, executor: Any, risk_map: bool,
-         clinical: str | None = None) -> list[dict[str, Any]]:
+         suv_window: tuple[float, float], clinical: str | None = None
+         ) -> list[dict[str, Any]]:
     """One patient or a cohort; the rows (patient_id, risk) of the predicted patients."""
     table = None
     if clinical is not None:
@@ -175,11 +198,11 @@ def _run(data: str | None, ct: str | None, pet: str | None, predictor: Any, out_
     if single:
         return _predict_one(ct, pet, predictor, out_dir, patient_id=patient_id, box=box,
                             reference_mask=reference_mask, overlay=overlay, times=times,
-                            risk_map=risk_map, clinical=table)
+                            risk_map=risk_map, suv_window=suv_window, clinical=table)
     return _predict_cohort(data, predictor, out_dir, endpoints=endpoints, bboxes=bboxes,
                            overlay=overlay, resume=not restart, times=times,
                            dicom_out=dicom_out, executor=executor, risk_map=risk_map,
-                           clinical=table)
+                           suv_window=suv_window, clinical=table)
 
 
 def _predict_one(ct: str, pet: str, predictor: Any, out_dir: str, *, patient_id: str | None,

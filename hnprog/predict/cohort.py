@@ -24,6 +24,7 @@ from hnprog.data.cohort import Cohort
 from hnprog.data.runner import FAILURES_FILE, run_cohort
 from hnprog.errors import InputError
 from hnprog.io import atomic_write, output_folder, write_json
+from hnprog.plotting import DEFAULT_SUV_WINDOW, check_suv_window
 from hnprog.predict.outputs import PREDICTION_COLUMNS, REPORT_FILE, report_row
 from hnprog.predict.patient import (
     PredictionJob,
@@ -56,6 +57,7 @@ def predict_cohort(
     executor: concurrent.futures.Executor | None = None,
     times: Sequence[float] | None = None,
     risk_map: bool = False,
+    suv_window: Sequence[float] = DEFAULT_SUV_WINDOW,
     clinical: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Predict every patient of a cohort; resume where a previous run stopped.
@@ -96,6 +98,8 @@ def predict_cohort(
             risks only). Defaults to 365, 730, 1095 and 1825.
         risk_map: bool. Also write each patient's ``risk_map.nii.gz`` (see
             :func:`hnprog.predict.predict_patient`). Defaults to False.
+        suv_window: tuple of float. The overlays' PET display window (low, high), SUV.
+            Defaults to (0, 10).
         clinical: DataFrame, optional. The patients' clinical table
             (:func:`hnprog.data.read_clinical`): with presets that record a clinical Cox
             model, ``risk_clinical`` is added (:mod:`hnprog.predict.clinical`); checked for
@@ -106,25 +110,28 @@ def predict_cohort(
         count ``n_predicted`` patients, of which ``n_resumed`` were done by an earlier run.
 
     Raises:
-        InputError: if another run holds ``out_dir``, or ``resume`` is True and ``out_dir``
-            holds predictions of other models.
+        InputError: if another run holds ``out_dir``, ``resume`` is True and ``out_dir``
+            holds predictions of other models, or ``suv_window`` is not two finite SUVs, the
+            lower first.
     """
+    if overlay:
+        suv_window = check_suv_window(suv_window)
     with output_folder(out_dir) as out_dir:  # one writer at a time; stale temp files removed
         return _predict_cohort(cohort, predictor, out_dir, overlay=overlay, resume=resume,
                                progress=progress, ids=ids, executor=executor, times=times,
-                               risk_map=risk_map, clinical=clinical)
+                               risk_map=risk_map, suv_window=suv_window, clinical=clinical)
 
 
 def _predict_cohort(cohort: Cohort, predictor: Any, out_dir: Path, *, overlay: bool,
                     resume: bool, progress: bool, ids: Sequence[str] | None,
                     executor: concurrent.futures.Executor | None,
                     times: Sequence[float] | None, risk_map: bool,
+                    suv_window: Sequence[float],
                     clinical: pd.DataFrame | None = None,
                     ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     from hnprog.metrics import concordance_index
-    from hnprog.predict.survival import check_times, survival_note
-
     from hnprog.predict.clinical import check_clinical, predict_clinical
+    from hnprog.predict.survival import check_times, survival_note
 
     times = check_times(times)
     patients = cohort.patients if ids is None else [cohort[i] for i in ids]
@@ -158,7 +165,7 @@ def _predict_cohort(cohort: Cohort, predictor: Any, out_dir: Path, *, overlay: b
     def earlier_report(job: PredictionJob) -> dict[str, Any] | None:
         report = read_report(job)
         if report is None or report.get("input_fingerprint") != job_fingerprint(
-                job, config, models, overlay=overlay, threshold=0.5):
+                job, config, models, overlay=overlay, threshold=0.5, suv_window=suv_window):
             return None  # inputs or settings changed since (or an older report): redo
         if report.get("inference", inference) != inference:
             return None  # another runtime, precision or mirroring: predict again
@@ -178,12 +185,14 @@ def _predict_cohort(cohort: Cohort, predictor: Any, out_dir: Path, *, overlay: b
         functools.partial(load_patient, config=config),
         functools.partial(forward, predictor=predictor, risk_map=risk_map),
         lambda loaded_outputs: write_outputs(*loaded_outputs, predictor, overlay=overlay,
-                                             times=times, clinical=clinical)[1],
+                                             times=times, suv_window=suv_window,
+                                             clinical=clinical)[1],
     ]
     if executor is not None:
         steps = [functools.partial(_predict_job, recipe=PredictorRecipe.of(predictor),
                                    config=config, overlay=overlay, times=times,
-                                   risk_map=risk_map, clinical=clinical)]
+                                   risk_map=risk_map, suv_window=suv_window,
+                                   clinical=clinical)]
     run = run_cohort(jobs, steps, resume=earlier_report if resume else None,
                      progress=progress, desc="predict", failures_file=out_dir / FAILURES_FILE,
                      executor=executor)
@@ -275,9 +284,11 @@ def _load_recipe(recipe: PredictorRecipe) -> Any:
 
 def _predict_job(job: PredictionJob, *, recipe: PredictorRecipe, config: Any,
                  overlay: bool, times: Sequence[float], risk_map: bool,
+                 suv_window: Sequence[float],
                  clinical: pd.DataFrame | None = None) -> dict[str, Any]:
     """One patient from reading to report in a worker process: the report."""
     predictor = recipe.load()
     loaded = load_patient(job, config)
     return write_outputs(*forward(loaded, predictor, risk_map=risk_map), predictor,
-                         overlay=overlay, times=times, clinical=clinical)[1]
+                         overlay=overlay, times=times, suv_window=suv_window,
+                         clinical=clinical)[1]

@@ -32,6 +32,7 @@ from hnprog.data.cohort import Patient
 from hnprog.data.loading import load_case
 from hnprog.geometry import BoundingBox, Grid
 from hnprog.io import input_fingerprint, write_image
+from hnprog.plotting import DEFAULT_SUV_WINDOW, check_suv_window
 from hnprog.presets.ensemble import FOLD_SPREAD, MEMBER_RISKS
 from hnprog.presets.tta import MirrorTTA
 if TYPE_CHECKING:
@@ -133,10 +134,12 @@ class PredictionJob:
 
 
 def job_fingerprint(job: PredictionJob, config: PreprocessConfig, models: Sequence[str], *,
-                    overlay: bool, threshold: float) -> str:
+                    overlay: bool, threshold: float,
+                    suv_window: Sequence[float] = DEFAULT_SUV_WINDOW) -> str:
     """What a patient's outputs depend on, hashed (:func:`hnprog.io.input_fingerprint`): the
     CT, PET and reference mask files (size and modification time), the box and its source,
-    the preprocessing, the models, the mask threshold and whether an overlay is drawn.
+    the preprocessing, the models, the mask threshold, whether an overlay is drawn and, when
+    it is not the default, the overlay's SUV window.
 
     ``report.json`` records it; a resumed cohort run redoes a patient whose fingerprint
     changed (replaced images, ``--auto-box`` instead of given boxes, other settings).
@@ -145,6 +148,9 @@ def job_fingerprint(job: PredictionJob, config: PreprocessConfig, models: Sequen
     settings = {"box": None if job.box is None else job.box.to_dict(),
                 "preprocessing": config.to_dict(), "models": list(models),
                 "overlay": bool(overlay), "mask_threshold": float(threshold)}
+    window = tuple(float(v) for v in suv_window)
+    if overlay and window != DEFAULT_SUV_WINDOW:  # absent by default: older reports resume
+        settings["overlay_suv_window"] = list(window)
     return input_fingerprint((patient.ct, patient.pet, patient.mask), settings)
 
 
@@ -230,13 +236,18 @@ def _on_grid_of(mask: sitk.Image, reference: sitk.Image) -> sitk.Image:
 def write_outputs(loaded: LoadedPatient, outputs: dict[str, np.ndarray], predictor: Any, *,
                   overlay: bool = True, threshold: float = 0.5,
                   times: Sequence[float] | None = None,
-                  clinical: pd.DataFrame | None = None) -> tuple[PatientPrediction, dict]:
+                  suv_window: Sequence[float] = DEFAULT_SUV_WINDOW,
+                  clinical: pd.DataFrame | None = None,
+                  ) -> tuple[PatientPrediction, dict]:
     """Step 3: put the outputs back on the CT grid and write the patient's files, report last.
 
     With a risk output and presets that record a survival baseline, the survival
     probabilities at ``times`` (days; default 1, 2, 3 and 5 years) go into ``risk.csv`` and
-    ``report.json`` (:func:`hnprog.predict.survival.predict_survival`). With a clinical
-    table, the deep + clinical risk goes there too (:mod:`hnprog.predict.clinical`).
+    ``report.json`` (:func:`hnprog.predict.survival.predict_survival`). The overlay
+    (:func:`hnprog.plotting.plot_overlay`) shows the PET in ``suv_window`` (SUV) and is
+    centred on the predicted GTVt, else the reference, else the patient's box. With a
+    clinical table, the deep + clinical risk goes into ``risk.csv`` and ``report.json`` too
+    (:mod:`hnprog.predict.clinical`).
 
     Returns:
         tuple of the PatientPrediction and the ``report.json`` content.
@@ -300,7 +311,8 @@ def write_outputs(loaded: LoadedPatient, outputs: dict[str, np.ndarray], predict
             if mask_image is not None and not volume_ml:
                 title += "\nno GTVt predicted (no voxel reaches the mask threshold)"
             plot_overlay(ct_image, loaded.pet_image, mask_image, out_dir / OVERLAY_FILE,
-                         title=title, reference_mask=reference,
+                         title=title, reference_mask=reference, box=loaded.box,
+                         suv_window=suv_window,
                          survival_curve=None if survival is None else survival.to_dict(),
                          risk_map=risk_image)
             files["overlay"] = OVERLAY_FILE
@@ -325,7 +337,7 @@ def write_outputs(loaded: LoadedPatient, outputs: dict[str, np.ndarray], predict
         stage_seconds=stages.seconds, inference=inference_record(predictor),
         survival_note=_survival_reason(predictor, outputs),
         input_fingerprint=job_fingerprint(job, loaded.config, models, overlay=overlay,
-                                          threshold=threshold))
+                                          threshold=threshold, suv_window=suv_window))
     return prediction, report
 
 
@@ -373,6 +385,7 @@ def predict_patient(
     threshold: float = 0.5,
     times: Sequence[float] | None = None,
     risk_map: bool = False,
+    suv_window: Sequence[float] = DEFAULT_SUV_WINDOW,
     clinical: pd.DataFrame | None = None,
 ) -> PatientPrediction:
     """Predict one patient's risk and GTVt from a CT and a PET file.
@@ -380,7 +393,8 @@ def predict_patient(
     Writes into ``out_dir``: ``risk.csv`` (log-hazard, risk group, models), the GTVt
     probability map ``gtvt_probability.nii.gz`` (float32) and mask ``gtvt_mask.nii.gz``
     (uint8, probability >= ``threshold``) on the original CT grid, ``overlay.png`` (axial,
-    coronal and sagittal views through the tumour) and ``report.json`` (box and its source,
+    coronal and sagittal views through the predicted GTVt, else the reference, else the box:
+    :func:`hnprog.plotting.plot_overlay`) and ``report.json`` (box and its source,
     tumour volume in mL, preprocessing, models and versions), each atomically;
     ``report.json`` last, so its presence means the patient is done. The report also holds
     the wall time of the call (``seconds``) and of its stages (``stage_seconds``: ``read``
@@ -410,6 +424,8 @@ def predict_patient(
             (:func:`hnprog.risk_activation_map`, Grad-CAM of the risk over the encoder
             levels) put back on the CT grid, float32, 0 outside the network's crop; it is
             drawn as a third row of the overlay. Defaults to False.
+        suv_window: tuple of float. The overlay's PET display window (low, high), SUV: the
+            ends of its colour bar, the same for every patient. Defaults to (0, 10).
         clinical: DataFrame, optional. A clinical table holding ``patient_id``
             (:func:`hnprog.data.read_clinical`): with presets that record a clinical Cox
             model, ``risk.csv`` gains ``risk_clinical`` (:mod:`hnprog.predict.clinical`).
@@ -421,8 +437,11 @@ def predict_patient(
     Raises:
         PatientError: naming the patient and file, on unreadable inputs, a CT not in HU or
             a PET not in SUV (swapped files, Bq/mL), PET and CT that do not overlap, or a box
-            outside the images.
+            outside the images, or a ``suv_window`` that is not two finite SUVs, the lower
+            first (InputError).
     """
+    if overlay:
+        suv_window = check_suv_window(suv_window)
     patient = Patient(patient_id, Path(ct), Path(pet),
                       None if reference_mask is None else Path(reference_mask),
                       mask_labels=tuple(reference_labels))
@@ -437,5 +456,5 @@ def predict_patient(
     loaded = load_patient(job, preprocess_config_from_spec(predictor.preprocessing))
     prediction, _ = write_outputs(*forward(loaded, predictor, risk_map=risk_map), predictor,
                                   overlay=overlay, threshold=threshold, times=times,
-                                  clinical=clinical)
+                                  suv_window=suv_window, clinical=clinical)
     return prediction
