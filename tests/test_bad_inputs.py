@@ -163,6 +163,43 @@ def _truncated_mha(tmp: Path, inputs: Inputs) -> list[str]:
     return _predict_one(tmp, inputs, ct=tmp / "ct.mha")
 
 
+def _pet_of(tmp: Path, inputs: Inputs, value: float) -> Path:
+    """P1's PET with every voxel set to ``value`` (its geometry kept)."""
+    pet = sitk.ReadImage(str(inputs.cohort / "P1_pt.nii.gz")) * 0 + value
+    write_image(pet, tmp / "pet.nii.gz")
+    return tmp / "pet.nii.gz"
+
+
+def _predict_with_pet(value: float) -> Make:
+    def make(tmp: Path, inputs: Inputs) -> list[str]:
+        args = _predict_one(tmp, inputs)
+        args[args.index("--pet") + 1] = str(_pet_of(tmp, inputs, value))
+        return args
+    return make
+
+
+def _predict_with_mask(values: Callable[[sitk.Image], sitk.Image]) -> Make:
+    def make(tmp: Path, inputs: Inputs) -> list[str]:
+        from hnprog.testing.cohorts import make_mask
+
+        ct = sitk.ReadImage(str(inputs.cohort / "P1_ct.nii.gz"))
+        write_image(values(make_mask(ct)), tmp / "mask.nii.gz")
+        return _predict_one(tmp, inputs, "--mask", str(tmp / "mask.nii.gz"))
+    return make
+
+
+def _radiomics_with_constant_pet(tmp: Path, inputs: Inputs) -> list[str]:
+    from hnprog.testing.cohorts import make_mask
+
+    cohort = _copy(inputs.cohort, tmp / "c")
+    for pid in ("P1", "P2"):
+        ct = sitk.ReadImage(str(cohort / f"{pid}_ct.nii.gz"))
+        write_image(make_mask(ct), cohort / f"{pid}_gtvt.nii.gz")
+    write_image(_pet_of(tmp, inputs, 0.0) and sitk.ReadImage(str(tmp / "pet.nii.gz")),
+                cohort / "P1_pt.nii.gz")
+    return ["radiomics", "extract", str(cohort), "--out", str(tmp / "f.csv")]
+
+
 def _box_csv(content: bytes) -> Make:
     def make(tmp: Path, inputs: Inputs) -> list[str]:
         (tmp / "boxes.csv").write_bytes(content)
@@ -360,12 +397,37 @@ CASES = [
          1, ("Error: preset", "do not fit the architecture"), absent=("out/report.json",)),
     Case("truncated checkpoint on --resume", _truncated_checkpoint,
          1, ("epoch-0001.weights.h5", "cannot be read (truncated or corrupt?)", "--overwrite")),
+    # 13. images without signal and masks that are not 0/1 are refused before the forward pass
+    Case("all-zero PET (predict)", _predict_with_pet(0.0),
+         1, ("P1", "pet.nii.gz", "holds no signal", "every voxel is 0"),
+         absent=("out/report.json", "out/risk.csv")),
+    Case("constant PET of SUV 5 (predict)", _predict_with_pet(5.0),
+         1, ("holds no signal", "every voxel is 5"), absent=("out/report.json",)),
+    Case("empty --mask", _predict_with_mask(lambda m: m * 0),
+         1, ("mask.nii.gz is empty", "no voxel is labelled 1"),
+         absent=("out/report.json", "out/risk.csv")),
+    Case("--mask with labels 0/255", _predict_with_mask(lambda m: m * 255),
+         1, ("mask.nii.gz", "unexpected labels {255}"), absent=("out/report.json",)),
+    Case("--mask with values 0/0.5", _predict_with_mask(
+        lambda m: sitk.Cast(m, sitk.sitkFloat32) * 0.5),
+         1, ("unexpected labels {0.5}",), absent=("out/report.json",)),
+    Case("all-zero PET (radiomics extract)", _radiomics_with_constant_pet,
+         0, ("1 patient x", "1 failed, reasons in"), present=("f.csv", "failures.csv"),
+         one_line=False,
+         check=lambda t: _failure_says(t / "failures.csv", "P1", "holds no signal")),
     Case("no network when one is asked",
          lambda t, i: ["download", "hf://org/model", "--endpoint", "http://127.0.0.1:9",
                        "--cache-dir", str(t / "cache")],
          1, ("cannot reach http://127.0.0.1:9", "not in the local Hugging Face cache"),
          env=(("HF_HUB_OFFLINE", None),)),
 ]
+
+
+def _failure_says(path: Path, patient_id: str, words: str) -> None:
+    import pandas as pd
+
+    failures = pd.read_csv(path).set_index("patient_id")
+    assert words in failures.loc[patient_id, "error"], failures
 
 
 @pytest.fixture(scope="module")

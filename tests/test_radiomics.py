@@ -273,7 +273,7 @@ def test_extract_cohort_features_failures_cache_and_resume(tmp_path, monkeypatch
     pd.testing.assert_frame_equal(written, table, check_exact=False, rtol=1e-9)
     failures = pd.read_csv(tmp_path / "out" / "failures.csv")
     assert failures["patient_id"].tolist() == ["P3", "P4"]
-    assert "mask is empty" in failures["error"][0] and "no GTVt mask" in failures["error"][1]
+    assert "is empty: no voxel is labelled 1" in failures["error"][0] and "no GTVt mask" in failures["error"][1]
     assert len(list((tmp_path / "out" / ".radiomics_cache").glob("P*.json"))) == 2
     direct = extract_features(read_case(good[0]))
     assert table.loc["P1"].to_numpy() == pytest.approx(list(direct.values()), rel=1e-9)

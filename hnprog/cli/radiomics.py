@@ -66,7 +66,8 @@ def radiomics_extract(data: str, out: str, n_jobs: int, params: str | None, cach
                                     executor=executor)
     n_failed = len(cohort) - len(table)
     note = f"; {n_failed} failed, reasons in {failures_path}" if n_failed else ""
-    echo_done(f"{len(table)} patients x {table.shape[1]} features -> {out}{note}")
+    patients = f"{len(table)} patient" + ("" if len(table) == 1 else "s")
+    echo_done(f"{patients} x {table.shape[1]} features -> {out}{note}")
 
 
 @radiomics.command("cv")

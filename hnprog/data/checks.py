@@ -4,10 +4,11 @@ One place, applied in one order by the one patient loader (:func:`hnprog.data.lo
 so prediction, the training cache and radiomics refuse the same inputs with the same words:
 
 1. each file is readable, 3D, free of NaN (:func:`hnprog.io.read_image`);
-2. the CT is in HU and the PET in SUV (:func:`check_intensities`), which catches swapped files,
-   a CT without its rescale and a PET in Bq/mL;
+2. the CT is in HU and the PET in SUV, each with signal (:func:`check_intensities`), which
+   catches swapped files, a CT without its rescale, a PET in Bq/mL and an all-zero or constant
+   image;
 3. the PET and CT overlap and the box meets both (:func:`hnprog.transforms.check_overlap`);
-4. the mask holds only the expected labels (:func:`check_mask_labels`).
+4. the mask holds only the expected labels and some GTVt (:func:`check_mask_labels`).
 """
 
 from __future__ import annotations
@@ -20,13 +21,17 @@ import SimpleITK as sitk
 
 from hnprog.errors import PatientError
 
-__all__ = ["CT_AIR_HU", "PET_MAX_SUV", "check_intensities", "check_mask_labels"]
+__all__ = ["CT_AIR_HU", "PET_MAX_SUV", "PET_MIN_SIGNAL_SUV", "check_intensities",
+           "check_mask_labels"]
 
 
 CT_AIR_HU = -500.0
 """A head-and-neck CT in HU always holds air below this value (HU)."""
 PET_MAX_SUV = 1000.0
 """No PET in SUV exceeds this; activity concentrations (Bq/mL) do, by far."""
+PET_MIN_SIGNAL_SUV = 0.1
+"""A FDG PET in SUV spans more than this (the brain alone reaches several SUV); an all-zero or
+constant PET (a failed export or reconstruction) does not."""
 
 
 def check_intensities(ct: sitk.Image, pet: sitk.Image, patient_id: str,
@@ -39,7 +44,9 @@ def check_intensities(ct: sitk.Image, pet: sitk.Image, patient_id: str,
 
     - the CT must hold air, some voxel below ``CT_AIR_HU`` (-500 HU);
     - the PET must lie within ``[-100, PET_MAX_SUV]`` (SUV: small negatives from
-      reconstruction are fine; -1000 is the air of a CT; thousands are Bq/mL).
+      reconstruction are fine; -1000 is the air of a CT; thousands are Bq/mL);
+    - neither may be constant: the CT must also hold tissue (some voxel above ``CT_AIR_HU``)
+      and the PET must span more than ``PET_MIN_SIGNAL_SUV`` (an all-zero PET is no PET).
 
     Args:
         ct: SimpleITK.Image. The CT (HU).
@@ -76,6 +83,20 @@ def check_intensities(ct: sitk.Image, pet: sitk.Image, patient_id: str,
             f"PET {pet_path} has values down to {pet_min:g} (it spans [{pet_min:g}, "
             f"{pet_max:g}]), which a PET in SUV never holds: a CT given as the PET?",
         )
+    if ct_max <= CT_AIR_HU:
+        raise PatientError(
+            patient_id,
+            f"CT {ct_path} holds no tissue: every voxel is at or below {CT_AIR_HU:g} HU (it "
+            f"spans [{ct_min:g}, {ct_max:g}]); an empty or failed export?",
+        )
+    if pet_max - pet_min <= PET_MIN_SIGNAL_SUV:
+        what = f"every voxel is {pet_min:g}" if pet_max == pet_min else (
+            f"it spans only [{pet_min:g}, {pet_max:g}]")
+        raise PatientError(
+            patient_id,
+            f"PET {pet_path} holds no signal ({what} SUV); an empty or failed reconstruction or "
+            "export? Give the patient's real PET",
+        )
     if pet_max > PET_MAX_SUV:
         raise PatientError(
             patient_id,
@@ -87,7 +108,8 @@ def check_intensities(ct: sitk.Image, pet: sitk.Image, patient_id: str,
 
 def check_mask_labels(image: sitk.Image, patient_id: str, path: str | os.PathLike,
                       labels: Sequence[int] = (0, 1)) -> sitk.Image:
-    """Refuse a mask holding other values than ``labels``; return it as uint8 0/1 (1 = GTVt).
+    """Refuse a mask holding other values than ``labels``, or no GTVt; return it as uint8 0/1
+    (1 = GTVt).
 
     Other allowed labels (HECKTOR 2022's 2 = GTVn) become background.
 
@@ -101,7 +123,8 @@ def check_mask_labels(image: sitk.Image, patient_id: str, path: str | os.PathLik
         SimpleITK.Image. uint8, 1 where the mask is 1, with the mask's geometry.
 
     Raises:
-        PatientError: naming the file and the unexpected labels.
+        PatientError: naming the file and the unexpected labels, or on a mask without any
+            voxel labelled 1.
     """
     values = sitk.GetArrayViewFromImage(image)
     allowed = np.zeros(values.shape, dtype=bool)
@@ -117,6 +140,13 @@ def check_mask_labels(image: sitk.Image, patient_id: str, path: str | os.PathLik
             f"mask file {path}: unexpected labels {{{shown}}}; expected only {set(labels)} "
             "(1 = GTVt)",
         )
-    mask = sitk.GetImageFromArray((values == 1).astype(np.uint8))
+    inside = values == 1
+    if not inside.any():
+        raise PatientError(
+            patient_id,
+            f"mask file {path} is empty: no voxel is labelled 1 (GTVt); give the patient's GTVt "
+            "mask, or leave the mask out",
+        )
+    mask = sitk.GetImageFromArray(inside.astype(np.uint8))
     mask.CopyInformation(image)
     return mask
