@@ -245,3 +245,29 @@ def test_a_cohort_redoes_its_overlays_for_another_suv_window(cohort_dir, preset_
     assert (out / first / "overlay.png").stat().st_mtime_ns != stamp
     with pytest.raises(InputError, match="suv_window"):
         predict_cohort(cohort, predictor, out, suv_window=(5, 0), **options)
+
+
+def test_synthetic_data_weights_are_named_on_every_run_and_in_the_report(
+        synthetic_cohort, tmp_path):
+    from click.testing import CliRunner
+
+    from hnprog.cli import main
+    from hnprog.data.cohort import read_cohort
+    from hnprog.testing.presets import make_tiny_preset
+
+    synthetic = make_tiny_preset(tmp_path / "synthetic")  # labelled synthetic, as shipped
+    real = make_tiny_preset(tmp_path / "real", dataset={"name": "my cohort", "synthetic": False})
+    patient = read_cohort(synthetic_cohort).patients[0]
+    args = ["predict", "--ct", str(patient.ct), "--pet", str(patient.pet), "--no-overlay"]
+    for run in ("first", "second"):  # every run says it, not only the first
+        result = CliRunner().invoke(main, [*args, "-m", str(synthetic), "-o",
+                                           str(tmp_path / run)])
+        assert result.exit_code == 0, result.output
+        assert "Warning: the weights of synthetic was trained on hnprog's synthetic" in \
+            result.output
+        report = json.loads((tmp_path / run / "report.json").read_text())
+        assert len(report["warnings"]) == 1 and "mean nothing for real patients" in \
+            report["warnings"][0]
+    result = CliRunner().invoke(main, [*args, "-m", str(real), "-o", str(tmp_path / "real_out")])
+    assert result.exit_code == 0 and "Warning:" not in result.output
+    assert json.loads((tmp_path / "real_out" / "report.json").read_text())["warnings"] == []

@@ -146,6 +146,10 @@ def predict_command(data: str | None, ct: str | None, pet: str | None, models: t
     from hnprog.predict import load_predictor
 
     predictor = load_predictor(list(models), runtime=runtime, precision=precision, tta=tta)
+    from hnprog.predict.patient import model_warnings
+
+    for warning in model_warnings(predictor):  # on every run: the numbers follow it
+        click.secho(f"Warning: {warning}.", fg="yellow", err=True)
     with _notes():
         rows = _run(data, ct, pet, predictor, out_dir, single=single, patient_id=patient_id,
                     box=box, reference_mask=reference_mask, bboxes={} if auto_box else bboxes,

@@ -121,7 +121,8 @@ def write_report(prediction: PatientPrediction, *, inputs: Mapping[str, str | No
                  stage_seconds: Mapping[str, float],
                  inference: Mapping[str, Any] | None = None,
                  survival_note: str | None = None,
-                 input_fingerprint: str | None = None) -> dict[str, Any]:
+                 input_fingerprint: str | None = None,
+                 warnings: Sequence[str] = ()) -> dict[str, Any]:
     """Write ``report.json``, the last file of a patient, and return its content.
 
     The report holds the inputs, the risk and its meaning, the box and its source, the tumour
@@ -134,7 +135,9 @@ def write_report(prediction: PatientPrediction, *, inputs: Mapping[str, str | No
     survival probabilities and curve (``survival``; when there are none, ``survival`` holds
     ``{"available": false, "reason": survival_note}``); and the
     ``input_fingerprint`` of the input files and settings
-    (:func:`hnprog.predict.patient.job_fingerprint`), which a resumed run compares.
+    (:func:`hnprog.predict.patient.job_fingerprint`), which a resumed run compares; and
+    ``warnings``, what a reader of the numbers must know (weights trained on synthetic data,
+    :func:`hnprog.predict.patient.model_warnings`).
     """
     survival = (prediction.survival.to_dict() if prediction.survival is not None
                 else {"available": False, "reason": survival_note})
@@ -157,6 +160,7 @@ def write_report(prediction: PatientPrediction, *, inputs: Mapping[str, str | No
         "stage_seconds": dict(stage_seconds),
         "inference": dict(inference or {}),
         "input_fingerprint": input_fingerprint,
+        "warnings": list(warnings),
     }
     write_json(report, prediction.out_dir / REPORT_FILE)
     return report

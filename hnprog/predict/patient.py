@@ -335,10 +335,35 @@ def write_outputs(loaded: LoadedPatient, outputs: dict[str, np.ndarray], predict
         preprocessing=loaded.config.to_dict(), models=models, files=files,
         versions=_versions(), seconds=time.perf_counter() - loaded.start,
         stage_seconds=stages.seconds, inference=inference_record(predictor),
+        warnings=model_warnings(predictor),
         survival_note=_survival_reason(predictor, outputs),
         input_fingerprint=job_fingerprint(job, loaded.config, models, overlay=overlay,
                                           threshold=threshold, suv_window=suv_window))
     return prediction, report
+
+
+SYNTHETIC_WEIGHTS_WARNING = (
+    "{models} {verb} trained on hnprog's synthetic PET/CT cohort, to try the tool: "
+    "{pronoun} risks and contours mean nothing for real patients. Train or fine-tune on your "
+    "own cohort (hnprog train / finetune) before reading them")
+
+
+def model_warnings(predictor: Any) -> list[str]:
+    """What every prediction with this predictor must say: today, that its weights were
+    trained on synthetic data (the presets' ``dataset.synthetic`` label). ``report.json``
+    records the list (``warnings``) and ``hnprog predict`` prints it on every run."""
+    inner = predictor.predictor if isinstance(predictor, MirrorTTA) else predictor
+    members = list(getattr(inner, "members", None) or [inner])
+    synthetic = [getattr(m, "name", "model") for m in members
+                 if ((getattr(m, "metadata", None) or {}).get("dataset") or {}).get("synthetic")]
+    if not synthetic:
+        return []
+    many = len(synthetic) > 1
+    shown = ", ".join(synthetic[:3]) + (f" and {len(synthetic) - 3} more" if len(synthetic) > 3
+                                        else "")
+    return [SYNTHETIC_WEIGHTS_WARNING.format(models=f"the weights of {shown}",
+                                             verb="were" if many else "was",
+                                             pronoun="their")]
 
 
 def inference_record(predictor: Any) -> dict[str, Any]:
