@@ -140,6 +140,30 @@ class BoundingBox:
         """Centre ``(x, y, z)`` in mm."""
         return ((self.x1 + self.x2) / 2, (self.y1 + self.y2) / 2, (self.z1 + self.z2) / 2)
 
+    def check_cube(self, edge_mm: float, where: str = "box", tolerance_mm: float = 1.0
+                   ) -> BoundingBox:
+        """Refuse a box that is not the ``edge_mm`` cube a model sees; return it.
+
+        A model crops its own cube (crop size x spacing) around the box's centre, so a box of
+        another size would be recorded as given but not used as given.
+
+        Args:
+            edge_mm: float. The model's field of view, mm.
+            where: str. Named in the error (e.g. ``"--bbox"``). Defaults to ``"box"``.
+            tolerance_mm: float. Allowed difference per edge, mm. Defaults to 1.
+
+        Raises:
+            InputError: naming both sizes, and that a centre alone can be given.
+        """
+        if any(abs(edge - edge_mm) > tolerance_mm for edge in self.size):
+            size = " x ".join(f"{edge:g}" for edge in self.size)
+            centre = ",".join(f"{c:g}" for c in self.center)
+            raise InputError(
+                f"{where} is {size} mm but the model sees a {edge_mm:g} mm cube around the "
+                f"box's centre: give a {edge_mm:g} mm box, or only its centre (--center "
+                f"{centre})")
+        return self
+
     def contains(self, point: Iterable[float]) -> bool:
         """Whether the physical point ``(x, y, z)`` (mm) lies inside the box (bounds included)."""
         x, y, z = point

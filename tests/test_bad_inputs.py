@@ -90,7 +90,7 @@ def _predict_one(tmp: Path, inputs: Inputs, *extra: str, preset: Path | None = N
                  ct: Path | None = None) -> list[str]:
     return ["predict", "--ct", str(ct or inputs.cohort / "P1_ct.nii.gz"),
             "--pet", str(inputs.cohort / "P1_pt.nii.gz"), "-m", str(preset or inputs.preset),
-            "-o", str(tmp / "out"), "--no-overlay", "--bbox", "-16,16,-16,16,-16,16", *extra]
+            "-o", str(tmp / "out"), "--no-overlay", "--center", "0,0,0", *extra]
 
 
 def _predict_cohort(tmp: Path, inputs: Inputs, cohort: Path | None = None) -> list[str]:
@@ -376,8 +376,15 @@ CASES = [
     # 19. one line and the right exit status
     Case("truncated .mha", _truncated_mha,
          1, ("ct.mha", "truncated", "MetaImage header promises"), absent=("out/report.json",)),
-    Case("bad --bbox", lambda t, i: _predict_one(t, i)[:-1] + ["a,b,c,d,e,f"],
+    Case("bad --bbox", lambda t, i: _predict_one(t, i)[:-2] + ["--bbox", "a,b,c,d,e,f"],
          2, ("--bbox", "six numbers")),
+    # 13.10: the model crops its own cube, so a box of another size is refused, not ignored
+    Case("--bbox of another size than the model's cube",
+         lambda t, i: _predict_one(t, i)[:-2] + ["--bbox", "-30,30,-30,30,-30,30"],
+         2, ("'--bbox'", "60 x 60 x 60 mm", "16 mm cube", "--center 0,0,0"),
+         absent=("out",)),
+    Case("bad --center", lambda t, i: _predict_one(t, i)[:-1] + ["1,2"],
+         2, ("--center", "three numbers x,y,z")),
     Case("--ct without --pet",
          lambda t, i: ["predict", "--ct", str(i.cohort / "P1_ct.nii.gz"), "-m", str(i.preset),
                        "-o", str(t / "out")],

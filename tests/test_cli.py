@@ -186,7 +186,7 @@ def test_predict_names_the_patient_after_the_ct_file(one_pair, tiny_preset, tmp_
     base = ["predict", "--ct", str(one_pair.ct), "-m", str(tiny_preset), "--no-overlay"]
     result = CliRunner().invoke(main, [*base, "--pet", str(one_pair.pet), "-o", str(tmp_path / "a")])
     assert result.exit_code == 0, result.output
-    assert result.output.startswith(f"{pid}: risk (log-hazard)")
+    assert result.stdout.startswith(f"{pid}: risk (log-hazard)")
     assert pd.read_csv(tmp_path / "a" / "risk.csv").loc[0, "patient_id"] == pid
 
     broken = tmp_path / "broken_pt.nii.gz"
@@ -197,7 +197,7 @@ def test_predict_names_the_patient_after_the_ct_file(one_pair, tiny_preset, tmp_
 
     result = CliRunner().invoke(main, [*base, "--pet", str(one_pair.pet), "-o",
                                        str(tmp_path / "c"), "--patient-id", "P7"])
-    assert result.exit_code == 0 and result.output.startswith("P7: risk")
+    assert result.exit_code == 0 and result.stdout.startswith("P7: risk")
 
 
 def test_rerun_of_a_cohort_says_how_many_were_already_done(cohort_root, tiny_preset, tmp_path):

@@ -30,6 +30,20 @@ def _parse_box(ctx: click.Context, param: click.Parameter, value: str | None) ->
         raise click.BadParameter(str(exc), ctx=ctx, param=param) from exc
 
 
+def _parse_center(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    """``--center x,y,z`` (mm) as a tuple of 3 floats; a malformed one is a usage error."""
+    if value is None:
+        return None
+    try:
+        center = tuple(float(v) for v in value.replace(" ", "").split(","))
+    except ValueError:
+        center = ()
+    if len(center) != 3 or not all(c == c and abs(c) != float("inf") for c in center):
+        raise click.BadParameter(f"a centre is three numbers x,y,z in mm. Received: {value!r}",
+                                 ctx=ctx, param=param)
+    return center
+
+
 class _SUVWindow(click.ParamType):
     """``--suv-window LO,HI``: the overlays' PET window, SUV; a usage error when malformed
     (:func:`hnprog.plotting.check_suv_window`)."""
@@ -65,8 +79,11 @@ class _SUVWindow(click.ParamType):
 @click.option("--mask", "reference_mask", type=click.Path(exists=True, dir_okay=False),
               help="Reference GTVt mask of the patient, for a Dice and the overlay (with --ct/--pet).")
 @click.option("--bbox", "box", callback=_parse_box,
-              help="Box x1,x2,y1,y2,z1,z2 in mm (with --ct/--pet).  "
+              help="Box x1,x2,y1,y2,z1,z2 in mm (with --ct/--pet), the size of the model's "
+                   "cube (144 mm for the paper's models; another size is refused).  "
                    "[default: the automatic box from the PET]")
+@click.option("--center", callback=_parse_center, metavar="X,Y,Z",
+              help="Centre of the model's cube in mm (with --ct/--pet), instead of --bbox.")
 @bboxes_option(purpose=", for a cohort")
 @click.option("--auto-box", is_flag=True,
               help="Use the automatic PET box for every patient, ignoring any box CSV (as "
@@ -102,7 +119,8 @@ class _SUVWindow(click.ParamType):
 @needs_keras
 def predict_command(data: str | None, ct: str | None, pet: str | None, models: tuple[str, ...],
                     out_dir: str, patient_id: str | None, reference_mask: str | None,
-                    box: Any, bboxes: str | None, auto_box: bool, endpoints: str | None,
+                    box: Any, center: tuple[float, float, float] | None, bboxes: str | None,
+                    auto_box: bool, endpoints: str | None,
                     times: tuple[float, ...] | None, output_format: str, no_overlay: bool,
                     restart: bool, dicom_out: bool, runtime: str, precision: str,
                     tta: bool, executor: Any, risk_map: bool,
@@ -130,9 +148,15 @@ def predict_command(data: str | None, ct: str | None, pet: str | None, models: t
       hnprog predict data/ -m exported/ --runtime openvino -o predictions/
     """
     # Which options go together is the command line's business; these errors name its flags.
-    if auto_box and (box is not None or bboxes is not None):
-        raise InputError("--auto-box ignores every box: do not combine it with --bbox or --bboxes")
+    if auto_box and (box is not None or center is not None or bboxes is not None):
+        raise InputError("--auto-box ignores every box: do not combine it with --bbox, --center "
+                         "or --bboxes")
+    if box is not None and center is not None:
+        raise click.UsageError("give --bbox or --center, not both")
     single = ct is not None or pet is not None
+    if (box is not None or center is not None) and not single:
+        raise click.UsageError("--bbox and --center are for one patient (--ct/--pet); a cohort "
+                               "takes a box file (--bboxes)")
     if single and data is not None:
         raise InputError("give either DATA (a cohort) or --ct and --pet (one patient), not both")
     if single and (ct is None or pet is None):  # a command-line mistake: exit status 2
@@ -150,6 +174,18 @@ def predict_command(data: str | None, ct: str | None, pet: str | None, models: t
 
     for warning in model_warnings(predictor):  # on every run: the numbers follow it
         click.secho(f"Warning: {warning}.", fg="yellow", err=True)
+    if box is not None or center is not None:
+        from hnprog.geometry import BoundingBox
+        from hnprog.predict import preprocess_config_from_spec
+
+        edge = preprocess_config_from_spec(predictor.preprocessing).field_of_view_mm
+        if center is not None:
+            box = BoundingBox.from_center(center, edge)
+        try:
+            box.check_cube(edge, "--bbox")
+        except InputError as exc:  # a command-line mistake: exit status 2
+            raise click.BadParameter(str(exc).removeprefix("--bbox "),
+                                     param_hint="'--bbox'") from exc
     with _notes():
         rows = _run(data, ct, pet, predictor, out_dir, single=single, patient_id=patient_id,
                     box=box, reference_mask=reference_mask, bboxes={} if auto_box else bboxes,

@@ -85,6 +85,11 @@ class PreprocessConfig:
         object.__setattr__(self, "crop_size", int(self.crop_size))
         object.__setattr__(self, "max_shift", int(self.max_shift))
 
+    @property
+    def field_of_view_mm(self) -> float:
+        """The edge of the cube the network sees, mm (crop size x spacing)."""
+        return self.crop_size * self.spacing
+
     @classmethod
     def cpu(cls, **overrides: Any) -> PreprocessConfig:
         """The fast CPU setting: 2 mm voxels, a 64^3 grid and shifts up to 15 voxels (30 mm)."""
