@@ -178,6 +178,18 @@ def _predict_with_pet(value: float) -> Make:
     return make
 
 
+def _pet_without_geometry(tmp: Path, inputs: Inputs) -> list[str]:
+    """P1's PET as a conversion that lost its header writes it: origin 0, 1 mm, identity."""
+    pet = sitk.ReadImage(str(inputs.cohort / "P1_pt.nii.gz"))
+    pet.SetOrigin((0.0, 0.0, 0.0))
+    pet.SetSpacing((1.0, 1.0, 1.0))
+    pet.SetDirection((1, 0, 0, 0, 1, 0, 0, 0, 1))
+    write_image(pet, tmp / "pet.nii.gz")
+    args = _predict_one(tmp, inputs)
+    args[args.index("--pet") + 1] = str(tmp / "pet.nii.gz")
+    return args
+
+
 def _predict_with_mask(values: Callable[[sitk.Image], sitk.Image]) -> Make:
     def make(tmp: Path, inputs: Inputs) -> list[str]:
         from hnprog.testing.cohorts import make_mask
@@ -410,6 +422,10 @@ CASES = [
          absent=("out/report.json", "out/risk.csv")),
     Case("constant PET of SUV 5 (predict)", _predict_with_pet(5.0),
          1, ("holds no signal", "every voxel is 5"), absent=("out/report.json",)),
+    # 12. a PET that lost its geometry still overlaps the CT here: it is predicted, with a word
+    Case("PET with the default geometry (origin 0, 1 mm, identity)", _pet_without_geometry,
+         0, ("Note: patient P1", "pet.nii.gz has the default geometry", "check the overlay"),
+         present=("out/report.json",), one_line=False),
     Case("empty --mask", _predict_with_mask(lambda m: m * 0),
          1, ("mask.nii.gz is empty", "no voxel is labelled 1"),
          absent=("out/report.json", "out/risk.csv")),

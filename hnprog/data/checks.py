@@ -14,6 +14,7 @@ so prediction, the training cache and radiomics refuse the same inputs with the 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -22,7 +23,7 @@ import SimpleITK as sitk
 from hnprog.errors import PatientError
 
 __all__ = ["CT_AIR_HU", "PET_MAX_SUV", "PET_MIN_SIGNAL_SUV", "check_intensities",
-           "check_mask_labels"]
+           "check_mask_labels", "warn_default_geometry"]
 
 
 CT_AIR_HU = -500.0
@@ -150,3 +151,26 @@ def check_mask_labels(image: sitk.Image, patient_id: str, path: str | os.PathLik
     mask = sitk.GetImageFromArray(inside.astype(np.uint8))
     mask.CopyInformation(image)
     return mask
+
+
+def warn_default_geometry(ct: sitk.Image, pet: sitk.Image, patient_id: str,
+                          ct_path: str | os.PathLike = "CT",
+                          pet_path: str | os.PathLike = "PET") -> None:
+    """Warn (``UserWarning``) when one image has the default geometry and the other does not.
+
+    Origin 0, 1 mm voxels and the identity direction are what a conversion writes when it
+    loses the scanner's geometry; the image is then placed wrongly against the other one
+    (which still overlaps it often enough to pass the overlap check), and the risk changes.
+    """
+    def default(image: sitk.Image) -> bool:
+        return (all(abs(v) < 1e-6 for v in image.GetOrigin())
+                and all(abs(v - 1.0) < 1e-6 for v in image.GetSpacing())
+                and all(abs(a - b) < 1e-6 for a, b in zip(image.GetDirection(),
+                                                          (1, 0, 0, 0, 1, 0, 0, 0, 1))))
+    for image, path, other in ((pet, pet_path, ct), (ct, ct_path, pet)):
+        if default(image) and not default(other):
+            warnings.warn(
+                f"patient {patient_id}: {path} has the default geometry (origin 0, 1 mm voxels, "
+                "identity direction) and the other image does not: its position may have been "
+                "lost in a conversion; check the overlay, or convert again keeping the header",
+                UserWarning, stacklevel=3)

@@ -15,7 +15,7 @@ from pathlib import Path
 import SimpleITK as sitk
 
 from hnprog.data.bbox import auto_bbox
-from hnprog.data.checks import check_intensities, check_mask_labels
+from hnprog.data.checks import check_intensities, check_mask_labels, warn_default_geometry
 from hnprog.data.cohort import Patient
 from hnprog.errors import InputError
 from hnprog.geometry import BoundingBox
@@ -93,6 +93,7 @@ def load_case(
         pet_future = pool.submit(read_pet_and_box)
         ct, (pet, found) = ct_future.result(), pet_future.result()
     check_intensities(ct, pet, pid, patient.ct, patient.pet)
+    warn_default_geometry(ct, pet, pid, patient.ct, patient.pet)
     if isinstance(found, InputError):
         raise found
     images = {CT: ct, PET: pet}
