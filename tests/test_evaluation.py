@@ -114,6 +114,7 @@ def test_bad_survival_shape():
 
 
 def test_hecktor_convention_equals_lifelines_and_counts_missing_patients_as_discordant():
+    pytest.importorskip("lifelines", reason="reference: pip install 'hnprog[reference]'")
     from lifelines.utils import concordance_index as lifelines_cindex
 
     from hnprog.evaluation import hecktor_concordance

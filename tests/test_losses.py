@@ -78,6 +78,7 @@ def test_cox_loss_equals_sksurv_negative_log_partial_likelihood(dataset, ties, d
 
 @pytest.mark.parametrize("dataset", ["whas500", "veterans"])
 def test_cox_loss_efron_equals_lifelines(dataset):
+    pytest.importorskip("lifelines", reason="reference: pip install 'hnprog[reference]'")
     from lifelines.fitters.coxph_fitter import SemiParametricPHFitter
 
     x, time, event = load_standardised(dataset)

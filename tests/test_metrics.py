@@ -89,6 +89,7 @@ def test_concordance_index_equals_sksurv_on_random_ties():
 
 
 def test_concordance_index_equals_lifelines_with_negated_risk():
+    pytest.importorskip("lifelines", reason="reference: pip install 'hnprog[reference]'")
     from lifelines.utils import concordance_index as lifelines_cindex
 
     rng = np.random.default_rng(1)

@@ -103,6 +103,7 @@ def survival_data():
 
 
 def test_median_split_log_rank_matches_lifelines(survival_data):
+    pytest.importorskip("lifelines", reason="reference: pip install 'hnprog[reference]'")
     from lifelines.statistics import logrank_test
 
     time, event, risk = survival_data

@@ -528,7 +528,7 @@ def train_model(
                 epochs=config.epochs,
                 initial_epoch=initial_epoch,
                 callbacks=all_callbacks,
-                verbose=verbose,
+                verbose=fit_verbosity(verbose),
                 # The dataset orders its epochs from (seed, epoch); Keras' own shuffle of the
                 # batch order draws from Python's global RNG, which a resumed run cannot replay.
                 shuffle=False,
@@ -554,6 +554,18 @@ def train_model(
     if export:
         export_preset(result, config)
     return result
+
+
+def fit_verbosity(verbose: int | str, stream: Any = None) -> int | str:
+    """Keras ``fit`` verbosity: ``"auto"`` becomes 2 (one plain line per epoch) when the
+    output is not a terminal, because Keras' progress bar writes ANSI colours and backspaces
+    even into a redirected log file; any other value is kept."""
+    import sys
+
+    if verbose != "auto":
+        return verbose
+    stream = stream if stream is not None else sys.stdout
+    return "auto" if getattr(stream, "isatty", lambda: False)() else 2
 
 
 def export_preset(
