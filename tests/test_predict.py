@@ -271,3 +271,38 @@ def test_synthetic_data_weights_are_named_on_every_run_and_in_the_report(
     result = CliRunner().invoke(main, [*args, "-m", str(real), "-o", str(tmp_path / "real_out")])
     assert result.exit_code == 0 and "Warning:" not in result.output
     assert json.loads((tmp_path / "real_out" / "report.json").read_text())["warnings"] == []
+
+
+_NO_KERAS = """
+import sys
+
+class _Blocked:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("keras", "tensorflow", "jax", "torch"):
+            raise ImportError(f"{name} imported before the inputs were checked")
+
+sys.meta_path.insert(0, _Blocked())
+from hnprog.cli import main
+main(sys.argv[1:], prog_name="hnprog")
+"""
+
+
+@pytest.mark.parametrize(("extra", "status", "words"), [
+    (["--bbox", "-30,30,-30,30,-30,30"], 2, "60 x 60 x 60 mm but the model sees a 144 mm cube"),
+    (["--bbox", "1,2,3"], 2, "six numbers"),
+    (["--center", "0,0"], 2, "three numbers x,y,z"),
+    (["--bbox", "-72,72,-72,72,-72,72", "--auto-box"], 1, "--auto-box ignores every box"),
+])
+def test_input_mistakes_are_reported_before_keras_starts(cohort_dir, preset_dir, tmp_path,
+                                                         extra, status, words):
+    import subprocess
+    import sys
+
+    patient = read_cohort(cohort_dir).patients[0]
+    args = ["predict", "--ct", str(patient.ct), "--pet", str(patient.pet), "-m",
+            str(preset_dir), "-o", str(tmp_path / "out"), *extra]
+    done = subprocess.run([sys.executable, "-c", _NO_KERAS, *args], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == status, done.stderr
+    assert words in " ".join(done.stderr.split()) and "imported before" not in done.stderr
+    assert not (tmp_path / "out").exists()

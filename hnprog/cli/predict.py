@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from hnprog.cli.common import echo_done, needs_keras
+from hnprog.cli.common import echo_done, needs_keras, quiet_keras_start
 from hnprog.cli.options import (LibraryDefault, bboxes_option, clinical_option, data_argument,
                                 endpoints_option,
                                 jobs_option, out_option, parse_days, runtime_options,
@@ -116,7 +116,6 @@ class _SUVWindow(click.ParamType):
 @clinical_option("with presets trained --clinical, risk.csv and predictions.csv gain "
                  "risk_clinical, the log-hazard of the image risk and the clinical covariates "
                  "combined.")
-@needs_keras
 def predict_command(data: str | None, ct: str | None, pet: str | None, models: tuple[str, ...],
                     out_dir: str, patient_id: str | None, reference_mask: str | None,
                     box: Any, center: tuple[float, float, float] | None, bboxes: str | None,
@@ -167,6 +166,9 @@ def predict_command(data: str | None, ct: str | None, pet: str | None, models: t
     if dicom_out and single:
         raise InputError("--dicom-out references the patient's DICOM CT series: give the DICOM "
                          "patient folder as DATA instead of --ct and --pet")
+    if box is not None or center is not None:  # checked before Keras starts (seconds)
+        box = _checked_box(box, center, models)
+    quiet_keras_start()
     from hnprog.predict import load_predictor
 
     predictor = load_predictor(list(models), runtime=runtime, precision=precision, tta=tta)
@@ -174,18 +176,6 @@ def predict_command(data: str | None, ct: str | None, pet: str | None, models: t
 
     for warning in model_warnings(predictor):  # on every run: the numbers follow it
         click.secho(f"Warning: {warning}.", fg="yellow", err=True)
-    if box is not None or center is not None:
-        from hnprog.geometry import BoundingBox
-        from hnprog.predict import preprocess_config_from_spec
-
-        edge = preprocess_config_from_spec(predictor.preprocessing).field_of_view_mm
-        if center is not None:
-            box = BoundingBox.from_center(center, edge)
-        try:
-            box.check_cube(edge, "--bbox")
-        except InputError as exc:  # a command-line mistake: exit status 2
-            raise click.BadParameter(str(exc).removeprefix("--bbox "),
-                                     param_hint="'--bbox'") from exc
     with _notes():
         rows = _run(data, ct, pet, predictor, out_dir, single=single, patient_id=patient_id,
                     box=box, reference_mask=reference_mask, bboxes={} if auto_box else bboxes,
@@ -199,6 +189,28 @@ def predict_command(data: str | None, ct: str | None, pet: str | None, models: t
 
         path = write_hecktor_csv(rows, Path(out_dir) / HECKTOR_FILE)
         echo_done(f"HECKTOR submission file: {path}")
+
+
+def _checked_box(box: Any, center: tuple[float, float, float] | None,
+                 models: tuple[str, ...]) -> Any:
+    """The one patient's box, the model's cube around ``--center`` or the ``--bbox`` checked
+    against it (:meth:`hnprog.geometry.BoundingBox.check_cube`), from the presets' recorded
+    preprocessing, read without starting Keras."""
+    from hnprog.geometry import BoundingBox
+    from hnprog.predict import preprocess_config_from_spec
+    from hnprog.presets.format import read_metadata
+    from hnprog.presets.loading import resolve
+
+    first = resolve(list(models))[0]
+    record = read_metadata(first.folder, root=first.root).get("preprocessing")
+    edge = preprocess_config_from_spec(record).field_of_view_mm
+    if center is not None:
+        return BoundingBox.from_center(center, edge)
+    try:
+        return box.check_cube(edge, "--bbox")
+    except InputError as exc:  # a command-line mistake: exit status 2
+        raise click.BadParameter(str(exc).removeprefix("--bbox "),
+                                 param_hint="'--bbox'") from exc
 
 
 @contextlib.contextmanager
