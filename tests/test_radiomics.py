@@ -28,7 +28,7 @@ from hnprog.radiomics.cohort import (
 )
 from hnprog.radiomics.cv import run_radiomics_cv
 from hnprog.radiomics.features import crop_and_resample, extract_features, read_case
-from hnprog.radiomics.params import feature_names, load_params
+from hnprog.radiomics.params import NATIVE_PET_FEATURES, feature_names, load_params
 from hnprog.survival import make_survival_y
 from hnprog.transforms import Case
 
@@ -91,9 +91,11 @@ def as_case(ct: sitk.Image, pet: sitk.Image, mask: sitk.Image, patient_id: str) 
     return Case({"ct": ct, "pet": pet, "mask": mask}, patient_id=patient_id)
 
 
-def test_feature_names_are_the_papers_274():
+def test_feature_names_are_the_papers_274_then_the_native_pet_measures():
     names = feature_names()
-    assert len(names) == 274 and len(set(names)) == 274
+    assert len(names) == 280 and len(set(names)) == 280
+    assert names[274:] == list(NATIVE_PET_FEATURES)
+    names = names[:274]
     expected = [f"shape_{f}" for f in sorted(SHAPE)]
     texture = {"glcm": GLCM, "glrlm": GLRLM, "glszm": GLSZM}
     for modality, fixed_size, fixed_number in (("CT", "bw50", "bc64"), ("PET", "bw1", "bc8")):
@@ -577,6 +579,6 @@ def test_cli_radiomics_extract(tmp_path):
     out = tmp_path / "features.csv"
     result = CliRunner().invoke(main, ["radiomics", "extract", str(data), "--out", str(out), "-q"])
     assert result.exit_code == 0, result.output
-    assert "2 patients x 274 features" in result.output and "1 failed" in result.output
+    assert "2 patients x 280 features" in result.output and "1 failed" in result.output
     assert read_features(out).index.tolist() == ["CHGJ001", "CHGJ002"]
     assert "CHGJ003" in (tmp_path / "failures.csv").read_text()

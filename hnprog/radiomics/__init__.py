@@ -1,7 +1,8 @@
 """The handcrafted radiomics baseline of Andrearczyk et al. (2021).
 
 - :mod:`hnprog.radiomics.params`: the pinned params file of the paper's 274 PyRadiomics
-  features (inside the GTVt) and their names;
+  features (inside the GTVt, on a 2 mm grid) plus six PET measures on the PET's native grid
+  (SUVmax, SUVpeak, MTV, TLG), and their names;
 - :mod:`hnprog.radiomics.features`: the features of one patient, from the images the patient
   loader returns;
 - :mod:`hnprog.radiomics.cohort`: a cohort (parallel, cached, with a failures file) and the
@@ -22,9 +23,11 @@ _NAMES = {
     "RadiomicsCVResult": "hnprog.radiomics.cv",
     "run_radiomics_cv": "hnprog.radiomics.cv",
     "DEFAULT_PARAMS": "hnprog.radiomics.params",
+    "NATIVE_PET_FEATURES": "hnprog.radiomics.params",
     "feature_names": "hnprog.radiomics.params",
     "load_params": "hnprog.radiomics.params",
     "extract_features": "hnprog.radiomics.features",
+    "native_pet_features": "hnprog.radiomics.features",
     "read_case": "hnprog.radiomics.features",
     "extract_cohort_features": "hnprog.radiomics.cohort",
     "extract_patient": "hnprog.radiomics.cohort",

@@ -12,6 +12,10 @@ Geometry is done here with SimpleITK and :mod:`hnprog.geometry`, not by PyRadiom
 3. the crops are resampled onto the 2 mm grid (images linear, mask nearest neighbour);
 4. PyRadiomics runs once per discretisation on the resampled crops, with its own resampling
    disabled.
+
+The clinical PET measures (:func:`native_pet_features`: SUVmax, SUVpeak, MTV, TLG) are computed
+on the PET's own grid instead, since resampling lowers peaks: ``PET_bw1_firstorder_Maximum`` is
+the maximum on the 2 mm grid, ``PET_native_SUVmax`` the clinical SUVmax.
 """
 
 from __future__ import annotations
@@ -30,8 +34,14 @@ import SimpleITK as sitk
 from hnprog.data.cohort import Patient
 from hnprog.data.loading import load_case
 from hnprog.errors import InputError, PatientError
-from hnprog.geometry import crop_to_box, physical_extent
-from hnprog.radiomics.params import feature_column, feature_names, load_params, params_hash
+from hnprog.geometry import crop_to_box, physical_extent, voxel_centres
+from hnprog.radiomics.params import (
+    NATIVE_PET_FEATURES,
+    feature_column,
+    feature_names,
+    load_params,
+    params_hash,
+)
 from hnprog.transforms import CT, MASK, PET, Case
 
 __all__ = [
@@ -39,6 +49,7 @@ __all__ = [
     "as_patient",
     "crop_and_resample",
     "extract_features",
+    "native_pet_features",
     "pyradiomics_extractors",
     "read_case",
 ]
@@ -204,6 +215,132 @@ def crop_and_resample(
     return resampled[0], resampled[1], roi
 
 
+SUVPEAK_VOLUME_ML = 1.0
+"""Volume of the SUVpeak sphere, mL."""
+
+SUVPEAK_RADIUS_MM = (3.0 * SUVPEAK_VOLUME_ML * 1000.0 / (4.0 * math.pi)) ** (1.0 / 3.0)
+"""Radius of a 1 mL sphere, mm (about 6.2 mm)."""
+
+MTV_SUV_THRESHOLD = 2.5
+"""Absolute SUV threshold of ``PET_native_MTV_SUV2.5_mL`` and ``PET_native_TLG_SUV2.5``."""
+
+MTV_RELATIVE_THRESHOLD = 0.41
+"""Fraction of SUVmax of ``PET_native_MTV_41pct_mL`` and ``PET_native_TLG_41pct``."""
+
+
+def suvpeak_kernel(spacing: tuple[float, float, float], radius: float = SUVPEAK_RADIUS_MM
+                   ) -> np.ndarray:
+    """The normalised spherical averaging kernel of SUVpeak on a voxel grid.
+
+    A voxel belongs to the sphere when its centre lies within ``radius`` of the centre voxel's
+    centre (the voxel-centre-in-sphere approximation: partial voxels are not weighted, so the
+    kernel's volume is only close to 1 mL, the closer the finer the grid).
+
+    Args:
+        spacing: tuple of 3 floats. Voxel spacing in mm, ``(x, y, z)`` (SimpleITK order).
+        radius: float. Sphere radius in mm. Defaults to that of a 1 mL sphere.
+
+    Returns:
+        numpy.ndarray ``(z, y, x)`` of odd sizes, float64, summing to 1.
+    """
+    sx, sy, sz = (float(s) for s in spacing)
+    half = [int(math.floor(radius / s + 1e-9)) for s in (sz, sy, sx)]
+    kz, ky, kx = np.meshgrid(
+        *(np.arange(-h, h + 1) * s for h, s in zip(half, (sz, sy, sx))), indexing="ij"
+    )
+    kernel = (kz**2 + ky**2 + kx**2 <= radius**2 + 1e-9).astype(np.float64)
+    return kernel / kernel.sum()
+
+
+def native_pet_features(
+    pet: sitk.Image, mask: sitk.Image, *, label: int = 1, patient_id: str = "?"
+) -> dict[str, float]:
+    """SUVmax, SUVpeak, MTV and TLG of the GTVt on the PET's own (native) grid.
+
+    The mask is mapped onto the PET grid by physical position with nearest neighbour
+    (``sitk.Resample(mask, pet, sitk.Transform(), sitk.sitkNearestNeighbor)``): a PET voxel is
+    in the tumour when its centre falls in a mask voxel of ``label``. When no PET voxel centre
+    does (a mask smaller than a PET voxel), the PET voxels that contain a mask voxel centre are
+    used instead. No PET value is interpolated. The PET is first cropped (index space) to the
+    mask's neighbourhood, which leaves every value below unchanged.
+
+    - ``PET_native_SUVmax``: the highest SUV of the PET voxels in the tumour;
+    - ``PET_native_SUVpeak_1mL``: the highest, over the PET voxels in the tumour, of the mean SUV
+      in a 1 mL sphere (radius 6.2 mm) centred on that voxel; the sphere averages all PET
+      voxels, inside the tumour or not, whose centres lie within the radius
+      (:func:`suvpeak_kernel`), and only those inside the scan at its border;
+    - ``PET_native_MTV_SUV2.5_mL`` / ``PET_native_TLG_SUV2.5``: the tumour's PET voxels with
+      SUV >= 2.5: their volume in mL, and volume x their mean SUV (mL x SUV; 0 when none);
+    - ``PET_native_MTV_41pct_mL`` / ``PET_native_TLG_41pct``: the same with SUV >= 41% of
+      ``PET_native_SUVmax``.
+
+    The thresholds only select voxels within the GTVt mask; no region growing.
+
+    Args:
+        pet: SimpleITK.Image. PET in SUV, on its own grid.
+        mask: SimpleITK.Image. Integer label map, any grid (physical overlap with the PET).
+        label: int. The mask value of the tumour. Defaults to 1.
+        patient_id: str. Named in error messages. Defaults to ``"?"``.
+
+    Returns:
+        dict with the keys of :data:`hnprog.radiomics.params.NATIVE_PET_FEATURES`, in order.
+
+    Raises:
+        PatientError: if the mask holds no voxel of ``label`` or lies outside the PET.
+    """
+    inside = sitk.GetArrayViewFromImage(mask) == label
+    if not inside.any():
+        raise PatientError(patient_id, f"mask is empty: no voxel has label {label}")
+    zyx = np.nonzero(inside)
+    size = np.asarray(mask.GetSize())
+    lower = np.maximum([zyx[2].min() - 1, zyx[1].min() - 1, zyx[0].min() - 1], 0)
+    upper = np.minimum([zyx[2].max() + 2, zyx[1].max() + 2, zyx[0].max() + 2], size)
+    roi = sitk.Cast(mask == label, sitk.sitkUInt8)
+    roi = roi[int(lower[0]):int(upper[0]), int(lower[1]):int(upper[1]),
+              int(lower[2]):int(upper[2])]
+    region = physical_extent(roi)
+    if not physical_extent(pet).intersects(region):
+        raise PatientError(patient_id, "the mask does not overlap the PET image")
+    margin = SUVPEAK_RADIUS_MM + max(pet.GetSpacing())  # the SUVpeak sphere's neighbourhood
+    pet_crop = crop_to_box(pet, region.expanded(margin))
+    values = sitk.GetArrayFromImage(pet_crop).astype(np.float64)
+    on_pet = sitk.GetArrayFromImage(
+        sitk.Resample(roi, pet_crop, sitk.Transform(), sitk.sitkNearestNeighbor, 0,
+                      sitk.sitkUInt8)
+    ).astype(bool)
+    if not on_pet.any():  # mask smaller than a PET voxel: the voxels holding its centres
+        points = voxel_centres(mask, zyx)
+        direction = np.asarray(pet_crop.GetDirection(), dtype=np.float64).reshape(3, 3)
+        index = np.rint(
+            (points - np.asarray(pet_crop.GetOrigin())) @ direction
+            / np.asarray(pet_crop.GetSpacing())
+        ).astype(int)
+        keep = np.all((index >= 0) & (index < np.asarray(pet_crop.GetSize())), axis=1)
+        if not keep.any():
+            raise PatientError(patient_id, "the mask lies outside the PET field of view")
+        on_pet[index[keep, 2], index[keep, 1], index[keep, 0]] = True
+    from scipy import ndimage
+
+    tumour = values[on_pet]
+    suv_max = float(tumour.max())
+    kernel = suvpeak_kernel(pet_crop.GetSpacing())
+    # mean over the sphere's voxels that lie in the scan: the crop reaches past the sphere of
+    # every tumour voxel except where its edge is the scan's, so this is the whole PET's mean
+    total = ndimage.convolve(values, kernel, mode="constant", cval=0.0)
+    weight = ndimage.convolve(np.ones_like(values), kernel, mode="constant", cval=0.0)
+    suv_peak = float((total[on_pet] / weight[on_pet]).max())
+    voxel_ml = float(np.prod(pet_crop.GetSpacing())) / 1000.0
+
+    def volume_and_tlg(threshold: float) -> tuple[float, float]:
+        selected = tumour[tumour >= threshold]
+        volume = selected.size * voxel_ml
+        return volume, (volume * float(selected.mean()) if selected.size else 0.0)
+
+    mtv_abs, tlg_abs = volume_and_tlg(MTV_SUV_THRESHOLD)
+    mtv_rel, tlg_rel = volume_and_tlg(MTV_RELATIVE_THRESHOLD * suv_max)
+    return dict(zip(NATIVE_PET_FEATURES, (suv_max, suv_peak, mtv_abs, tlg_abs, mtv_rel, tlg_rel)))
+
+
 _EXTRACTORS: dict[str, list[tuple[dict[str, Any], Any]]] = {}
 
 
@@ -277,7 +414,9 @@ def extract_features(
 
     Returns:
         dict mapping feature name to value, in the order of
-        :func:`hnprog.radiomics.params.feature_names`.
+        :func:`hnprog.radiomics.params.feature_names`: the PyRadiomics features on the
+        resampled grid, then (unless the params say ``native_pet: false``) the PET measures on
+        the PET's native grid (:func:`native_pet_features`).
 
     Raises:
         PatientError: if the case has no mask, the mask is empty, a single voxel, or outside
@@ -288,8 +427,10 @@ def extract_features(
         >>> from hnprog.data.cohort import read_cohort
         >>> case = read_case(read_cohort("data/")["P1"])  # doctest: +SKIP
         >>> features = extract_features(case)  # doctest: +SKIP
-        >>> features["PET_bw1_firstorder_Maximum"]  # SUVmax  # doctest: +SKIP
+        >>> features["PET_native_SUVmax"]  # the clinical SUVmax  # doctest: +SKIP
         12.3
+        >>> features["PET_bw1_firstorder_Maximum"]  # after resampling to 2 mm  # doctest: +SKIP
+        11.1
     """
     if legacy or not isinstance(case, Case):
         case = _legacy_case(case, *legacy, patient_id=patient_id)
@@ -326,6 +467,11 @@ def extract_features(
                 continue
             class_name, _, feature = name.partition("_")
             features[feature_column(run["prefix"], class_name, feature)] = float(value)
+    if loaded["native_pet"]:
+        features.update(
+            native_pet_features(case.images[PET], case.images[MASK], label=loaded["label"],
+                                patient_id=pid)
+        )
     names = feature_names(loaded)
     missing = [name for name in names if name not in features]
     if missing:

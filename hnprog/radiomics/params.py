@@ -7,6 +7,12 @@ shape, inside the GTVt.
 
 Feature names read ``<modality>_<discretisation>_<class>_<feature>`` (``CT_bc64_glcm_Contrast``,
 ``PET_bw1_firstorder_Mean``) and ``shape_<feature>`` for the mask's shape (``shape_MeshVolume``).
+
+After the PyRadiomics features come the six clinical PET measures of
+:data:`NATIVE_PET_FEATURES` (SUVmax, SUVpeak, MTV and TLG on the PET's own grid, computed by
+:func:`hnprog.radiomics.features.native_pet_features`); ``native_pet: false`` in a params file
+leaves them out. ``PET_bw1_firstorder_Maximum`` is the maximum *after* resampling to the
+radiomics grid, not the clinical SUVmax: that is ``PET_native_SUVmax``.
 """
 
 from __future__ import annotations
@@ -24,10 +30,27 @@ import yaml
 
 from hnprog.errors import InputError
 
-__all__ = ["DEFAULT_PARAMS", "feature_column", "feature_names", "load_params", "params_hash"]
+__all__ = [
+    "DEFAULT_PARAMS",
+    "NATIVE_PET_FEATURES",
+    "feature_column",     "feature_names",
+    "load_params",
+    "params_hash",
+]
 
 DEFAULT_PARAMS = Path(__file__).parent / "params" / "andrearczyk2021.yaml"
 """The paper's 274-feature set (PyRadiomics settings and hnprog's resampling)."""
+
+NATIVE_PET_FEATURES = (
+    "PET_native_SUVmax",
+    "PET_native_SUVpeak_1mL",
+    "PET_native_MTV_SUV2.5_mL",
+    "PET_native_TLG_SUV2.5",
+    "PET_native_MTV_41pct_mL",
+    "PET_native_TLG_41pct",
+)
+"""The PET measures on the PET's native grid, appended after the PyRadiomics features (see
+:func:`hnprog.radiomics.features.native_pet_features` for their definitions)."""
 
 MODALITIES = ("CT", "PET")
 """The images a run may name, as ``runs[i].image``."""
@@ -88,6 +111,12 @@ def load_params(params: str | os.PathLike | Mapping[str, Any] | None = None) -> 
         )
     loaded["resampling"] = {"spacing": [float(s) for s in spacing], "margin": margin}
     loaded["label"] = int(loaded.get("label", 1))
+    native_pet = loaded.get("native_pet", True)
+    if not isinstance(native_pet, bool):
+        raise InputError(
+            f"{where}: native_pet must be true or false. Received: native_pet={native_pet!r}"
+        )
+    loaded["native_pet"] = native_pet
     loaded["setting"] = dict(loaded.get("setting") or {})
     runs = loaded["runs"]
     if not isinstance(runs, list) or not runs:
@@ -117,14 +146,16 @@ def feature_names(params: str | os.PathLike | Mapping[str, Any] | None = None) -
             (the paper's 274 features).
 
     Returns:
-        list of str, for example ``["shape_Elongation", ..., "PET_bc8_glszm_ZoneVariance"]``.
+        list of str: the PyRadiomics features, for example ``["shape_Elongation", ...,
+        "PET_bc8_glszm_ZoneVariance"]``, then :data:`NATIVE_PET_FEATURES` unless the params
+        say ``native_pet: false``.
 
     Raises:
         InputError: if the params are invalid or name an unknown PyRadiomics feature class.
 
     Example:
-        >>> len(feature_names())
-        274
+        >>> len(feature_names())  # 274 PyRadiomics + 6 native PET
+        280
     """
     with warnings.catch_warnings():  # PyRadiomics loads its classes with a deprecated API
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -132,7 +163,8 @@ def feature_names(params: str | os.PathLike | Mapping[str, Any] | None = None) -
 
         classes = getFeatureClasses()
     names = []
-    for run in load_params(params)["runs"]:
+    loaded = load_params(params)
+    for run in loaded["runs"]:
         for class_name, enabled in run["featureClass"].items():
             if class_name not in classes:
                 raise InputError(
@@ -143,6 +175,8 @@ def feature_names(params: str | os.PathLike | Mapping[str, Any] | None = None) -
                 all_features = classes[class_name].getFeatureNames()
                 enabled = [name for name, deprecated in all_features.items() if not deprecated]
             names += [feature_column(run["prefix"], class_name, f) for f in sorted(enabled)]
+    if loaded["native_pet"]:
+        names += list(NATIVE_PET_FEATURES)
     return names
 
 
