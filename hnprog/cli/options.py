@@ -52,6 +52,7 @@ __all__ = [
     "runtime_options",
     "scheduler_option",
     "shown_default",
+    "skip_bad_option",
     "training_options",
 ]
 
@@ -155,9 +156,12 @@ def out_option(help: str = "Output folder.", *, file: bool = False,  # noqa: A00
 
 
 def endpoints_option(*, required: bool = False, short: bool = False, purpose: str = "") -> Callable:
-    """``--endpoints``: the endpoint CSV; when not required, found in DATA by default."""
+    """``--endpoints``: the endpoint CSV; when not required, found in DATA by default
+    (:func:`hnprog.data.cohort.read_cohort`: ``endpoints.csv``, else a single
+    ``*endpoint*.csv``)."""
     names = ("--endpoints", "-e") if short else ("--endpoints",)
-    default = "" if required else "  [default: endpoints.csv in DATA]"
+    default = "" if required else ("  [default: endpoints.csv in DATA, else its only "
+                                   "*endpoint*.csv]")
     return click.option(
         *names, required=required, type=click.Path(exists=True, dir_okay=False),
         help=f"Endpoint CSV{purpose} (HECKTOR 2021/2022 or patient_id,event,time; time in "
@@ -166,11 +170,26 @@ def endpoints_option(*, required: bool = False, short: bool = False, purpose: st
 
 
 def bboxes_option(*, purpose: str = "") -> Callable:
-    """``--bboxes``: the HECKTOR box CSV; found in DATA by default, else the automatic PET box."""
+    """``--bboxes``: the HECKTOR box CSV; found in DATA by default
+    (:func:`hnprog.data.cohort.read_cohort`: ``bboxes.csv``, ``bbox.csv``, else a single
+    ``*bbox*.csv``), else the automatic PET box."""
     return click.option(
         "--bboxes", type=click.Path(exists=True, dir_okay=False),
         help=f"HECKTOR box CSV (PatientID,x1,x2,y1,y2,z1,z2 in mm){purpose}.  "
-             "[default: bboxes.csv in DATA; else the automatic PET box]",
+             "[default: bboxes.csv or bbox.csv in DATA, else its only *bbox*.csv; else the "
+             "automatic PET box]",
+    )
+
+
+def skip_bad_option() -> Callable:
+    """``--skip-bad``: train without the patients that fail the input check
+    (:func:`hnprog.training.precheck.precheck_cohort`) instead of refusing the cohort."""
+    return click.option(
+        "--skip-bad", is_flag=True,
+        help="Every patient is checked before training (files readable, CT in HU, PET in SUV, "
+             "overlap, mask labels); without this flag one bad patient stops the command "
+             "before anything is written, naming every failed patient. With it, train "
+             "without them and list them in --out's failures.csv.",
     )
 
 
@@ -308,6 +327,9 @@ def training_options(*, finetune: bool = False) -> Callable:
     options: list[Callable] = [
         data_argument(),
         out_option(),
+        endpoints_option(purpose=" of DATA's patients"),
+        bboxes_option(purpose=", the crop around the tumour"),
+        skip_bad_option(),
         click.option("--epochs", type=int, help=f"Epochs.  {shown('epochs')}"),
         click.option("--batch-size", type=int, help=f"Patients per batch.  {shown('batch_size')}"),
         click.option("--learning-rate", "--lr", "learning_rate", type=float,

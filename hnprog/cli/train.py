@@ -34,6 +34,12 @@ def _training_config(options: dict[str, Any], **defaults: Any) -> Any:
     return TrainingConfig(**values)
 
 
+def _cohort_files(options: dict[str, Any]) -> dict[str, Any]:
+    """The cohort options, as the library's keywords (``endpoints``, ``bboxes``, ``skip_bad``)."""
+    return {k: options.get(k) for k in ("endpoints", "bboxes")} | {
+        "skip_bad": bool(options.get("skip_bad"))}
+
+
 _PRESET_CLINICAL = ("the preset also records a Cox model on the image risk and age, T and N "
                     "stage, HPV, fitted on the training patients (hnprog predict --clinical).")
 
@@ -54,7 +60,7 @@ def train_command(data: str, out_dir: str, resume: bool, overwrite: bool, clinic
     from hnprog.training import train_on_cohort
 
     result = train_on_cohort(data, out_dir, config=_training_config(options), resume=resume,
-                             overwrite=overwrite, clinical=clinical)
+                             overwrite=overwrite, clinical=clinical, **_cohort_files(options))
     echo_done(f"Kept epoch {result.best_epoch}; preset in {os.path.join(out_dir, 'preset')}")
 
 
@@ -91,7 +97,7 @@ def cv_command(data: str, out_dir: str, resume: bool, overwrite: bool, tasks: st
         data, out_dir, config=_training_config(options, n_folds=folds),
         tasks=[t.strip() for t in tasks.split(",")],
         radiomics_features=radiomics_features, clinical=clinical, resume=resume,
-        overwrite=overwrite, split=split,
+        overwrite=overwrite, split=split, **_cohort_files(options),
     )
     with open(result.files["markdown"], encoding="utf-8") as f:
         click.echo(f.read())
@@ -123,7 +129,8 @@ def finetune_command(data: str, out_dir: str, resume: bool, overwrite: bool, sou
 
     config = _training_config(options, **FINETUNE_DEFAULTS)
     result = finetune(data, out_dir, source=source, config=config, freeze=freeze_encoder,
-                      resume=resume, overwrite=overwrite, clinical=clinical)
+                      resume=resume, overwrite=overwrite, clinical=clinical,
+                      **_cohort_files(options))
     echo_done(f"Kept epoch {result.best_epoch}; preset in {os.path.join(out_dir, 'preset')}")
 
 

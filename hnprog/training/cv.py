@@ -15,6 +15,7 @@ predictions and a Kaplan-Meier plot per task. Output folder::
     OUT/predictions.csv               model, fold, patient_id, time, event, risk, dice
     OUT/kaplan_meier_<task>.png       test patients split at the median predicted risk
     OUT/<task>/fold-<k>/              one run folder per fold (preset/, history.csv, ...)
+    OUT/failures.csv                  with skip_bad, the patients left out by the input check
 """
 
 from __future__ import annotations
@@ -28,12 +29,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hnprog.data.runner import FAILURES_FILE, write_failures
 from hnprog.errors import InputError
 from hnprog.io import write_json
 from hnprog.models.task import Task
 from hnprog.reporting import CV_PREDICTION_COLUMNS, CVResult
 from hnprog.training.config import TrainingConfig
 from hnprog.training.fit import CACHE_DIR, export_preset, prepare_run_folder, train_model
+from hnprog.training.precheck import precheck_cohort
 from hnprog.training.runs import (
     check_training_set,
     cohort_datasets,
@@ -85,12 +88,19 @@ def cross_validate(
     settings: Sequence[str] | None = None,
     split: str = "stratified",
     centres: Mapping[str, Any] | None = None,
+    endpoints: str | os.PathLike | pd.DataFrame | None = None,
+    bboxes: str | os.PathLike | Mapping[str, Any] | None = None,
+    skip_bad: bool = False,
+    progress: bool = True,
 ) -> CVResult:
     """Run the paper's 5-fold cross-validation of the deep tasks on a cohort.
 
     ``data``, ``out_dir`` (laid out as the module docstring says), ``cache_dir`` (shared by all
-    folds), ``overwrite`` and ``verbose`` are those of
-    :func:`~hnprog.training.runs.train_on_cohort`.
+    folds), ``overwrite``, ``verbose``, ``endpoints``, ``bboxes``, ``skip_bad`` and
+    ``progress`` are those of :func:`~hnprog.training.runs.train_on_cohort`: every patient is
+    checked (:func:`hnprog.training.precheck.precheck_cohort`) before the first fold, and with
+    ``skip_bad`` the folds are made of the patients that pass, the others listed in
+    ``OUT/failures.csv``.
 
     Args:
         config: TrainingConfig, optional. ``n_folds``, ``val_fraction``, ``seed`` and the
@@ -130,7 +140,8 @@ def cross_validate(
     Raises:
         InputError: before any training, on an unknown task or split, fewer patients than
             folds, a fold whose training or validation set holds no event, a batch size larger
-            than a training set, a cohort without endpoints or masks, an output folder holding
+            than a training set, a cohort without endpoints or masks, (without ``skip_bad``) a
+            patient failing the input check, every failed patient named, an output folder holding
             a different run (without ``resume``/``overwrite``); with ``split="centre"``, patients
             without a centre or a single centre; with ``config.adversarial_centres``, training
             patients without a centre or from one centre.
@@ -154,21 +165,31 @@ def cross_validate(
         tasks = settings
     config = config or TrainingConfig()
     configs = _task_configs(config, tasks)
-    cohort = read_cohort_with_endpoints(data)
-    y = cohort.survival_y()
-    ids = np.asarray(cohort.ids)
-    known = patient_centres(cohort, centres)
-    centre_list = [known[i] for i in cohort.ids]
-    groups = centre_list if all(c is not None for c in centre_list) else None
-    splits = make_splits(
-        y["event"], split=split, n_folds=config.n_folds, val_fraction=config.val_fraction,
-        seed=config.seed, groups=centre_list if split == "centre" else groups,
-    )
-    for fold in splits:  # every check before the first epoch
-        check_training_set(
-            len(fold.train), int(y["event"][fold.train].sum()), config.batch_size,
-            n_val=len(fold.val), where=f"fold {fold.fold}",
+    cohort = read_cohort_with_endpoints(data, endpoints=endpoints, bboxes=bboxes)
+
+    def folds(cohort: Any) -> tuple[Any, ...]:
+        y = cohort.survival_y()
+        known = patient_centres(cohort, centres)
+        centre_list = [known[i] for i in cohort.ids]
+        groups = centre_list if all(c is not None for c in centre_list) else None
+        splits = make_splits(
+            y["event"], split=split, n_folds=config.n_folds, val_fraction=config.val_fraction,
+            seed=config.seed, groups=centre_list if split == "centre" else groups,
         )
+        for fold in splits:  # every check before the first epoch
+            check_training_set(
+                len(fold.train), int(y["event"][fold.train].sum()), config.batch_size,
+                n_val=len(fold.val), where=f"fold {fold.fold}",
+            )
+        return y, known, centre_list, groups, splits
+
+    y, known, centre_list, groups, splits = folds(cohort)  # the settings' errors first
+    checked = precheck_cohort(cohort, skip_bad=skip_bad, n_jobs=config.n_jobs,
+                              progress=progress)
+    if checked.failures:
+        cohort = checked.cohort
+        y, known, centre_list, groups, splits = folds(cohort)
+    ids = np.asarray(cohort.ids)
     out_dir = Path(out_dir)
     names = [task.value for task in configs]
     fingerprint = {"training": config.run_fingerprint(), "tasks": names,
@@ -177,9 +198,12 @@ def cross_validate(
         fingerprint["split"] = split
     prepare_run_folder(
         out_dir, fingerprint, resume=resume, overwrite=overwrite, marker=CV_FILE,
-        remove=(CV_FILE, "predictions.csv", *names), stored_fingerprint=_stored_cv_fingerprint,
+        remove=(CV_FILE, "predictions.csv", FAILURES_FILE, *names),
+        stored_fingerprint=_stored_cv_fingerprint,
     )
     write_json({"fingerprint": fingerprint}, out_dir / CV_FILE)
+    if skip_bad:
+        write_failures(checked.failures, out_dir / FAILURES_FILE)
     cache_dir = Path(cache_dir) if cache_dir is not None else out_dir / CACHE_DIR
     dataset = dataset_metadata(cohort)
 

@@ -144,11 +144,16 @@ def finetune(
     verbose: int | str = "auto",
     centres: Mapping[str, Any] | None = None,
     clinical: str | os.PathLike | Any = None,
+    endpoints: str | os.PathLike | Any = None,
+    bboxes: str | os.PathLike | Mapping[str, Any] | None = None,
+    skip_bad: bool = False,
+    progress: bool = True,
 ) -> TrainingResult:
     """Fine-tune a saved preset (or run) on a cohort, keeping its preprocessing.
 
     ``data``, ``out_dir``, ``cache_dir``, ``resume``, ``overwrite``, ``verbose``,
-    ``centres`` and ``clinical`` (a deep + clinical Cox model refitted on the fine-tuned
+    ``centres``, ``endpoints``, ``bboxes``, ``skip_bad`` (every patient is checked before
+    training: :func:`hnprog.training.precheck.precheck_cohort`), ``progress`` and ``clinical`` (a deep + clinical Cox model refitted on the fine-tuned
     model's risks of its training patients) are those of :func:`~hnprog.training.runs.train_on_cohort`; the run folder ends
     with ``preset/``, the fine-tuned model. ``config.loss_weighting="uncertainty"`` and
     ``config.adversarial_centres`` add the loss-weighting layer (log-variances from 0, or the
@@ -200,4 +205,5 @@ def finetune(
     return train_on_cohort(
         data, out_dir, config=config, model=model, cache_dir=cache_dir, resume=resume,
         overwrite=overwrite, verbose=verbose, centres=centres, clinical=clinical,
+        endpoints=endpoints, bboxes=bboxes, skip_bad=skip_bad, progress=progress,
     )

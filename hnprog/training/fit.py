@@ -11,6 +11,8 @@ Adam with a cosine decay of the learning rate from ``learning_rate`` to 0 over a
                         and state.json (see hnprog.training.callbacks.RunCheckpoint)
     RUN/preset/         the model at the kept epoch: the one saved-model format
                         (hnprog.presets.save_to_preset; load it with hnprog.from_preset)
+    RUN/failures.csv    with skip_bad (--skip-bad), the patients left out because they failed
+                        the input check (hnprog.training.precheck), patient_id,error
 
 Run folders of older versions also hold ``model.keras`` and ``preprocessing.json``; they still
 resume and load (:func:`hnprog.training.finetune.load_start_model`) for one release.
@@ -30,6 +32,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from hnprog.data.runner import FAILURES_FILE, write_failures
 from hnprog.errors import InputError
 from hnprog.io import remove_stale_temp_files, write_json
 from hnprog.training.callbacks import (
@@ -66,7 +69,7 @@ LEGACY_MODEL_FILE = "model.keras"
 LEGACY_PREPROCESSING_FILE = "preprocessing.json"
 CACHE_DIR = "cache"  # the preprocessed-case cache that runs keep in their folder by default
 _RUN_FILES = (CONFIG_FILE, HISTORY_FILE, CHECKPOINT_DIR, PRESET_DIR, LEGACY_MODEL_FILE,
-              LEGACY_PREPROCESSING_FILE)
+              LEGACY_PREPROCESSING_FILE, FAILURES_FILE)
 
 
 @dataclass
@@ -419,6 +422,7 @@ def train_model(
     verbose: int | str = "auto",
     export: bool = True,
     preprocessing: Mapping[str, Any] | None = None,
+    failures: Mapping[str, str] | None = None,
 ) -> TrainingResult:
     """Train (or resume training) a model and keep the epoch with the best validation value.
 
@@ -453,6 +457,9 @@ def train_model(
             themselves. Defaults to True.
         preprocessing: dict, optional. Deprecated: set ``config.preprocessing`` instead; when
             given it replaces it. Defaults to None.
+        failures: dict, optional. Patient id -> reason of the patients left out of the
+            datasets (:func:`hnprog.training.precheck.precheck_cohort`), written to
+            ``RUN/failures.csv`` once the folder is prepared. Defaults to None (not written).
 
     Returns:
         TrainingResult.
@@ -480,6 +487,8 @@ def train_model(
     resuming = prepare_run_folder(out_dir, fingerprint, resume=resume, overwrite=overwrite,
                                   stored_fingerprint=_training_fingerprint)
     write_json({"fingerprint": fingerprint, "training": config.to_dict()}, out_dir / CONFIG_FILE)
+    if failures is not None:
+        write_failures(failures, out_dir / FAILURES_FILE)
     steps = len(train_data)
     if steps < 1:
         raise InputError("the training dataset yields no batch")

@@ -23,6 +23,7 @@ from hnprog.io import write_json
 from hnprog.training.callbacks import collect_predictions, output_names
 from hnprog.training.config import TrainingConfig
 from hnprog.training.fit import CACHE_DIR, TrainingResult, export_preset, train_model
+from hnprog.training.precheck import precheck_cohort
 
 __all__ = [
     "centre_labels",
@@ -77,17 +78,41 @@ def check_training_set(
         )
 
 
-def read_cohort_with_endpoints(data: str | Path | Any) -> Any:
+def read_cohort_with_endpoints(
+    data: str | Path | Any,
+    *,
+    endpoints: str | Path | pd.DataFrame | None = None,
+    bboxes: str | Path | Mapping[str, Any] | None = None,
+) -> Any:
     """The cohort of ``data`` (a folder, a manifest or a read ``Cohort``), with endpoints.
 
+    Args:
+        data: str, Path or Cohort. Read with :func:`hnprog.data.cohort.read_cohort`.
+        endpoints: path or DataFrame, optional. The endpoint CSV; defaults to the one
+            ``read_cohort`` finds next to the data (``endpoints.csv``, else a single
+            ``*endpoint*.csv``).
+        bboxes: path or dict, optional. The HECKTOR box CSV; defaults to the one found next
+            to the data (``bboxes.csv``, ``bbox.csv``, else a single ``*bbox*.csv``), else
+            the automatic PET box.
+
     Raises:
-        InputError: if the cohort has no endpoints (``endpoints.csv``).
+        InputError: if the cohort has no endpoints, or ``endpoints``/``bboxes`` are given
+            with an already-read ``Cohort``.
     """
     from hnprog.data.cohort import read_cohort
 
-    cohort = data if hasattr(data, "patients") else read_cohort(data)
+    if hasattr(data, "patients"):
+        if endpoints is not None or bboxes is not None:
+            raise InputError("endpoints= and bboxes= apply to a cohort folder or manifest; "
+                             "give them to read_cohort for an already-read Cohort")
+        cohort = data
+    else:
+        cohort = read_cohort(data, endpoints=endpoints,
+                             bboxes=dict(bboxes) if isinstance(bboxes, Mapping) else bboxes)
     if cohort.endpoints is None:
-        raise InputError(f"cohort {cohort.root} has no endpoints (endpoints.csv)")
+        raise InputError(
+            f"cohort {cohort.root} has no endpoints: no endpoints.csv (or single "
+            "*endpoint*.csv) next to it; pass --endpoints FILE (endpoints=...)")
     return cohort
 
 
@@ -347,6 +372,10 @@ def train_on_cohort(
     verbose: int | str = "auto",
     centres: Mapping[str, Any] | None = None,
     clinical: str | Path | pd.DataFrame | None = None,
+    endpoints: str | Path | pd.DataFrame | None = None,
+    bboxes: str | Path | Mapping[str, Any] | None = None,
+    skip_bad: bool = False,
+    progress: bool = True,
 ) -> TrainingResult:
     """Train on a whole cohort: a seeded, event-stratified 80/20 training/validation split.
 
@@ -374,25 +403,46 @@ def train_on_cohort(
             (or :func:`hnprog.data.read_clinical`'s table): the preset also records a Cox
             model on the trained model's risk and the clinical covariates, fitted on the
             training patients' own risks (``hnprog predict --clinical``). Defaults to None.
+        endpoints: path or DataFrame, optional. The endpoint CSV of a cohort folder or
+            manifest (:func:`read_cohort_with_endpoints`). Defaults to the one found next to
+            the data.
+        bboxes: path or dict, optional. The HECKTOR box CSV. Defaults to the one found next
+            to the data, else the automatic PET box.
+        skip_bad: bool. Train without the patients that fail the input check
+            (:func:`hnprog.training.precheck.precheck_cohort`), listed in the run folder's
+            ``failures.csv``, instead of refusing the cohort. Defaults to False.
+        progress: bool. Show the input check's progress bar. Defaults to True.
 
     Returns:
         TrainingResult. ``result.preset`` is the preset folder.
 
     Raises:
-        InputError: before training, if the cohort has no endpoints, a part of the split holds
-            no event, or the batch size is larger than the training set.
+        InputError: before training and before any file is written, if the cohort has no
+            endpoints, a part of the split holds no event, the batch size is larger than the
+            training set, or (without ``skip_bad``) any patient fails the input check, every
+            failed patient named.
     """
     from hnprog.splits import holdout_split
 
     config = config or TrainingConfig()
-    cohort = read_cohort_with_endpoints(data)
+    cohort = read_cohort_with_endpoints(data, endpoints=endpoints, bboxes=bboxes)
     clinical_table = read_clinical_of(cohort, clinical)
-    y = cohort.survival_y()
+
+    def split(cohort: Any) -> tuple[np.ndarray, np.ndarray]:
+        y = cohort.survival_y()
+        train_idx, val_idx = holdout_split(y["event"], val_fraction=config.val_fraction,
+                                           seed=config.seed)
+        check_training_set(len(train_idx), int(y["event"][train_idx].sum()),
+                           config.batch_size, n_val=len(val_idx))
+        return train_idx, val_idx
+
+    train_idx, val_idx = split(cohort)  # the settings' errors first, before reading images
+    checked = precheck_cohort(cohort, skip_bad=skip_bad, n_jobs=config.n_jobs,
+                              progress=progress)
+    if checked.failures:
+        cohort = checked.cohort
+        train_idx, val_idx = split(cohort)
     ids = np.asarray(cohort.ids)
-    train_idx, val_idx = holdout_split(y["event"], val_fraction=config.val_fraction,
-                                       seed=config.seed)
-    check_training_set(len(train_idx), int(y["event"][train_idx].sum()), config.batch_size,
-                       n_val=len(val_idx))
     out_dir = Path(out_dir)
     train_ds, val_ds = cohort_datasets(
         cohort, ids[train_idx], ids[val_idx], config,
@@ -401,6 +451,7 @@ def train_on_cohort(
     result = train_model(
         train_ds, val_ds, out_dir, config=config, model=model, resume=resume,
         overwrite=overwrite, verbose=verbose, export=False,
+        failures=checked.failures if skip_bad else None,
     )
     write_json({"train": ids[train_idx].tolist(), "val": ids[val_idx].tolist()},
                out_dir / "split.json")
