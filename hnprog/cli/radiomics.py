@@ -37,7 +37,7 @@ def radiomics() -> None:
 @jobs_option("Patients extracted in parallel (worker processes).",
              default=LibraryDefault(_EXTRACT, "n_jobs"))
 @click.option("--params", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="hnprog radiomics params YAML. [default: the paper's 274 features + 6 native PET]")
+              help="hnprog radiomics params YAML. [default: 274 + 6 native PET]")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="Per-patient cache folder. [default: .radiomics_cache next to --out]")
 @click.option("--failures", type=click.Path(dir_okay=False), default=None,
