@@ -166,6 +166,7 @@ def cross_validate(
     config = config or TrainingConfig()
     configs = _task_configs(config, tasks)
     cohort = read_cohort_with_endpoints(data, endpoints=endpoints, bboxes=bboxes)
+    out_dir = Path(out_dir)
 
     def folds(cohort: Any) -> tuple[Any, ...]:
         y = cohort.survival_y()
@@ -184,18 +185,30 @@ def cross_validate(
         return y, known, centre_list, groups, splits
 
     y, known, centre_list, groups, splits = folds(cohort)  # the settings' errors first
+    names = [task.value for task in configs]
+
+    def fingerprint_of(ids: Sequence[str] | None) -> dict[str, Any]:
+        fingerprint = {"training": config.run_fingerprint(), "tasks": names}
+        if ids is not None:
+            fingerprint["patients"] = list(ids)
+        if split != "stratified":  # left out for the paper's split: older runs still resume
+            fingerprint["split"] = split
+        return fingerprint
+
+    # the folder's errors too, before the input check; its patients are compared after it
+    prepare_run_folder(
+        out_dir, fingerprint_of(None), resume=resume, overwrite=overwrite, marker=CV_FILE,
+        stored_fingerprint=lambda document: {
+            k: v for k, v in _stored_cv_fingerprint(document).items() if k != "patients"},
+        check_only=True,
+    )
     checked = precheck_cohort(cohort, skip_bad=skip_bad, n_jobs=config.n_jobs,
                               progress=progress)
     if checked.failures:
         cohort = checked.cohort
         y, known, centre_list, groups, splits = folds(cohort)
     ids = np.asarray(cohort.ids)
-    out_dir = Path(out_dir)
-    names = [task.value for task in configs]
-    fingerprint = {"training": config.run_fingerprint(), "tasks": names,
-                   "patients": ids.tolist()}
-    if split != "stratified":  # left out for the paper's split: older runs still resume
-        fingerprint["split"] = split
+    fingerprint = fingerprint_of(ids.tolist())
     prepare_run_folder(
         out_dir, fingerprint, resume=resume, overwrite=overwrite, marker=CV_FILE,
         remove=(CV_FILE, "predictions.csv", FAILURES_FILE, *names),

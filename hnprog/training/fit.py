@@ -56,6 +56,7 @@ __all__ = [
     "export_preset",
     "loss_weighting_layer",
     "precision_policy",
+    "check_run_folder",
     "prepare_run_folder",
     "train_model",
 ]
@@ -298,13 +299,14 @@ def _check_divisible(batch_size: int, n_devices: int) -> None:
 
 def prepare_run_folder(
     out_dir: str | Path,
-    fingerprint: dict[str, Any],
+    fingerprint: dict[str, Any] | None,
     *,
     resume: bool = False,
     overwrite: bool = False,
     marker: str = CONFIG_FILE,
     remove: Sequence[str] = _RUN_FILES,
     stored_fingerprint: Callable[[dict[str, Any]], Any] | None = None,
+    check_only: bool = False,
 ) -> bool:
     """Check that ``out_dir`` may receive this run; clear it on ``overwrite``.
 
@@ -322,6 +324,10 @@ def prepare_run_folder(
         stored_fingerprint: callable, optional. Reads the fingerprint from the marker's JSON
             in the current vocabulary, so that runs written by older versions resume.
             Defaults to the marker's ``"fingerprint"`` entry.
+        check_only: bool. Only check, changing nothing (``overwrite`` deletes nothing), so a
+            run can refuse its folder before its slow checks (the input check of
+            :mod:`hnprog.training.precheck`) and prepare it after them. A ``fingerprint`` of
+            None is then not compared. Defaults to False.
 
     Returns:
         bool. True when an earlier run with the same settings is to be continued.
@@ -346,6 +352,8 @@ def prepare_run_folder(
                 "into or delete from such a folder. Choose a new or empty folder")
         return False
     if overwrite:
+        if check_only:
+            return False
         kept = _remove_run_files(out_dir, remove)
         if kept:
             warnings.warn(f"--overwrite kept {len(kept)} files that hnprog did not write in "
@@ -356,6 +364,8 @@ def prepare_run_folder(
             f"output folder {out_dir} already holds a run ({marker}); pass --resume to continue "
             "it or --overwrite to replace it, or choose another folder"
         )
+    if check_only and fingerprint is None:
+        return True
     try:
         document = json.loads(marker_path.read_text())
         stored = (stored_fingerprint or (lambda doc: doc.get("fingerprint")))(document)
@@ -369,7 +379,8 @@ def prepare_run_folder(
             f"output folder {out_dir} holds a different run (settings differ: {changed}); "
             "--resume continues only the same run. Use --overwrite or another folder"
         )
-    remove_stale_temp_files(out_dir)  # temp files of a killed run
+    if not check_only:
+        remove_stale_temp_files(out_dir)  # temp files of a killed run
     return True
 
 
@@ -407,6 +418,20 @@ def _remove_run_files(out_dir: Path, names: Sequence[str]) -> list[str]:
 def _training_fingerprint(document: dict[str, Any]) -> dict[str, Any]:
     """The fingerprint of a run folder's ``config.json``, also one of an older version."""
     return TrainingConfig.from_dict(document["training"]).run_fingerprint()
+
+
+def check_run_folder(out_dir: str | Path, config: TrainingConfig, *, resume: bool = False,
+                     overwrite: bool = False) -> None:
+    """Refuse ``out_dir`` for :func:`train_model` with this config now, changing nothing.
+
+    The checks of :func:`prepare_run_folder` (``check_only``), so that a cohort run refuses
+    its folder before its slow input check rather than after.
+
+    Raises:
+        InputError: as :func:`train_model` would.
+    """
+    prepare_run_folder(out_dir, config.run_fingerprint(), resume=resume, overwrite=overwrite,
+                       stored_fingerprint=_training_fingerprint, check_only=True)
 
 
 def train_model(

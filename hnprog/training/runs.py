@@ -22,7 +22,13 @@ from hnprog.errors import InputError
 from hnprog.io import write_json
 from hnprog.training.callbacks import collect_predictions, output_names
 from hnprog.training.config import TrainingConfig
-from hnprog.training.fit import CACHE_DIR, TrainingResult, export_preset, train_model
+from hnprog.training.fit import (
+    CACHE_DIR,
+    TrainingResult,
+    check_run_folder,
+    export_preset,
+    train_model,
+)
 from hnprog.training.precheck import precheck_cohort
 
 __all__ = [
@@ -437,13 +443,14 @@ def train_on_cohort(
         return train_idx, val_idx
 
     train_idx, val_idx = split(cohort)  # the settings' errors first, before reading images
+    out_dir = Path(out_dir)
+    check_run_folder(out_dir, config, resume=resume, overwrite=overwrite)  # and the folder's
     checked = precheck_cohort(cohort, skip_bad=skip_bad, n_jobs=config.n_jobs,
                               progress=progress)
     if checked.failures:
         cohort = checked.cohort
         train_idx, val_idx = split(cohort)
     ids = np.asarray(cohort.ids)
-    out_dir = Path(out_dir)
     train_ds, val_ds = cohort_datasets(
         cohort, ids[train_idx], ids[val_idx], config,
         cache_dir=cache_dir if cache_dir is not None else out_dir / CACHE_DIR, centres=centres,
