@@ -171,8 +171,8 @@ class RadiomicsCoxPipeline(BaseEstimator):
                 )
 
         # 1. standardise (training statistics)
-        self.mean_ = X_train.mean(axis=0).to_numpy()
-        self.scale_ = X_train.std(axis=0, ddof=0).to_numpy()
+        self.mean_ = X_train.mean(axis=0).to_numpy(copy=True)
+        self.scale_ = X_train.std(axis=0, ddof=0).to_numpy(copy=True)  # pandas 3: read-only view
         constant = self.scale_ <= 1e-12 * np.maximum(np.abs(self.mean_), 1.0)
         self.constant_features_ = X_train.columns[constant].tolist()
         if self.constant_features_ and not self.drop_constant:
