@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from hnprog.data.bbox import auto_bbox, read_bboxes
+from hnprog.data.bbox import auto_bbox, brain_problems, read_bboxes
 from hnprog.geometry import BoundingBox, physical_extent, voxel_centres
 from hnprog.data.synthetic import generate_cohort, read_truth
 from hnprog.errors import InputError, PatientError
@@ -18,11 +18,12 @@ ORIGIN = (-100.0, -120.0, -10.0)
 def _phantom(shape_zyx=(90, 60, 50), brain=True, bottom_blob=False) -> sitk.Image:
     """A PET (SUV) of background 1 with a 'brain' block of SUV 10 at the top.
 
-    Brain voxels: z index 70-84, y index 20-39, x index 15-34 (on a 4x4x3 mm grid).
+    Brain voxels: z index 70-84, y index 10-49, x index 8-41 (on a 4x4x3 mm grid: a block of
+    136 x 160 x 45 mm, 0.98 L, as wide and deep as an adult brain).
     """
     values = np.ones(shape_zyx, np.float32)
     if brain:
-        values[70:85, 20:40, 15:35] = 10.0
+        values[70:85, 10:50, 8:42] = 10.0
     if bottom_blob:  # larger and hotter, but in the lower two thirds (bladder-like)
         values[5:40, 5:55, 5:45] = 20.0
     image = sitk.GetImageFromArray(values)
@@ -47,8 +48,8 @@ def _resample_onto(image: sitk.Image, direction, origin, size) -> sitk.Image:
 def test_box_follows_the_baseline_recipe():
     box = auto_bbox(_phantom())
     assert box.size == pytest.approx((144.0, 144.0, 144.0))
-    low = _physical((15, 20, 70))  # lowest, most left/anterior brain voxel centre
-    high = _physical((34, 39, 84))
+    low = _physical((8, 10, 70))  # lowest, most left/anterior brain voxel centre
+    high = _physical((41, 49, 84))
     # x: centred on the brain; y: centred then 30 mm anterior (-y in LPS)
     assert box.center[0] == pytest.approx((low[0] + high[0]) / 2)
     assert box.center[1] == pytest.approx((low[1] + high[1]) / 2 - 30.0)
@@ -94,7 +95,7 @@ def test_box_is_the_same_whatever_the_direction_cosines(direction):
 def test_box_is_clamped_to_the_image():
     # a brain reaching below the top third of a short scan: the cube would stick out below
     values = np.ones((60, 60, 50), np.float32)
-    values[35:60, 20:40, 15:35] = 10.0
+    values[35:60, 10:50, 8:42] = 10.0
     image = sitk.GetImageFromArray(values)
     image.SetSpacing(SPACING)
     image.SetOrigin(ORIGIN)
@@ -115,6 +116,57 @@ def test_no_brain_is_a_patient_error():
     assert "--bbox x1,x2,y1,y2,z1,z2 (mm) for hnprog predict --ct/--pet" in str(error.value)
     with pytest.raises(InputError, match="size must be positive. Received: size=0"):
         auto_bbox(_phantom(), size=0)
+
+
+def _limb_scan(seed: int) -> sitk.Image:
+    """A PET of a thigh (a 150 mm cylinder, SUV 0.7) with a hot sarcoma in the top third.
+
+    Tumour diameters 30 to 110 mm, SUV 5 to 15, a necrotic core when larger than 60 mm: the
+    scans for which the brain-less box search used to take the tumour for the brain.
+    """
+    rng = np.random.default_rng(seed)
+    spacing = 4.0
+    z, y, x = np.meshgrid(*[np.arange(n) * spacing for n in (100, 50, 50)], indexing="ij")
+    x, y = x - 100.0, y - 100.0
+    values = np.where(x**2 + y**2 < 75.0**2, 0.7, 0.02).astype(np.float32)
+    semi = rng.uniform(15, 55) * rng.uniform(0.85, 1.15, 3)
+    centre = (rng.uniform(-25, 25), rng.uniform(-25, 25), rng.uniform(290, 350))
+    r = np.sqrt(sum(((c - m) / a) ** 2 for c, m, a in zip((x, y, z), centre, semi)))
+    values[r < 1] = rng.uniform(5, 15)
+    if semi.mean() > 30:
+        values[r < 0.5] = 1.0
+    image = sitk.GetImageFromArray(values)
+    image.SetSpacing((spacing,) * 3)
+    return image
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_a_limb_scan_is_refused_not_boxed(seed):
+    with pytest.raises(PatientError, match=r"patient STS-01: the hottest region .* does not "
+                       r"look like a brain: .*Is this a head-and-neck PET") as error:
+        auto_bbox(_limb_scan(seed), patient_id="STS-01")
+    assert "--bbox x1,x2,y1,y2,z1,z2 (mm)" in str(error.value)
+
+
+def test_a_scan_that_starts_mid_brain_is_still_boxed():
+    values = np.ones((90, 60, 50), np.float32)
+    values[70:90, 10:50, 8:42] = 10.0  # the brain runs out of the top of the scan
+    image = sitk.GetImageFromArray(values)
+    image.SetSpacing(SPACING)
+    image.SetOrigin(ORIGIN)
+    assert auto_bbox(image).size == pytest.approx((144.0, 144.0, 144.0))
+
+
+def test_brain_problems_name_each_measure():
+    spacing = np.array([4.0, 4.0, 4.0])
+    slab = np.stack(np.meshgrid(np.arange(0.0, 400.0, 4.0), np.arange(0.0, 40.0, 4.0),
+                                np.arange(0.0, 40.0, 4.0), indexing="ij"), -1).reshape(-1, 3)
+    problems = brain_problems(slab, spacing, scan_top=40.0)  # 400 x 40 x 40 mm, 0.64 L
+    assert problems == ["400 mm left-right (a brain: 110 to 230 mm)",
+                        "40 mm anterior-posterior (a brain: 120 to 250 mm)"]
+    low = brain_problems(slab[:, [1, 2, 0]], spacing, scan_top=798.0)
+    assert "its top lies 400 mm below the top of the scan (a brain: at most 80 mm)" in low
+    assert "400 mm high (a brain: 30 to 220 mm)" in low
 
 
 def test_voxel_centres_match_simpleitk():

@@ -84,6 +84,7 @@ def test_predict_help_points_at_the_shipped_family_and_any_image_format():
 @pytest.mark.parametrize(("path", "expected"), [
     ("CHGJ007_ct.nii.gz", "CHGJ007"),
     ("/data/hecktor2022/imagesTr/CHUM-001__CT.nii.gz", "CHUM-001"),
+    ("/data/nnunet/imagesTs/CHUM-001_0000.nii.gz", "CHUM-001"),
     ("P1_CT.nii", "P1"),
     ("scan.nrrd", "scan"),
     ("P1_pt_ct.mha", "P1_pt"),

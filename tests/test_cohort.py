@@ -219,3 +219,55 @@ def test_endpoints_with_the_days_suffix_of_earlier_versions_still_read(tmp_path)
     path.write_text("PatientID,Progression,Progression free survival (days)\nCHGJ001,1,10\n")
     table = read_endpoints(path)
     assert table.loc["CHGJ001"].to_dict() == {"event": True, "time": 10.0}
+
+
+@pytest.mark.parametrize("images", ["imagesTr", "imagesTs", "."])
+def test_reads_nnunet_layout_channel_0_ct_channel_1_pet(tmp_path, images):
+    ids = ["CHUM-001", "MDA-012"]
+    folder = tmp_path / images
+    labels = {"imagesTr": "labelsTr", "imagesTs": "labelsTs", ".": "."}[images]
+    for pid in ids:
+        touch(folder / f"{pid}_0000.nii.gz")
+        touch(folder / f"{pid}_0001.nii.gz")
+    touch(tmp_path / labels / "MDA-012.nii.gz")
+    cohort = read_cohort(tmp_path)
+    assert cohort.layout == "nnunet" and cohort.ids == ids
+    assert cohort["CHUM-001"].ct == folder / "CHUM-001_0000.nii.gz"
+    assert cohort["CHUM-001"].pet == folder / "CHUM-001_0001.nii.gz"
+    assert cohort["CHUM-001"].mask is None
+    assert cohort["MDA-012"].mask == tmp_path / labels / "MDA-012.nii.gz"
+    assert cohort["MDA-012"].mask_labels == (0, 1, 2) and cohort["MDA-012"].centre == "MDA"
+    assert read_cohort(tmp_path, layout="nnunet").ids == ids
+
+
+def test_nnunet_and_hecktor2021_files_in_one_folder_are_refused(tmp_path):
+    touch(tmp_path / "A1_0000.nii.gz")
+    touch(tmp_path / "A1_0001.nii.gz")
+    touch(tmp_path / "B2_ct.nii.gz")
+    touch(tmp_path / "B2_pt.nii.gz")
+    with pytest.raises(InputError, match=r"mixes layouts: nnunet .*A1_0000.* and hecktor2021"):
+        read_cohort(tmp_path)
+
+
+def test_synthetic_cohort_renamed_to_nnunet_loads_the_same_case(synthetic_cohort, tmp_path):
+    from hnprog.data.loading import load_case
+
+    hecktor = read_cohort(synthetic_cohort)
+    patient = hecktor.patients[0]
+    pid = patient.patient_id
+    (tmp_path / "imagesTr").mkdir()
+    (tmp_path / "labelsTr").mkdir()
+    (tmp_path / "imagesTr" / f"{pid}_0000.nii.gz").symlink_to(patient.ct)
+    (tmp_path / "imagesTr" / f"{pid}_0001.nii.gz").symlink_to(patient.pet)
+    (tmp_path / "labelsTr" / f"{pid}.nii.gz").symlink_to(patient.mask)
+    nnunet = read_cohort(tmp_path, bboxes=hecktor.bboxes)
+    a, b = load_case(patient, hecktor.bboxes.get(pid)), load_case(nnunet[pid], nnunet.bboxes.get(pid))
+    for key in ("ct", "pet", "mask"):
+        np.testing.assert_array_equal(
+            sitk_array(a.images[key]), sitk_array(b.images[key]), err_msg=key)
+
+
+def sitk_array(image):
+    import SimpleITK as sitk
+
+    return sitk.GetArrayFromImage(image)

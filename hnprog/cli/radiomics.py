@@ -48,8 +48,8 @@ def radiomics_extract(data: str, out: str, n_jobs: int, params: str | None, cach
                       failures: str | None, quiet: bool, executor: Any) -> None:
     """Extract radiomics features inside the GTVt of every patient of DATA.
 
-    DATA is a cohort folder (HECKTOR 2020, 2021 or 2022 layout) or a CSV manifest. CT and PET
-    are cropped around the mask and resampled to 2 mm; patients that fail are listed with
+    DATA is a cohort folder (HECKTOR 2020/2021/2022, nnU-Net or DICOM) or a CSV manifest.
+    CT and PET are cropped around the mask and resampled to 2 mm; patients that fail are listed with
     their reason in the failures CSV and the others complete. An interrupted run resumes from
     the per-patient cache.
 

@@ -22,9 +22,20 @@ from hnprog.errors import InputError, PatientError
 from hnprog.geometry import BoundingBox, physical_extent, voxel_centres
 from hnprog.io import atomic_write
 
-__all__ = ["auto_bbox", "read_bboxes", "write_bboxes"]
+__all__ = ["auto_bbox", "brain_problems", "read_bboxes", "write_bboxes"]
 
 BBOX_COLUMNS = ("PatientID", "x1", "x2", "y1", "y2", "z1", "z2")
+
+# What the hot component found by auto_bbox must look like to be taken for the brain. An adult
+# brain is about 1.2 L, 140 mm wide (x), 170 mm deep (y) and 100-130 mm high; the bounds are
+# loose enough for a scan that starts mid-brain and for the smoothing, and refuse the hot
+# tumour of a limb or trunk scan that has no head in it.
+BRAIN_VOLUME_ML = (250.0, 3000.0)
+BRAIN_WIDTH_MM = (110.0, 230.0)  # left-right (x) extent
+BRAIN_DEPTH_MM = (120.0, 250.0)  # anterior-posterior (y) extent
+BRAIN_HEIGHT_MM = (30.0, 220.0)  # superior-inferior (z) extent
+BRAIN_TOP_MARGIN_MM = 80.0  # the brain's top lies at most this far below the scan's top
+BRAIN_MIN_FILL = 0.3  # voxels / voxels of its bounding box (an ellipsoid fills 0.52)
 
 
 def read_bboxes(path: str | os.PathLike) -> dict[str, BoundingBox]:
@@ -133,7 +144,8 @@ def auto_bbox(
     Raises:
         PatientError: (InputError when no ``patient_id`` is given) if no voxel of the
             smoothed PET above ``threshold`` lies in the top third of the scan, so no brain
-            is found.
+            is found, or if the component found does not look like a brain
+            (:func:`brain_problems`: the hot tumour of a limb or trunk scan).
 
     Example:
         >>> import SimpleITK as sitk
@@ -167,6 +179,17 @@ def auto_bbox(
     brain_label = np.bincount(labels[top_third]).argmax()
     brain = points[labels == brain_label]
     low, high = brain.min(axis=0), brain.max(axis=0)
+    problems = brain_problems(brain, np.asarray(pet.GetSpacing()), extent.z2)
+    if problems:
+        message = (
+            f"the hottest region of the top third of the PET (SUV > {threshold} after "
+            f"smoothing) does not look like a brain: {'; '.join(problems)}. Is this a "
+            "head-and-neck PET in SUV? The automatic box needs the brain at the top of the "
+            "scan; give the box yourself: in the cohort's bboxes.csv (hnprog preprocess/"
+            "predict: --bboxes FILE), or with --bbox x1,x2,y1,y2,z1,z2 (mm) for hnprog "
+            "predict --ct/--pet"
+        )
+        raise PatientError(patient_id, message) if patient_id else InputError(message)
     centre_x = (low[0] + high[0]) / 2
     centre_y = (low[1] + high[1]) / 2 - anterior_shift
     z1 = low[2] - below_brain
@@ -176,3 +199,57 @@ def auto_bbox(
         z1, z1 + size,
     )  # fmt: skip
     return box.shifted_inside(extent)
+
+
+def brain_problems(points: np.ndarray, spacing: np.ndarray, scan_top: float) -> list[str]:
+    """Why a hot PET component is not a brain, if it is not: volume, size, position, shape.
+
+    The bounds are module constants: ``BRAIN_VOLUME_ML`` (250 to 3000 mL),
+    ``BRAIN_WIDTH_MM`` (110 to 230 mm left-right), ``BRAIN_DEPTH_MM`` (120 to 250 mm
+    anterior-posterior), ``BRAIN_HEIGHT_MM``
+    (30 to 220 mm), ``BRAIN_TOP_MARGIN_MM`` (its top at most 80 mm below the scan's top) and
+    ``BRAIN_MIN_FILL`` (at least 0.3 of its bounding box; an ellipsoid fills 0.52).
+
+    Args:
+        points: numpy array of shape ``(n, 3)``. The component's voxel centres, physical
+            LPS (x, y, z), mm.
+        spacing: numpy array of shape ``(3,)``. Voxel spacing of the image, mm.
+        scan_top: float. The scan's highest physical z, mm.
+
+    Returns:
+        list of str. Each problem with the measured value and the expected range; empty
+        when the component looks like a brain.
+
+    Example:
+        >>> import numpy as np
+        >>> grid = np.stack(np.meshgrid(*[np.arange(-60.0, 61.0, 4.0)] * 3), -1).reshape(-1, 3)
+        >>> ball = grid[np.linalg.norm(grid, axis=1) <= 60.0]   # a 120 mm ball, 0.9 L
+        >>> brain_problems(ball, np.array([4.0, 4.0, 4.0]), scan_top=80.0)
+        []
+        >>> brain_problems(ball / 3, np.array([4.0, 4.0, 4.0]) / 3, scan_top=80.0)[0]
+        'volume 34 mL (a brain: 250 to 3000 mL)'
+    """
+    problems = []
+    low, high = points.min(axis=0), points.max(axis=0)
+    size = high - low + spacing  # to the voxels' outer faces
+    volume_ml = len(points) * float(np.prod(spacing)) / 1000.0
+    fill = volume_ml * 1000.0 / float(np.prod(size))
+    if not BRAIN_VOLUME_ML[0] <= volume_ml <= BRAIN_VOLUME_ML[1]:
+        problems.append(f"volume {volume_ml:.0f} mL (a brain: {BRAIN_VOLUME_ML[0]:.0f} to "
+                        f"{BRAIN_VOLUME_ML[1]:.0f} mL)")
+    for axis, name, bounds in ((0, "left-right", BRAIN_WIDTH_MM),
+                               (1, "anterior-posterior", BRAIN_DEPTH_MM)):
+        if not bounds[0] <= size[axis] <= bounds[1]:
+            problems.append(f"{size[axis]:.0f} mm {name} (a brain: {bounds[0]:.0f} to "
+                            f"{bounds[1]:.0f} mm)")
+    if not BRAIN_HEIGHT_MM[0] <= size[2] <= BRAIN_HEIGHT_MM[1]:
+        problems.append(f"{size[2]:.0f} mm high (a brain: {BRAIN_HEIGHT_MM[0]:.0f} to "
+                        f"{BRAIN_HEIGHT_MM[1]:.0f} mm)")
+    below_top = scan_top - (high[2] + spacing[2] / 2)
+    if below_top > BRAIN_TOP_MARGIN_MM:
+        problems.append(f"its top lies {below_top:.0f} mm below the top of the scan (a brain: "
+                        f"at most {BRAIN_TOP_MARGIN_MM:.0f} mm)")
+    if fill < BRAIN_MIN_FILL:
+        problems.append(f"it fills {fill:.2f} of its bounding box (a brain: at least "
+                        f"{BRAIN_MIN_FILL})")
+    return problems

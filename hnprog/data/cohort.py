@@ -12,6 +12,9 @@ Supported layouts (``layout=``):
 - ``"hecktor2021"``: flat ``<ID>_ct.nii.gz``, ``<ID>_pt.nii.gz``, ``<ID>_gtvt.nii.gz``
 - ``"hecktor2022"``: ``imagesTr/<ID>__CT.nii.gz``, ``imagesTr/<ID>__PT.nii.gz``,
   ``labelsTr/<ID>.nii.gz`` (labels 1 = GTVp, 2 = GTVn; label 1 is used as the GTVt)
+- ``"nnunet"``: nnU-Net channel files ``<ID>_0000.nii.gz`` (CT) and ``<ID>_0001.nii.gz``
+  (PET), flat or in ``imagesTr/`` (else ``imagesTs/``), masks ``labelsTr/<ID>.nii.gz`` (or
+  ``labelsTs/``, or flat ``<ID>.nii.gz``; label 1 is the GTVt, 2 = GTVn is set to background)
 - ``"manifest"``: a CSV with columns ``patient_id, ct, pet[, mask][, centre]``, paths relative
   to the CSV's folder.
 """
@@ -43,7 +46,10 @@ __all__ = [
     "read_endpoints",
 ]
 
-LAYOUTS = ("auto", "hecktor2020", "hecktor2021", "hecktor2022", "manifest", "dicom")
+LAYOUTS = ("auto", "hecktor2020", "hecktor2021", "hecktor2022", "nnunet", "manifest", "dicom")
+
+# nnU-Net channel suffixes: channel 0 is the CT, channel 1 the PET (HECKTOR 2022 nnU-Net order).
+NNUNET_CHANNELS = ("_0000", "_0001")
 
 # (id, event, time) column names of the endpoint CSVs that hnprog recognises, first = default.
 ENDPOINT_COLUMNS = (
@@ -380,7 +386,12 @@ def _detect_layout(root: Path) -> str:
     if root.is_file():
         return "manifest"
     found = []
-    if (root / "imagesTr").is_dir():
+    nnunet_images = _nnunet_images_folder(root)
+    if nnunet_images is not None:
+        ids = _ids_with_suffixes(nnunet_images, NNUNET_CHANNELS)
+        where = "" if nnunet_images == root else f"{nnunet_images.name}/"
+        found.append(f"nnunet ({len(ids)} patients, e.g. {where}{ids[0]}_0000.nii.gz)")
+    elif (root / "imagesTr").is_dir():
         found.append("hecktor2022 (imagesTr/)")
     flat = _ids_with_suffixes(root, ("_ct", "_pt"))
     if flat:
@@ -402,7 +413,8 @@ def _detect_layout(root: Path) -> str:
     raise InputError(
         f"cohort folder {root}: no known layout found. Expected HECKTOR 2020 "
         "(<ID>/<ID>_ct.nii.gz), "
-        "2021 (<ID>_ct.nii.gz, <ID>_pt.nii.gz), 2022 (imagesTr/<ID>__CT.nii.gz), a manifest CSV "
+        "2021 (<ID>_ct.nii.gz, <ID>_pt.nii.gz), 2022 (imagesTr/<ID>__CT.nii.gz), nnU-Net "
+        "(<ID>_0000.nii.gz = CT, <ID>_0001.nii.gz = PET), a manifest CSV "
         "(patient_id,ct,pet[,mask][,centre]) or DICOM patient folders (<ID>/ with CT and PET "
         "series)"
     )
@@ -450,6 +462,38 @@ def _patients_hecktor2022(root: Path) -> list[Patient]:
                 _find(images, f"{pid}__CT"),
                 _find(images, f"{pid}__PT"),
                 mask if mask is not None and mask.is_file() else None,
+                centre_from_id(pid),
+                mask_labels=(0, 1, 2),
+            )
+        )
+    return patients
+
+
+def _nnunet_images_folder(root: Path) -> Path | None:
+    """The folder of nnU-Net channel files: ``imagesTr/``, ``imagesTs/`` or ``root`` itself."""
+    for folder in (root / "imagesTr", root / "imagesTs", root):
+        if folder.is_dir() and _ids_with_suffixes(folder, NNUNET_CHANNELS):
+            return folder
+    return None
+
+
+def _patients_nnunet(root: Path) -> list[Patient]:
+    images = _nnunet_images_folder(root)
+    if images is None:
+        return []
+    label_folders = [root / "labelsTr", root / "labelsTs", images]
+    if images.name == "imagesTs":
+        label_folders = [root / "labelsTs", root / "labelsTr"]
+    patients = []
+    for pid in _ids_with_suffixes(images, NNUNET_CHANNELS):
+        masks = [_find(folder, pid) for folder in label_folders if folder.is_dir()]
+        mask = next((m for m in masks if m.is_file()), None)
+        patients.append(
+            Patient(
+                pid,
+                _find(images, f"{pid}{NNUNET_CHANNELS[0]}"),
+                _find(images, f"{pid}{NNUNET_CHANNELS[1]}"),
+                mask,
                 centre_from_id(pid),
                 mask_labels=(0, 1, 2),
             )
@@ -518,6 +562,7 @@ _READERS = {
     "hecktor2020": _patients_hecktor2020,
     "hecktor2021": _patients_hecktor2021,
     "hecktor2022": _patients_hecktor2022,
+    "nnunet": _patients_nnunet,
     "manifest": _patients_manifest,
 }
 
@@ -541,7 +586,7 @@ def read_cohort(
     event_column: str | None = None,
     time_column: str | None = None,
 ) -> Cohort:
-    """Read a cohort folder (HECKTOR 2020, 2021 or 2022 layout) or a CSV manifest.
+    """Read a cohort folder (HECKTOR 2020, 2021, 2022, nnU-Net or DICOM layout) or a CSV manifest.
 
     Patients are found from their CT and PET file names; a patient with only one of the two
     is kept, and its missing file is reported when the case is preprocessed. The endpoint
@@ -557,7 +602,7 @@ def read_cohort(
         bboxes: path or dict, optional. HECKTOR box CSV (``PatientID,x1,x2,y1,y2,z1,z2``, mm)
             or a dict of :class:`BoundingBox`. Defaults to auto-discovery; empty if none.
         layout: str. One of ``"auto"``, ``"hecktor2020"``, ``"hecktor2021"``,
-            ``"hecktor2022"``, ``"manifest"``, ``"dicom"`` (DICOM patient folders, converted
+            ``"hecktor2022"``, ``"nnunet"``, ``"manifest"``, ``"dicom"`` (DICOM patient folders, converted
             once into a NIfTI cache: :mod:`hnprog.data.dicom.cache`). Defaults to ``"auto"``.
         id_column: str, optional. Endpoint id column, passed to :func:`read_endpoints`.
         event_column: str, optional. Endpoint event column.
@@ -618,8 +663,9 @@ def patient_id_from_path(path: str | os.PathLike) -> str:
     """The patient id a CT file's path implies (``hnprog predict --ct`` without ``--patient-id``).
 
     The file name loses its extension (``.nii.gz`` counts as one) and a trailing ``_ct``,
-    ``_CT`` or ``__CT`` (HECKTOR 2021 and 2022 names): ``CHGJ007_ct.nii.gz`` -> ``CHGJ007``,
-    ``CHUM-001__CT.nii.gz`` -> ``CHUM-001``. A name that says only what the image is (``CT``,
+    ``_CT`` or ``__CT`` (HECKTOR 2021 and 2022 names) or nnU-Net's CT channel ``_0000``:
+    ``CHGJ007_ct.nii.gz`` -> ``CHGJ007``, ``CHUM-001__CT.nii.gz`` -> ``CHUM-001``,
+    ``CHUM-001_0000.nii.gz`` -> ``CHUM-001``. A name that says only what the image is (``CT``,
     ``ct_image``, ``image``) or nothing at all is replaced by the name of its folder
     (``P1/CT.nii.gz`` -> ``P1``). With no name left, the id is ``patient``.
 
@@ -639,7 +685,7 @@ def patient_id_from_path(path: str | os.PathLike) -> str:
     name = path.name
     if name.lower().endswith(_COMPRESSION_SUFFIXES):
         name = os.path.splitext(name)[0]
-    name = re.sub(r"__?ct$", "", os.path.splitext(name)[0], flags=re.IGNORECASE)
+    name = re.sub(r"(__?ct|_0000)$", "", os.path.splitext(name)[0], flags=re.IGNORECASE)
     if not name or name.lower() in _GENERIC_CT_STEMS:
         name = path.parent.name or name
     return name or "patient"
