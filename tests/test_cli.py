@@ -324,3 +324,33 @@ def test_help_imports_no_deep_learning_backend():
                           timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["[]"]
+
+
+def test_bad_images_of_one_patient_fail_before_keras_starts(tmp_path, synthetic_cohort):
+    """A 0-byte CT, or CT and PET swapped, is refused naming the file before Keras is
+    imported (which takes 14-22 s on a laptop), and nothing is written."""
+    import subprocess
+    import sys
+
+    from hnprog.data.cohort import read_cohort
+
+    patient = read_cohort(synthetic_cohort).patients[0]
+    empty = tmp_path / "P1_ct.nii.gz"
+    empty.write_bytes(b"")
+    cases = [([str(empty), str(patient.pet)], f"{empty}"),
+             ([str(patient.pet), str(patient.ct)], "are the CT and PET swapped?")]
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from hnprog.cli import main\n"
+        f"for (ct, pet), words in {cases!r}:\n"
+        "    result = CliRunner().invoke(main, ['predict', '--ct', ct, '--pet', pet, '-m',\n"
+        f"        'unet3d_multitask_synthetic_petct', '-o', {str(tmp_path / 'out')!r}])\n"
+        "    assert result.exit_code == 1 and words in result.output, result.output\n"
+        "print(sorted(m for m in ('keras', 'tensorflow') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["[]"]
+    assert not (tmp_path / "out").exists()

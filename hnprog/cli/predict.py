@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import click
@@ -166,8 +167,23 @@ def predict_command(data: str | None, ct: str | None, pet: str | None, models: t
     if dicom_out and single:
         raise InputError("--dicom-out references the patient's DICOM CT series: give the DICOM "
                          "patient folder as DATA instead of --ct and --pet")
-    if box is not None or center is not None:  # checked before Keras starts (seconds)
-        box = _checked_box(box, center, models)
+    # Everything that can be wrong with the inputs is found before Keras starts (14-22 s of
+    # TensorFlow import): the presets' records, the box, the clinical file, the cohort's files
+    # and box and endpoint CSVs, and one patient's images.
+    config = _recorded_preprocessing(models)
+    if box is not None or center is not None:
+        box = _checked_box(box, center, config.field_of_view_mm)
+    table = None
+    if clinical is not None:
+        from hnprog.data.clinical import read_clinical
+
+        table = read_clinical(clinical)
+    if single:
+        inputs = _load_one(ct, pet, config, patient_id=patient_id, box=box,
+                           reference_mask=reference_mask)
+    else:
+        inputs = _read_cohort(data, endpoints=endpoints, bboxes={} if auto_box else bboxes,
+                              dicom_out=dicom_out)
     quiet_keras_start()
     from hnprog.predict import load_predictor
 
@@ -176,34 +192,38 @@ def predict_command(data: str | None, ct: str | None, pet: str | None, models: t
 
     for warning in model_warnings(predictor):  # on every run: the numbers follow it
         click.secho(f"Warning: {warning}.", fg="yellow", err=True)
+    options = dict(overlay=not no_overlay, times=times, risk_map=risk_map,
+                   suv_window=suv_window, clinical=table)
     with _notes():
-        rows = _run(data, ct, pet, predictor, out_dir, single=single, patient_id=patient_id,
-                    box=box, reference_mask=reference_mask, bboxes={} if auto_box else bboxes,
-                    endpoints=endpoints, overlay=not no_overlay, restart=restart, times=times,
-                    dicom_out=dicom_out, executor=executor, risk_map=risk_map,
-                    clinical=clinical, suv_window=suv_window)
+        if single:
+            rows = _predict_one(inputs, predictor, out_dir, **options)
+        else:
+            rows = _predict_cohort(inputs, predictor, out_dir, resume=not restart,
+                                   dicom_out=dicom_out, executor=executor, **options)
     if output_format == "hecktor":
-        from pathlib import Path
-
         from hnprog.predict.outputs import HECKTOR_FILE, write_hecktor_csv
 
         path = write_hecktor_csv(rows, Path(out_dir) / HECKTOR_FILE)
         echo_done(f"HECKTOR submission file: {path}")
 
 
-def _checked_box(box: Any, center: tuple[float, float, float] | None,
-                 models: tuple[str, ...]) -> Any:
-    """The one patient's box, the model's cube around ``--center`` or the ``--bbox`` checked
-    against it (:meth:`hnprog.geometry.BoundingBox.check_cube`), from the presets' recorded
-    preprocessing, read without starting Keras."""
-    from hnprog.geometry import BoundingBox
+def _recorded_preprocessing(models: tuple[str, ...]) -> Any:
+    """The preprocessing the (first) preset records, read from its ``hnprog.json`` without
+    starting Keras (:class:`hnprog.transforms.PreprocessConfig`)."""
     from hnprog.predict import preprocess_config_from_spec
     from hnprog.presets.format import read_metadata
     from hnprog.presets.loading import resolve
 
-    first = resolve(list(models))[0]
-    record = read_metadata(first.folder, root=first.root).get("preprocessing")
-    edge = preprocess_config_from_spec(record).field_of_view_mm
+    first = resolve(models[0])[0]  # a family name or a folder of folds: its first member
+    return preprocess_config_from_spec(read_metadata(first.folder, root=first.root)
+                                       .get("preprocessing"))
+
+
+def _checked_box(box: Any, center: tuple[float, float, float] | None, edge: float) -> Any:
+    """The one patient's box: the model's cube of ``edge`` mm around ``--center``, or the
+    ``--bbox`` checked against it (:meth:`hnprog.geometry.BoundingBox.check_cube`)."""
+    from hnprog.geometry import BoundingBox
+
     if center is not None:
         return BoundingBox.from_center(center, edge)
     try:
@@ -211,6 +231,28 @@ def _checked_box(box: Any, center: tuple[float, float, float] | None,
     except InputError as exc:  # a command-line mistake: exit status 2
         raise click.BadParameter(str(exc).removeprefix("--bbox "),
                                  param_hint="'--bbox'") from exc
+
+
+def _load_one(ct: str, pet: str, config: Any, *, patient_id: str | None, box: Any,
+              reference_mask: str | None) -> Any:
+    """One patient read, checked, boxed and preprocessed
+    (:func:`hnprog.predict.patient.load_patient`), before any model is loaded."""
+    from hnprog.data.cohort import Patient, patient_id_from_path
+    from hnprog.predict.patient import PredictionJob, load_patient
+
+    patient = Patient(patient_id or patient_id_from_path(ct), Path(ct), Path(pet),
+                      None if reference_mask is None else Path(reference_mask))
+    return load_patient(PredictionJob(patient, Path("."), box), config)
+
+
+def _read_cohort(data: str, *, endpoints: str | None, bboxes: Any, dicom_out: bool) -> Any:
+    from hnprog.data.cohort import read_cohort
+
+    cohort = read_cohort(data, endpoints=endpoints, bboxes=bboxes)
+    if dicom_out and cohort.layout != "dicom":
+        raise InputError(f"--dicom-out needs DATA to be DICOM patient folders; {data} is a "
+                         f"{cohort.layout} cohort")
+    return cohort
 
 
 @contextlib.contextmanager
@@ -235,35 +277,15 @@ def _notes() -> Iterator[None]:
                                  warning.lineno)
 
 
-def _run(data: str | None, ct: str | None, pet: str | None, predictor: Any, out_dir: str, *,
-         single: bool, patient_id: str | None, box: Any, reference_mask: str | None,
-         bboxes: Any, endpoints: str | None, overlay: bool, restart: bool,
-         times: tuple[float, ...] | None, dicom_out: bool, executor: Any, risk_map: bool,
-         suv_window: tuple[float, float], clinical: str | None = None
-         ) -> list[dict[str, Any]]:
-    """One patient or a cohort; the rows (patient_id, risk) of the predicted patients."""
-    table = None
-    if clinical is not None:
-        from hnprog.data.clinical import read_clinical
-
-        table = read_clinical(clinical)
-    if single:
-        return _predict_one(ct, pet, predictor, out_dir, patient_id=patient_id, box=box,
-                            reference_mask=reference_mask, overlay=overlay, times=times,
-                            risk_map=risk_map, suv_window=suv_window, clinical=table)
-    return _predict_cohort(data, predictor, out_dir, endpoints=endpoints, bboxes=bboxes,
-                           overlay=overlay, resume=not restart, times=times,
-                           dicom_out=dicom_out, executor=executor, risk_map=risk_map,
-                           suv_window=suv_window, clinical=table)
-
-
-def _predict_one(ct: str, pet: str, predictor: Any, out_dir: str, *, patient_id: str | None,
-                 **options: Any) -> list[dict[str, Any]]:
-    from hnprog.data.cohort import patient_id_from_path
+def _predict_one(loaded: Any, predictor: Any, out_dir: str, **options: Any
+                 ) -> list[dict[str, Any]]:
     from hnprog.predict import predict_patient
 
-    patient_id = patient_id or patient_id_from_path(ct)
-    result = predict_patient(ct, pet, predictor, out_dir, patient_id=patient_id, **options)
+    job = loaded.job
+    patient_id = job.patient_id
+    result = predict_patient(job.patient.ct, job.patient.pet, predictor, out_dir,
+                             patient_id=patient_id, box=job.box, reference_mask=job.patient.mask,
+                             loaded=loaded, **options)
     group = f" ({result.risk_group} risk)" if result.risk_group else ""
     volume = ("" if result.tumour_volume_ml is None
               else f", predicted GTVt {result.tumour_volume_ml:.1f} mL")
@@ -280,16 +302,10 @@ def _predict_one(ct: str, pet: str, predictor: Any, out_dir: str, *, patient_id:
     return [{"patient_id": patient_id, "risk": result.risk}]
 
 
-def _predict_cohort(data: str, predictor: Any, out_dir: str, *, endpoints: str | None,
-                    bboxes: Any, dicom_out: bool = False, **options: Any
-                    ) -> list[dict[str, Any]]:
-    from hnprog.data.cohort import read_cohort
+def _predict_cohort(cohort: Any, predictor: Any, out_dir: str, *, dicom_out: bool = False,
+                    **options: Any) -> list[dict[str, Any]]:
     from hnprog.predict import predict_cohort
 
-    cohort = read_cohort(data, endpoints=endpoints, bboxes=bboxes)
-    if dicom_out and cohort.layout != "dicom":
-        raise InputError(f"--dicom-out needs DATA to be DICOM patient folders; {data} is a "
-                         f"{cohort.layout} cohort")
     predictions, failures, metrics = predict_cohort(cohort, predictor, out_dir, **options)
     if dicom_out:
         _write_rtstructs(cohort.root, out_dir, predictions)

@@ -412,6 +412,7 @@ def predict_patient(
     risk_map: bool = False,
     suv_window: Sequence[float] = DEFAULT_SUV_WINDOW,
     clinical: pd.DataFrame | None = None,
+    loaded: LoadedPatient | None = None,
 ) -> PatientPrediction:
     """Predict one patient's risk and GTVt from a CT and a PET file.
 
@@ -455,6 +456,10 @@ def predict_patient(
             (:func:`hnprog.data.read_clinical`): with presets that record a clinical Cox
             model, ``risk.csv`` gains ``risk_clinical`` (:mod:`hnprog.predict.clinical`).
             Defaults to None.
+        loaded: LoadedPatient, optional. The same patient (files, box) already read, checked
+            and preprocessed by :func:`load_patient` with the predictor's preprocessing, as
+            ``hnprog predict`` does before Keras starts so that bad inputs fail in seconds.
+            Defaults to None: the files are read here.
 
     Returns:
         PatientPrediction.
@@ -478,7 +483,13 @@ def predict_patient(
     times = check_times(times)
     check_clinical(predictor, clinical, [patient_id])
     survival_note(predictor)
-    loaded = load_patient(job, preprocess_config_from_spec(predictor.preprocessing))
+    config = preprocess_config_from_spec(predictor.preprocessing)
+    if loaded is None or (loaded.config, loaded.job.patient, loaded.job.box) != (
+            config, patient, box):
+        loaded = load_patient(job, config)
+    else:  # the time spent waiting (for Keras) between loading and now is not the patient's
+        loaded = dataclasses.replace(loaded, job=job, start=time.perf_counter() - sum(
+            loaded.stages.seconds.values()))
     prediction, _ = write_outputs(*forward(loaded, predictor, risk_map=risk_map), predictor,
                                   overlay=overlay, threshold=threshold, times=times,
                                   suv_window=suv_window, clinical=clinical)
