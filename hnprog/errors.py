@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import warnings
 
-__all__ = ["HnprogError", "InputError", "PatientError", "warn_deprecated"]
+__all__ = ["DiskFullError", "HnprogError", "InputError", "PatientError", "warn_deprecated"]
 
 
 class HnprogError(Exception):
@@ -40,6 +40,31 @@ class PatientError(InputError):
         # Rebuilt from its two arguments, so that the error crosses process boundaries
         # (a cohort run's worker processes) intact.
         return (type(self), (self.patient_id, self.reason))
+
+
+class DiskFullError(HnprogError):
+    """The disk (or quota) filled while hnprog wrote a file; nothing half-written was left.
+
+    A cohort run stops at the first one (every later patient would fail the same way) and
+    keeps the patients it finished.
+
+    Args:
+        message: str. One line naming the file, the space it needs and the space free.
+        path: str. The file that could not be written.
+        needed_bytes: int. A lower bound of the file's size: what had been written when the
+            disk filled.
+        free_bytes: int or None. Free space in the file's folder, None when unknown.
+    """
+
+    def __init__(self, message: str, path: str, needed_bytes: int, free_bytes: int | None):
+        super().__init__(message)
+        self.path, self.needed_bytes, self.free_bytes = path, needed_bytes, free_bytes
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (self.args[0], self.path, self.needed_bytes, self.free_bytes))
 
 
 def warn_deprecated(old: str, new: str, *, stacklevel: int = 3) -> None:

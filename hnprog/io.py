@@ -37,7 +37,7 @@ import numpy as np
 import SimpleITK as sitk
 from isal import igzip, isal_zlib
 
-from hnprog.errors import HnprogError, InputError, PatientError
+from hnprog.errors import DiskFullError, InputError, PatientError
 
 __all__ = [
     "LOCK_FILE",
@@ -86,25 +86,44 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs: Any) -
         _set_open_mode(tmp, path)
         os.replace(tmp, path)
     except BaseException as exc:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        _raise_if_disk_full(exc, path)
+        _remove_and_raise_if_disk_full(exc, tmp, path)
         raise
 
 
-def _raise_if_disk_full(exc: BaseException, path: Path) -> None:
-    """Turn a full disk (or quota) while writing ``path`` into one line naming the path."""
+def _remove_and_raise_if_disk_full(exc: BaseException, tmp: str | os.PathLike,
+                                   path: Path) -> None:
+    """Remove the temporary file of a failed write; a full disk (or quota) becomes one
+    :class:`~hnprog.errors.DiskFullError` naming the path, the space it needs and the space
+    free."""
+    try:
+        written = os.stat(tmp).st_size
+    except OSError:
+        written = 0
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
     if not isinstance(exc, OSError) or exc.errno not in (errno.ENOSPC, errno.EDQUOT):
         return
     try:
-        free = f"{shutil.disk_usage(path.parent).free / 1e6:.1f} MB free"
+        free: int | None = shutil.disk_usage(path.parent).free
     except OSError:
-        free = "free space unknown"
-    raise HnprogError(
-        f"{path}: no space left on the device ({free} in {path.parent}); nothing was "
-        "written there. Free some space or choose another output folder, then run again "
-        "(finished work is kept)"
+        free = None
+    raise DiskFullError(
+        f"{path}: no space left on the device: the file needs "
+        f"{'more than ' + format_bytes(written) if written else 'space'} "
+        f"{'(what was written when the disk filled)' if written else 'for its first bytes'} and "
+        f"{'an unknown amount' if free is None else format_bytes(free)} "
+        f"{'is' if free is None else 'are'} free in {path.parent}; nothing was written "
+        "there. Free some space or choose another output folder, then run again (finished "
+        "work is kept)", str(path), written, free,
     ) from None
+
+
+def format_bytes(n: int) -> str:
+    """A size for a message: ``"512 B"``, ``"3.4 kB"``, ``"12.3 MB"``, ``"1.2 GB"`` (SI)."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
 
 
 def _umask() -> int:
@@ -161,9 +180,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         _set_open_mode(tmp, path)
         os.replace(tmp, path)
     except BaseException as exc:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        _raise_if_disk_full(exc, path)
+        _remove_and_raise_if_disk_full(exc, tmp, path)
         raise
 
 

@@ -356,7 +356,8 @@ CASES = [
          one_line=False),
     # 10. disk full: one line naming the path, nothing half-written
     Case("disk full while writing", lambda t, i: _preprocess(t, i.cohort),
-         1, ("no space left on the device", "out"), absent=("out/cases.csv", "out/P1.npz"),
+         1, ("no space left on the device", "out", "the file needs more than", "are free in",
+             "The run stopped"), absent=("out/cases.csv", "out/P1.npz"),
          fault=_no_space),
     # 15. one writer per output folder; no resuming with another model
     Case("output folder locked by a live process", _locked(os.getppid),

@@ -136,3 +136,44 @@ def test_bad_arguments(kwargs, words):
 def test_repeated_ids_are_refused():
     with pytest.raises(InputError, match="repeated ids: \\['P0'\\]"):
         run_cohort([JOBS[0], JOBS[0]], square_or_fail, progress=False)
+
+
+def fill_disk_on_two(job: Job, folder: str) -> int:
+    """Writes the patient's file; the third patient's write meets a full disk."""
+    import errno
+
+    from hnprog.io import atomic_write
+
+    with atomic_write(os.path.join(folder, f"{job.patient_id}.txt")) as f:
+        f.write("x" * 3000)
+        if job.value == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+    return job.value
+
+
+@pytest.mark.parametrize("mode", ["serial", "processes", "pipeline"])
+def test_a_full_disk_stops_the_run_naming_the_file_and_the_space(tmp_path, mode):
+    import functools
+
+    from hnprog.errors import DiskFullError
+
+    work = functools.partial(fill_disk_on_two, folder=str(tmp_path))
+    kwargs = {"serial": {}, "processes": {"n_jobs": 2},
+              "pipeline": {}}[mode]
+    if mode == "pipeline":
+        work = [lambda job: job, work]
+    with pytest.raises(DiskFullError) as error:
+        run_cohort(JOBS, work, progress=False, failures_file=tmp_path / "failures.csv",
+                   **kwargs)
+    message = str(error.value)
+    assert message.startswith(f"{tmp_path / 'P2.txt'}: no space left on the device: the file "
+                              "needs more than 3.0 kB (what was written when the disk filled)")
+    assert f"are free in {tmp_path}" in message and "\n" not in message
+    assert "of 6 patients are done" in message
+    assert error.value.needed_bytes == 3000
+    assert not (tmp_path / "P2.txt").exists()  # nothing half-written
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files
+    if mode != "processes":  # patients queued after the full disk were never started
+        assert not (tmp_path / "P5.txt").exists()
+    failures = pd.read_csv(tmp_path / "failures.csv")
+    assert failures["patient_id"].tolist() == ["P2"]

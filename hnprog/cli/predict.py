@@ -167,6 +167,29 @@ def predict_command(data: str | None, ct: str | None, pet: str | None, models: t
     if dicom_out and single:
         raise InputError("--dicom-out references the patient's DICOM CT series: give the DICOM "
                          "patient folder as DATA instead of --ct and --pet")
+    with _notes():
+        rows = _predict(data, ct, pet, models, out_dir, single=single, patient_id=patient_id,
+                        box=box, center=center, reference_mask=reference_mask,
+                        bboxes={} if auto_box else bboxes, endpoints=endpoints, times=times,
+                        no_overlay=no_overlay, restart=restart, dicom_out=dicom_out,
+                        runtime=runtime, precision=precision, tta=tta, executor=executor,
+                        risk_map=risk_map, suv_window=suv_window, clinical=clinical)
+    if output_format == "hecktor":
+        from hnprog.predict.outputs import HECKTOR_FILE, write_hecktor_csv
+
+        path = write_hecktor_csv(rows, Path(out_dir) / HECKTOR_FILE)
+        echo_done(f"HECKTOR submission file: {path}")
+
+
+def _predict(data: str | None, ct: str | None, pet: str | None, models: tuple[str, ...],
+             out_dir: str, *, single: bool, patient_id: str | None, box: Any,
+             center: tuple[float, float, float] | None, reference_mask: str | None,
+             bboxes: Any, endpoints: str | None, times: tuple[float, ...] | None,
+             no_overlay: bool, restart: bool, dicom_out: bool, runtime: str, precision: str,
+             tta: bool, executor: Any, risk_map: bool, suv_window: tuple[float, float],
+             clinical: str | None) -> list[dict[str, Any]]:
+    """The checked inputs, then the model, then one patient or a cohort: the rows
+    (patient_id, risk) of the patients predicted."""
     # Everything that can be wrong with the inputs is found before Keras starts (14-22 s of
     # TensorFlow import): the presets' records, the box, the clinical file, the cohort's files
     # and box and endpoint CSVs, and one patient's images.
@@ -182,7 +205,7 @@ def predict_command(data: str | None, ct: str | None, pet: str | None, models: t
         inputs = _load_one(ct, pet, config, patient_id=patient_id, box=box,
                            reference_mask=reference_mask)
     else:
-        inputs = _read_cohort(data, endpoints=endpoints, bboxes={} if auto_box else bboxes,
+        inputs = _read_cohort(data, endpoints=endpoints, bboxes=bboxes,
                               dicom_out=dicom_out)
     quiet_keras_start()
     from hnprog.predict import load_predictor
@@ -194,17 +217,12 @@ def predict_command(data: str | None, ct: str | None, pet: str | None, models: t
         click.secho(f"Warning: {warning}.", fg="yellow", err=True)
     options = dict(overlay=not no_overlay, times=times, risk_map=risk_map,
                    suv_window=suv_window, clinical=table)
-    with _notes():
-        if single:
-            rows = _predict_one(inputs, predictor, out_dir, **options)
-        else:
-            rows = _predict_cohort(inputs, predictor, out_dir, resume=not restart,
-                                   dicom_out=dicom_out, executor=executor, **options)
-    if output_format == "hecktor":
-        from hnprog.predict.outputs import HECKTOR_FILE, write_hecktor_csv
-
-        path = write_hecktor_csv(rows, Path(out_dir) / HECKTOR_FILE)
-        echo_done(f"HECKTOR submission file: {path}")
+    if single:
+        rows = _predict_one(inputs, predictor, out_dir, **options)
+    else:
+        rows = _predict_cohort(inputs, predictor, out_dir, resume=not restart,
+                               dicom_out=dicom_out, executor=executor, **options)
+    return rows
 
 
 def _recorded_preprocessing(models: tuple[str, ...]) -> Any:

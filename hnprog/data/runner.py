@@ -5,6 +5,7 @@
 
 - a progress bar (tqdm, on stderr);
 - one failure row per patient whose work raised, with the reason, instead of a stopped run;
+  only a full disk stops the run (every later patient would fail the same way);
 - the single writer of ``failures.csv`` (columns ``patient_id,error``; header only when all
   succeeded), :func:`write_failures`;
 - resume: a caller's ``resume`` function returns a patient's earlier result, and that patient
@@ -35,7 +36,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from hnprog.errors import HnprogError, InputError, PatientError
+from hnprog.errors import DiskFullError, HnprogError, InputError, PatientError
 from hnprog.io import atomic_write
 
 __all__ = [
@@ -149,6 +150,9 @@ def run_cohort(
     Raises:
         InputError: if a patient id repeats, ``n_jobs`` is not a positive integer, or several
             steps are combined with ``n_jobs > 1`` or an executor.
+        DiskFullError: when a patient's work fills the disk: the run stops there (queued
+            patients are not started), writes ``failures.csv`` if it still can, and names
+            the file, the space it needs and the patients done and left.
 
     Example:
         >>> run = run_cohort(cohort.patients, load_case, failures_file="out/failures.csv")
@@ -184,12 +188,17 @@ def run_cohort(
         else:
             todo.append(patient)
 
+    disk_full: list[DiskFullError] = []
     with tqdm(total=len(order), initial=len(resumed), desc=desc, unit="patient",
               disable=not progress) as bar:
 
         def finish(patient: HasPatientId, future: concurrent.futures.Future) -> None:
             try:
                 results[patient.patient_id] = future.result()
+            except DiskFullError as exc:
+                failures[patient.patient_id] = failure_reason(exc)
+                disk_full.append(exc)
+                raise _RunStopped from None
             except Exception as exc:  # noqa: BLE001 - one patient's failure is a row
                 failures[patient.patient_id] = failure_reason(exc)
                 if not isinstance(exc, HnprogError):
@@ -197,15 +206,16 @@ def run_cohort(
             bar.set_postfix_str(patient.patient_id, refresh=False)
             bar.update()
 
-        if len(steps) > 1:
-            _run_pipeline(todo, steps, finish)
-        elif executor is not None:
-            _run_on(executor, todo, steps[0], finish)
-        elif n_jobs > 1 and len(todo) > 1:
-            _run_in_processes(todo, steps[0], min(n_jobs, len(todo)), finish)
-        else:
-            for patient in todo:
-                finish(patient, _call(steps[0], patient))
+        with contextlib.suppress(_RunStopped):
+            if len(steps) > 1:
+                _run_pipeline(todo, steps, finish)
+            elif executor is not None:
+                _run_on(executor, todo, steps[0], finish)
+            elif n_jobs > 1 and len(todo) > 1:
+                _run_in_processes(todo, steps[0], min(n_jobs, len(todo)), finish)
+            else:
+                for patient in todo:
+                    finish(patient, _call(steps[0], patient))
 
     run = CohortRun(
         results={pid: results[pid] for pid in order if pid in results},
@@ -213,9 +223,28 @@ def run_cohort(
         resumed=resumed,
         seconds=time.perf_counter() - start,
     )
+    if disk_full:
+        _stop_on_full_disk(run, disk_full[0], len(order), failures_file)
     if failures_file is not None:
         write_failures(run.failures, failures_file)
     return run
+
+
+class _RunStopped(Exception):
+    """Raised by the runner's own bookkeeping to stop submitting patients (a full disk)."""
+
+
+def _stop_on_full_disk(run: CohortRun, error: DiskFullError, n_patients: int,
+                       failures_file: str | os.PathLike | None) -> None:
+    """Write what can be written of ``failures.csv``, then stop the run with one line: the
+    file, the space it needs, and how many patients are done and left."""
+    if failures_file is not None:
+        with contextlib.suppress(DiskFullError, OSError):
+            write_failures(run.failures, failures_file)
+    left = n_patients - len(run.results)
+    raise DiskFullError(
+        f"{error} The run stopped: {len(run.results)} of {n_patients} patients are done, "
+        f"{left} are left.", error.path, error.needed_bytes, error.free_bytes) from None
 
 
 def _call(function: Callable[[Any], Any], argument: Any) -> concurrent.futures.Future:
@@ -258,8 +287,13 @@ def _run_on(executor: concurrent.futures.Executor, todo: Sequence[HasPatientId],
             step: Callable[[Any], Any],
             finish: Callable[[Any, concurrent.futures.Future], None]) -> None:
     futures = {executor.submit(step, patient): patient for patient in todo}
-    for future in concurrent.futures.as_completed(futures):
-        finish(futures[future], future)
+    try:
+        for future in concurrent.futures.as_completed(futures):
+            finish(futures[future], future)
+    except _RunStopped:
+        for future in futures:
+            future.cancel()
+        raise
 
 
 def _run_in_processes(todo: Sequence[HasPatientId], step: Callable[[Any], Any], n_jobs: int,
@@ -278,6 +312,9 @@ def _run_in_processes(todo: Sequence[HasPatientId], step: Callable[[Any], Any], 
                                                   mp_context=process_context())
     try:
         _run_on(pool, todo, step, collect)
+    except _RunStopped:  # wait for the patients that run, not for those still queued
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
     finally:
         if broken:
             _abandon(pool)
