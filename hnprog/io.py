@@ -11,7 +11,10 @@ which ITK's reader silently turns into zeros.
 
 Every file that hnprog writes goes through :func:`atomic_write` (or :func:`write_image`,
 which uses it): the content is written to a temporary file in the same folder, then renamed
-over the target, so a killed process never leaves a half-written output. The file gets the
+over the target, so a killed process never leaves a half-written output. Inside a run folder
+(:func:`start_run_manifest`) each file written is also listed in the folder's
+``.hnprog-files``, so that replacing the run (:func:`remove_written_files`) deletes exactly
+what hnprog wrote and never a user's file. The file gets the
 permissions a plain ``open()`` would give it (``0o666`` minus the umask, or the permissions of
 the file it replaces), so colleagues on a shared server can read the results.
 """
@@ -41,6 +44,7 @@ from hnprog.errors import DiskFullError, InputError, PatientError
 
 __all__ = [
     "LOCK_FILE",
+    "RUN_MANIFEST",
     "atomic_path",
     "atomic_write",
     "input_fingerprint",
@@ -48,10 +52,16 @@ __all__ = [
     "read_image",
     "write_image",
     "remove_stale_temp_files",
+    "remove_written_files",
+    "start_run_manifest",
     "write_json",
+    "written_files",
 ]
 
 LOCK_FILE = ".hnprog.lock"
+# The list of the files hnprog wrote in a run folder and below (one relative path per line),
+# kept by atomic_write and atomic_path: --overwrite deletes these and nothing else.
+RUN_MANIFEST = ".hnprog-files"
 
 
 @contextlib.contextmanager
@@ -85,6 +95,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs: Any) -
             os.fsync(f.fileno())
         _set_open_mode(tmp, path)
         os.replace(tmp, path)
+        _record_written(path)
     except BaseException as exc:
         _remove_and_raise_if_disk_full(exc, tmp, path)
         raise
@@ -179,9 +190,104 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield Path(tmp)
         _set_open_mode(tmp, path)
         os.replace(tmp, path)
+        _record_written(path)
     except BaseException as exc:
         _remove_and_raise_if_disk_full(exc, tmp, path)
         raise
+
+
+def start_run_manifest(folder: str | os.PathLike) -> Path:
+    """Make ``folder`` a run folder: from now on every file hnprog writes in it or below is
+    listed in its ``.hnprog-files`` (kept if it exists: a resumed run adds to it).
+
+    Args:
+        folder: str or PathLike. The run folder, created if needed.
+
+    Returns:
+        pathlib.Path. The manifest file.
+    """
+    manifest = Path(folder) / RUN_MANIFEST
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(manifest, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o644))
+    return manifest
+
+
+def _record_written(path: Path) -> None:
+    """List ``path`` in the manifest of the nearest run folder above it, if any."""
+    path = Path(os.path.abspath(path))
+    if path.name == RUN_MANIFEST:
+        return
+    for folder in path.parents:
+        manifest = folder / RUN_MANIFEST
+        if manifest.is_file():
+            line = path.relative_to(folder).as_posix()
+            if "\n" not in line:  # one O_APPEND write per line: safe across processes
+                with open(manifest, "a", encoding="utf-8") as f:
+                    f.write(line + "\n")
+            return
+
+
+def written_files(folder: str | os.PathLike) -> list[Path]:
+    """The files hnprog wrote in a run folder and below that still exist, from its manifest
+    and those of the run folders inside it (sorted, no duplicates).
+
+    Raises:
+        InputError: if ``folder`` has no ``.hnprog-files`` (a run of an earlier hnprog
+            version, or not a run folder): hnprog does not know which files it wrote.
+    """
+    folder = Path(folder)
+    if not (folder / RUN_MANIFEST).is_file():
+        raise InputError(
+            f"run folder {folder} has no list of the files hnprog wrote ({RUN_MANIFEST}; runs "
+            "of earlier hnprog versions have none), so hnprog cannot replace the run without "
+            "risking your files; delete the folder yourself or choose another one")
+    root = folder.resolve()
+    found = set()
+    for manifest in folder.rglob(RUN_MANIFEST):
+        for line in manifest.read_text(encoding="utf-8", errors="replace").splitlines():
+            path = manifest.parent / line
+            inside = root in path.resolve().parents
+            if line and inside and (path.is_file() or path.is_symlink()):
+                found.add(path)
+    return sorted(found)
+
+
+def remove_written_files(folder: str | os.PathLike, *, keep: Iterable[str] = ()) -> list[str]:
+    """Delete what hnprog wrote in a run folder (:func:`written_files`), and the folders that
+    leaves empty; every other file stays. The manifests go too, except the folder's own,
+    which keeps the files kept.
+
+    Args:
+        folder: str or PathLike. The run folder.
+        keep: iterable of str. Top-level names of the folder whose files are kept though
+            hnprog wrote them (a content-keyed cache stays valid). Defaults to none.
+
+    Returns:
+        list of str. The files left that hnprog did not write (relative paths): the user's.
+
+    Raises:
+        InputError: as :func:`written_files`.
+    """
+    folder = Path(folder)
+    keep = set(keep)
+    kept_written = []
+    for path in written_files(folder):
+        relative = path.relative_to(folder)
+        if relative.parts[0] in keep:
+            kept_written.append(relative.as_posix())
+        else:
+            path.unlink()
+    for manifest in folder.rglob(RUN_MANIFEST):
+        manifest.unlink()
+    with atomic_write(folder / RUN_MANIFEST) as f:
+        f.writelines(f"{line}\n" for line in kept_written)
+    for sub in sorted((p for p in folder.rglob("*") if p.is_dir() and not p.is_symlink()),
+                      key=lambda p: len(p.parts), reverse=True):
+        if not any(sub.iterdir()):
+            sub.rmdir()
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                  if (p.is_file() or p.is_symlink()) and p.name != RUN_MANIFEST
+                  and p.relative_to(folder).parts[0] not in keep)
 
 
 # atomic_write/atomic_path temporary names: "." + final name + "." + mkstemp's 8 characters

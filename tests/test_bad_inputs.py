@@ -16,7 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -250,13 +250,23 @@ def _lambda_keras_file(tmp: Path, inputs: Inputs) -> Callable[[], Any]:
     return lambda: load_keras_file(tmp / "m.keras")
 
 
-def _run_folder(files: dict[str, str], **flags: bool) -> Make:
+def _run_folder(files: dict[str, str], written: Sequence[str] | None = None,
+                **flags: bool) -> Make:
+    """A run folder holding ``files``; those in ``written`` as hnprog wrote them (listed in
+    its .hnprog-files), the others as a user put them there."""
     def make(tmp: Path, inputs: Inputs) -> Callable[[], Any]:
+        from hnprog.io import atomic_write, start_run_manifest
         from hnprog.training.fit import prepare_run_folder
 
+        if written is not None:
+            start_run_manifest(tmp / "run")
         for name, text in files.items():
             (tmp / "run" / name).parent.mkdir(parents=True, exist_ok=True)
-            (tmp / "run" / name).write_text(text)
+            if name in (written or ()):
+                with atomic_write(tmp / "run" / name) as f:
+                    f.write(text)
+            else:
+                (tmp / "run" / name).write_text(text)
         return lambda: prepare_run_folder(tmp / "run", {"epochs": 1}, **flags)
 
     return make
@@ -373,9 +383,15 @@ CASES = [
          1, ("is not empty", "holds no hnprog run"), present=("run/history.csv",)),
     Case("--overwrite keeps a user's file inside checkpoint/",
          _run_folder({"config.json": "{}", "checkpoint/epoch-0001.weights.h5": "w",
-                      "checkpoint/my-notes.txt": "keep me"}, overwrite=True),
-         0, (), present=("run/checkpoint/my-notes.txt",),
+                      "checkpoint/my-notes.txt": "keep me", "checkpoint/history.csv": "mine"},
+                     overwrite=True, written=("config.json", "checkpoint/epoch-0001.weights.h5")),
+         0, (), present=("run/checkpoint/my-notes.txt", "run/checkpoint/history.csv"),
          absent=("run/checkpoint/epoch-0001.weights.h5", "run/config.json"), one_line=False),
+    Case("--overwrite on a run that does not list the files hnprog wrote",
+         _run_folder({"config.json": "{}", "checkpoint/epoch-0001.weights.h5": "w"},
+                     overwrite=True),
+         1, ("has no list of the files hnprog wrote", "delete the folder yourself"),
+         present=("run/config.json", "run/checkpoint/epoch-0001.weights.h5")),
     # 18. temp files of a killed run are removed on resume, the user's hidden files kept
     Case("stale temp file of a killed run", _stale_temp_file,
          0, (), present=("out/P1/report.json", "out/P1/.my-notes.txt"),

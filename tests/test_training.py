@@ -290,6 +290,27 @@ def test_run_folder_refuses_a_different_run(tmp_path, data):
         train_model(train, val, tmp_path, config=tiny_config(), resume=True, overwrite=True)
 
 
+def test_overwrite_deletes_exactly_the_files_the_run_wrote(tmp_path, data):
+    from hnprog.io import RUN_MANIFEST, written_files
+
+    train, val = data
+    train_model(train, val, tmp_path, config=tiny_config(epochs=2), verbose=0)
+    first = {p.relative_to(tmp_path).as_posix() for p in written_files(tmp_path)}
+    assert {"config.json", "history.csv", "checkpoint/epoch-0002.weights.h5",
+            "preset/hnprog.json", "preset/model.weights.h5"} <= first
+    on_disk = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")
+               if p.is_file() and p.name != RUN_MANIFEST}
+    assert first == on_disk  # every file of the run is listed, and nothing else
+    (tmp_path / "checkpoint" / "history.csv").write_text("the user's own notes")  # an hnprog name
+    with pytest.warns(UserWarning, match=r"kept 1 files .*checkpoint/history.csv"):
+        train_model(train, val, tmp_path, config=tiny_config(epochs=1), overwrite=True,
+                    verbose=0)
+    assert (tmp_path / "checkpoint" / "history.csv").read_text() == "the user's own notes"
+    assert not (tmp_path / "checkpoint" / "epoch-0002.weights.h5").exists()  # the old run's
+    second = {p.relative_to(tmp_path).as_posix() for p in written_files(tmp_path)}
+    assert "checkpoint/epoch-0001.weights.h5" in second and "checkpoint/history.csv" not in second
+
+
 def test_finished_run_resumes_without_training(tmp_path, data):
     train, val = data
     first = train_model(train, val, tmp_path, config=tiny_config(epochs=1), verbose=0)

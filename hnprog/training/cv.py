@@ -211,7 +211,6 @@ def cross_validate(
     fingerprint = fingerprint_of(ids.tolist())
     prepare_run_folder(
         out_dir, fingerprint, resume=resume, overwrite=overwrite, marker=CV_FILE,
-        remove=(CV_FILE, "predictions.csv", FAILURES_FILE, *names),
         stored_fingerprint=_stored_cv_fingerprint,
     )
     write_json({"fingerprint": fingerprint}, out_dir / CV_FILE)

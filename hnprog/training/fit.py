@@ -13,6 +13,8 @@ Adam with a cosine decay of the learning rate from ``learning_rate`` to 0 over a
                         (hnprog.presets.save_to_preset; load it with hnprog.from_preset)
     RUN/failures.csv    with skip_bad (--skip-bad), the patients left out because they failed
                         the input check (hnprog.training.precheck), patient_id,error
+    RUN/.hnprog-files   every file hnprog wrote in the folder (hnprog.io.start_run_manifest):
+                        --overwrite deletes these and nothing else
 
 Run folders of older versions also hold ``model.keras`` and ``preprocessing.json``; they still
 resume and load (:func:`hnprog.training.finetune.load_start_model`) for one release.
@@ -22,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,7 +35,8 @@ import numpy as np
 
 from hnprog.data.runner import FAILURES_FILE, write_failures
 from hnprog.errors import InputError
-from hnprog.io import remove_stale_temp_files, write_json
+from hnprog.io import (RUN_MANIFEST, remove_stale_temp_files, remove_written_files,
+                       start_run_manifest, write_json, written_files)
 from hnprog.training.callbacks import (
     DatasetEpoch,
     LearntLossWeights,
@@ -69,8 +71,6 @@ PRESET_DIR = "preset"
 LEGACY_MODEL_FILE = "model.keras"
 LEGACY_PREPROCESSING_FILE = "preprocessing.json"
 CACHE_DIR = "cache"  # the preprocessed-case cache that runs keep in their folder by default
-_RUN_FILES = (CONFIG_FILE, HISTORY_FILE, CHECKPOINT_DIR, PRESET_DIR, LEGACY_MODEL_FILE,
-              LEGACY_PREPROCESSING_FILE, FAILURES_FILE)
 
 
 @dataclass
@@ -304,7 +304,6 @@ def prepare_run_folder(
     resume: bool = False,
     overwrite: bool = False,
     marker: str = CONFIG_FILE,
-    remove: Sequence[str] = _RUN_FILES,
     stored_fingerprint: Callable[[dict[str, Any]], Any] | None = None,
     check_only: bool = False,
 ) -> bool:
@@ -315,12 +314,12 @@ def prepare_run_folder(
         fingerprint: dict. The settings of this run, compared with the fingerprint stored in
             ``marker``.
         resume: bool. Continue a run with the same settings. Defaults to False.
-        overwrite: bool. Delete an earlier run's files: those in ``remove`` and, inside
-            folders among them, only files of hnprog's own naming (checkpoints, presets,
-            tables); a user's file is kept, with a warning. Defaults to False.
+        overwrite: bool. Delete the files an earlier run wrote, as its ``.hnprog-files``
+            lists them (:func:`hnprog.io.remove_written_files`; the ``cache/`` folder stays,
+            it is keyed by content), and the folders that leaves empty; a user's file is
+            kept, with a warning. A run without that list (an earlier hnprog version) is
+            refused rather than guessed at. Defaults to False.
         marker: str. File that marks a run folder. Defaults to ``"config.json"``.
-        remove: sequence of str. Files and folders deleted by ``overwrite``. Defaults to the
-            files of a training run (see the module docstring).
         stored_fingerprint: callable, optional. Reads the fingerprint from the marker's JSON
             in the current vocabulary, so that runs written by older versions resume.
             Defaults to the marker's ``"fingerprint"`` entry.
@@ -344,17 +343,20 @@ def prepare_run_folder(
     marker_path = out_dir / marker
     if not marker_path.is_file():
         others = sorted(p.name for p in out_dir.iterdir()
-                        if p.name != CACHE_DIR) if out_dir.is_dir() else []
+                        if p.name not in (CACHE_DIR, RUN_MANIFEST)) if out_dir.is_dir() else []
         if others:
             raise InputError(
                 f"output folder {out_dir} is not empty ({len(others)} entries, e.g. "
                 f"{others[:3]}) and holds no hnprog run ({marker}); hnprog does not write "
                 "into or delete from such a folder. Choose a new or empty folder")
+        if not check_only:
+            start_run_manifest(out_dir)
         return False
     if overwrite:
         if check_only:
+            written_files(out_dir)  # refuses a run that does not list its files
             return False
-        kept = _remove_run_files(out_dir, remove)
+        kept = remove_written_files(out_dir, keep=(CACHE_DIR,))
         if kept:
             warnings.warn(f"--overwrite kept {len(kept)} files that hnprog did not write in "
                           f"{out_dir}, e.g. {kept[:3]}", UserWarning, stacklevel=2)
@@ -381,38 +383,8 @@ def prepare_run_folder(
         )
     if not check_only:
         remove_stale_temp_files(out_dir)  # temp files of a killed run
+        start_run_manifest(out_dir)  # a run of an earlier version lists its new files
     return True
-
-
-# The names of the files hnprog writes in a run folder and below (checkpoints, presets, CV
-# tables, caches): --overwrite deletes only these; anything else is the user's and is kept.
-_RUN_FILE_PATTERNS = re.compile(
-    r"^(?:config\.json|history\.csv|state\.json|hnprog\.json|model\.weights\.h5|README\.md"
-    r"|model\.keras|preprocessing\.json|predictions\.csv|cv\.json|failures\.csv"
-    r"|(?:epoch|best)-\d{4}\.weights\.h5"
-    r"|\..+\.[a-z0-9_]{8}(?:\.[^.]+)*)$")  # the last: temporary files of hnprog.io
-
-
-def _remove_run_files(out_dir: Path, names: Sequence[str]) -> list[str]:
-    """Delete an earlier run's files: the ``names`` in ``out_dir``; in folders among them only
-    files of hnprog's own naming, and the folders left empty. Returns the files kept."""
-    kept: list[str] = []
-    for name in names:
-        path = out_dir / name
-        if path.is_symlink() or path.is_file():
-            path.unlink()
-        elif path.is_dir():
-            for child in sorted(path.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-                if child.is_symlink() or child.is_file():
-                    if _RUN_FILE_PATTERNS.match(child.name):
-                        child.unlink()
-                    else:
-                        kept.append(str(child.relative_to(out_dir)))
-                elif child.is_dir() and not any(child.iterdir()):
-                    child.rmdir()
-            if not any(path.iterdir()):
-                path.rmdir()
-    return kept
 
 
 def _training_fingerprint(document: dict[str, Any]) -> dict[str, Any]:
