@@ -278,6 +278,10 @@ def check_suv_window(suv_window: Sequence[float]) -> tuple[float, float]:
     return low, high
 
 
+# How each risk-map method reads in the overlay's legend.
+_METHOD_WORDS = {"occlusion": " (risk drop when each block is hidden)", "gradcam": " (Grad-CAM)"}
+
+
 def plot_overlay(
     ct: sitk.Image,
     pet: sitk.Image,
@@ -292,6 +296,7 @@ def plot_overlay(
     suv_window: tuple[float, float] = DEFAULT_SUV_WINDOW,
     survival_curve: Mapping[str, Any] | None = None,
     risk_map: sitk.Image | None = None,
+    risk_map_method: str | None = None,
 ) -> OverlayLayout:
     """Save axial, coronal and sagittal views through the tumour, CT above PET over CT.
 
@@ -338,6 +343,8 @@ def plot_overlay(
             (:func:`hnprog.risk_activation_map`), drawn as a third row over the CT: blue to
             yellow and more opaque as the map rises, scaled to its maximum in the cube.
             Defaults to None.
+        risk_map_method: str, optional. How the map was made (``"occlusion"``,
+            ``"gradcam"``), named in its legend line. Defaults to None.
 
     Returns:
         OverlayLayout. Where the views, letters, scale bars and colour bar were drawn.
@@ -453,7 +460,8 @@ def plot_overlay(
     _legend(draw, canvas.shape[1] // 2, 8 + _LINE_PX * title_lines, legend, _font(14))
     if risk_arr is not None:
         _centred_text(draw, canvas.shape[1] // 2, 8 + _LINE_PX * (title_lines + 1),
-                      "risk map: blue (low) to yellow (the map's maximum in view)", _font(14))
+                      f"risk map{_METHOD_WORDS.get(risk_map_method, '')}: blue (low) to yellow "
+                      "(the map's maximum in view)", _font(14))
     label_font = _font(13)
     for x, y, text in labels:
         _centred_text(draw, x, y, text, label_font, middle=True)

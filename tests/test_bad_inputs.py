@@ -582,10 +582,10 @@ def test_radiomics_extract_survives_a_killed_worker(inputs, tmp_path):
     writes features.csv and failures.csv, and says which patients it ran again; no
     BrokenProcessPool traceback.
 
-    Marked large (a subprocess, ~15 s) and not yet reliable: in about one run of three under
-    pytest the command does not end after a worker is killed while idle (Python 3.11's
-    process pool; the runner now abandons a broken pool without waiting, which fixed the
-    same hang outside pytest), and the test then fails naming the hang.
+    Marked large (a subprocess, ~8 s). The worker is killed as soon as it exists, which
+    catches every moment: while the patients are still being queued (the pool's ``submit``
+    raised BrokenProcessPool), mid-patient, or idle after its last patient (waiting for
+    that broken pool could hang); 30 runs in a row passed.
     """
     import signal
     import time

@@ -177,3 +177,18 @@ def test_a_full_disk_stops_the_run_naming_the_file_and_the_space(tmp_path, mode)
         assert not (tmp_path / "P5.txt").exists()
     failures = pd.read_csv(tmp_path / "failures.csv")
     assert failures["patient_id"].tolist() == ["P2"]
+
+
+def test_a_pool_that_breaks_while_patients_are_queued_fails_only_the_unqueued():
+    from concurrent.futures.process import BrokenProcessPool
+
+    class BreaksOnP3(concurrent.futures.ThreadPoolExecutor):
+        def submit(self, fn, job, *args, **kwargs):
+            if job.patient_id == "P3":
+                raise BrokenProcessPool("A child process terminated abruptly")
+            return super().submit(fn, job, *args, **kwargs)
+
+    with BreaksOnP3(2) as executor:
+        run = run_cohort(JOBS, lambda job: job.value, executor=executor, progress=False)
+    assert run.failures == {"P3": WORKER_DIED}
+    assert list(run.results) == ["P0", "P1", "P2", "P4", "P5"]

@@ -113,7 +113,12 @@ class _SUVWindow(click.ParamType):
 @scheduler_option()
 @click.option("--risk-map", is_flag=True,
               help="Also write risk_map.nii.gz on the CT grid: where the predicted risk comes "
-                   "from (Grad-CAM over the encoder levels), drawn in the overlay.")
+                   "from, drawn in the overlay.")
+@click.option("--risk-map-method", type=click.Choice(["occlusion", "gradcam"]),
+              default="occlusion", show_default=True,
+              help="occlusion: how much the risk drops when each block of the image is hidden "
+                   "(129 forward passes per patient; faithful). gradcam: Grad-CAM over the "
+                   "encoder levels (one pass; coarse).")
 @clinical_option("with presets trained --clinical, risk.csv and predictions.csv gain "
                  "risk_clinical, the log-hazard of the image risk and the clinical covariates "
                  "combined.")
@@ -123,7 +128,7 @@ def predict_command(data: str | None, ct: str | None, pet: str | None, models: t
                     auto_box: bool, endpoints: str | None,
                     times: tuple[float, ...] | None, output_format: str, no_overlay: bool,
                     restart: bool, dicom_out: bool, runtime: str, precision: str,
-                    tta: bool, executor: Any, risk_map: bool,
+                    tta: bool, executor: Any, risk_map: bool, risk_map_method: str,
                     suv_window: tuple[float, float], clinical: str | None) -> None:
     """Predict the risk and the tumour contour of one patient or of a cohort.
 
@@ -173,7 +178,8 @@ def predict_command(data: str | None, ct: str | None, pet: str | None, models: t
                         bboxes={} if auto_box else bboxes, endpoints=endpoints, times=times,
                         no_overlay=no_overlay, restart=restart, dicom_out=dicom_out,
                         runtime=runtime, precision=precision, tta=tta, executor=executor,
-                        risk_map=risk_map, suv_window=suv_window, clinical=clinical)
+                        risk_map=risk_map_method if risk_map else False,
+                        suv_window=suv_window, clinical=clinical)
     if output_format == "hecktor":
         from hnprog.predict.outputs import HECKTOR_FILE, write_hecktor_csv
 
@@ -186,7 +192,7 @@ def _predict(data: str | None, ct: str | None, pet: str | None, models: tuple[st
              center: tuple[float, float, float] | None, reference_mask: str | None,
              bboxes: Any, endpoints: str | None, times: tuple[float, ...] | None,
              no_overlay: bool, restart: bool, dicom_out: bool, runtime: str, precision: str,
-             tta: bool, executor: Any, risk_map: bool, suv_window: tuple[float, float],
+             tta: bool, executor: Any, risk_map: bool | str, suv_window: tuple[float, float],
              clinical: str | None) -> list[dict[str, Any]]:
     """The checked inputs, then the model, then one patient or a cohort: the rows
     (patient_id, risk) of the patients predicted."""

@@ -286,7 +286,14 @@ def _run_pipeline(todo: Sequence[HasPatientId], steps: Sequence[Callable[[Any], 
 def _run_on(executor: concurrent.futures.Executor, todo: Sequence[HasPatientId],
             step: Callable[[Any], Any],
             finish: Callable[[Any, concurrent.futures.Future], None]) -> None:
-    futures = {executor.submit(step, patient): patient for patient in todo}
+    futures = {}
+    for patient in todo:
+        try:
+            future = executor.submit(step, patient)
+        except BrokenProcessPool as exc:  # a worker died while patients were being queued
+            future = concurrent.futures.Future()
+            future.set_exception(exc)
+        futures[future] = patient
     try:
         for future in concurrent.futures.as_completed(futures):
             finish(futures[future], future)
@@ -316,7 +323,9 @@ def _run_in_processes(todo: Sequence[HasPatientId], step: Callable[[Any], Any], 
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     finally:
-        if broken:
+        # a worker killed after its last patient breaks the pool too (nothing left to rerun):
+        # waiting for a broken pool can hang, so it is abandoned as well
+        if broken or getattr(pool, "_broken", False):
             _abandon(pool)
         else:
             pool.shutdown(wait=True)

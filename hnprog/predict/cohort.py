@@ -35,6 +35,7 @@ from hnprog.predict.patient import (
     load_patient,
     models_used,
     preprocess_config_from_spec,
+    risk_map_method,
     write_outputs,
 )
 
@@ -56,7 +57,7 @@ def predict_cohort(
     ids: Sequence[str] | None = None,
     executor: concurrent.futures.Executor | None = None,
     times: Sequence[float] | None = None,
-    risk_map: bool = False,
+    risk_map: bool | str = False,
     suv_window: Sequence[float] = DEFAULT_SUV_WINDOW,
     clinical: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
@@ -96,8 +97,9 @@ def predict_cohort(
         times: sequence of float, optional. Days of the ``survival_<days>d`` columns, when
             the presets record a survival baseline (else the run warns once and predicts
             risks only). Defaults to 365, 730, 1095 and 1825.
-        risk_map: bool. Also write each patient's ``risk_map.nii.gz`` (see
-            :func:`hnprog.predict.predict_patient`). Defaults to False.
+        risk_map: bool or str. Also write each patient's ``risk_map.nii.gz``: True or
+            ``"occlusion"``, or ``"gradcam"`` (see :func:`hnprog.predict.predict_patient`).
+            Defaults to False.
         suv_window: tuple of float. The overlays' PET display window (low, high), SUV.
             Defaults to (0, 10).
         clinical: DataFrame, optional. The patients' clinical table
@@ -125,7 +127,7 @@ def predict_cohort(
 def _predict_cohort(cohort: Cohort, predictor: Any, out_dir: Path, *, overlay: bool,
                     resume: bool, progress: bool, ids: Sequence[str] | None,
                     executor: concurrent.futures.Executor | None,
-                    times: Sequence[float] | None, risk_map: bool,
+                    times: Sequence[float] | None, risk_map: bool | str,
                     suv_window: Sequence[float],
                     clinical: pd.DataFrame | None = None,
                     ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
@@ -134,6 +136,7 @@ def _predict_cohort(cohort: Cohort, predictor: Any, out_dir: Path, *, overlay: b
     from hnprog.predict.survival import check_times, survival_note
 
     times = check_times(times)
+    map_method = risk_map_method(risk_map)
     patients = cohort.patients if ids is None else [cohort[i] for i in ids]
     check_clinical(predictor, clinical, [p.patient_id for p in patients])
     survival_note(predictor)
@@ -169,8 +172,10 @@ def _predict_cohort(cohort: Cohort, predictor: Any, out_dir: Path, *, overlay: b
             return None  # inputs or settings changed since (or an older report): redo
         if report.get("inference", inference) != inference:
             return None  # another runtime, precision or mirroring: predict again
-        if bool(report.get("files", {}).get("risk_map")) != risk_map:
-            return None  # a risk map asked for (or no longer): predict again
+        recorded_map = (report.get("risk_map") or {}).get("method") or (
+            "gradcam" if report.get("files", {}).get("risk_map") else None)  # older reports
+        if recorded_map != map_method:
+            return None  # a risk map asked for, no longer, or by another method: predict again
         survival = report.get("survival") or {}
         if "times_days" in survival and survival["times_days"] != list(times):
             return None  # asked for survival at other days: predict again

@@ -122,7 +122,8 @@ def write_report(prediction: PatientPrediction, *, inputs: Mapping[str, str | No
                  inference: Mapping[str, Any] | None = None,
                  survival_note: str | None = None,
                  input_fingerprint: str | None = None,
-                 warnings: Sequence[str] = ()) -> dict[str, Any]:
+                 warnings: Sequence[str] = (),
+                 risk_map: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Write ``report.json``, the last file of a patient, and return its content.
 
     The report holds the inputs, the risk and its meaning, the box and its source, the tumour
@@ -137,7 +138,8 @@ def write_report(prediction: PatientPrediction, *, inputs: Mapping[str, str | No
     ``input_fingerprint`` of the input files and settings
     (:func:`hnprog.predict.patient.job_fingerprint`), which a resumed run compares; and
     ``warnings``, what a reader of the numbers must know (weights trained on synthetic data,
-    :func:`hnprog.predict.patient.model_warnings`).
+    :func:`hnprog.predict.patient.model_warnings`); with a risk map, ``risk_map``: its file
+    and method (``occlusion`` or ``gradcam``).
     """
     survival = (prediction.survival.to_dict() if prediction.survival is not None
                 else {"available": False, "reason": survival_note})
@@ -162,6 +164,8 @@ def write_report(prediction: PatientPrediction, *, inputs: Mapping[str, str | No
         "input_fingerprint": input_fingerprint,
         "warnings": list(warnings),
     }
+    if risk_map is not None:
+        report["risk_map"] = dict(risk_map)
     write_json(report, prediction.out_dir / REPORT_FILE)
     return report
 

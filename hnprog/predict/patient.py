@@ -30,6 +30,7 @@ import SimpleITK as sitk
 from hnprog import __version__
 from hnprog.data.cohort import Patient
 from hnprog.data.loading import load_case
+from hnprog.errors import InputError
 from hnprog.geometry import BoundingBox, Grid
 from hnprog.io import input_fingerprint, write_image
 from hnprog.plotting import DEFAULT_SUV_WINDOW, check_suv_window
@@ -206,21 +207,47 @@ def load_patient(job: PredictionJob, config: PreprocessConfig) -> LoadedPatient:
                          "given" if job.box is not None else "automatic", start, stages)
 
 
+def risk_map_method(risk_map: bool | str | None) -> str | None:
+    """The risk-map method a ``risk_map`` argument asks for: None (no map), True (the
+    default, ``"occlusion"``) or a method of :data:`hnprog.models.risk_map.RISK_MAP_METHODS`.
+
+    Raises:
+        InputError: on another value.
+    """
+    from hnprog.models.risk_map import RISK_MAP_METHODS
+
+    if risk_map is None or risk_map is False:
+        return None
+    if risk_map is True:
+        return RISK_MAP_METHODS[0]
+    if risk_map not in RISK_MAP_METHODS:
+        raise InputError(f"risk_map must be True, False or one of {RISK_MAP_METHODS}. "
+                         f"Received: risk_map={risk_map!r}")
+    return str(risk_map)
+
+
 def forward(loaded: LoadedPatient, predictor: Any, *,
-            risk_map: bool = False) -> tuple[LoadedPatient, dict[str, np.ndarray]]:
+            risk_map: bool | str = False) -> tuple[LoadedPatient, dict[str, Any]]:
     """Step 2: the model's forward pass on one loaded patient.
 
-    With ``risk_map`` the outputs also hold ``"risk_map"``, ``(1, D, H, W)`` on the network
-    grid: :func:`hnprog.risk_activation_map`, averaged over an ensemble's folds.
+    With ``risk_map`` (:func:`risk_map_method`) the outputs also hold ``"risk_map"``,
+    ``(1, D, H, W)`` on the network grid (:func:`hnprog.risk_activation_map`: occlusion of
+    the predictor's own risk, an ensemble's mean; Grad-CAM averaged over the folds), and
+    ``"risk_map_method"``.
     """
     loaded.stages.restart()
     outputs = predictor.predict(loaded.image)
-    if risk_map:
+    method = risk_map_method(risk_map)
+    if method is not None:
         from hnprog.models.risk_map import risk_activation_map
 
-        members = getattr(predictor, "members", None) or [predictor]
-        outputs["risk_map"] = np.mean(
-            [risk_activation_map(m.model, loaded.image) for m in members], axis=0)
+        if method == "occlusion":
+            outputs["risk_map"] = risk_activation_map(predictor, loaded.image)
+        else:
+            members = getattr(predictor, "members", None) or [predictor]
+            outputs["risk_map"] = np.mean([risk_activation_map(
+                m.model, loaded.image, method=method) for m in members], axis=0)
+        outputs["risk_map_method"] = method
     loaded.stages.end("forward")
     return loaded, outputs
 
@@ -277,7 +304,7 @@ def write_outputs(loaded: LoadedPatient, outputs: dict[str, np.ndarray], predict
 
     files: dict[str, str] = {}
     volume_ml = dice = None
-    mask_image = reference = risk_image = None
+    mask_image = reference = risk_image = risk_map_record = None
     # The NIfTI outputs are compressed and written in background threads (SimpleITK releases
     # the GIL) while the overlay is drawn; leaving the block waits for them and re-raises.
     writes = []
@@ -301,6 +328,7 @@ def write_outputs(loaded: LoadedPatient, outputs: dict[str, np.ndarray], predict
             risk_image = invert_to_reference(outputs["risk_map"][0], loaded.grid, ct_image)
             writes.append(writers.submit(write_image, risk_image, out_dir / RISK_MAP_FILE))
             files["risk_map"] = RISK_MAP_FILE
+            risk_map_record = {"file": RISK_MAP_FILE, "method": outputs["risk_map_method"]}
         if overlay:
             from hnprog.plotting import plot_overlay
 
@@ -314,7 +342,7 @@ def write_outputs(loaded: LoadedPatient, outputs: dict[str, np.ndarray], predict
                          title=title, reference_mask=reference, box=loaded.box,
                          suv_window=suv_window,
                          survival_curve=None if survival is None else survival.to_dict(),
-                         risk_map=risk_image)
+                         risk_map=risk_image, risk_map_method=outputs.get("risk_map_method"))
             files["overlay"] = OVERLAY_FILE
         for write in writes:
             write.result()
@@ -335,7 +363,7 @@ def write_outputs(loaded: LoadedPatient, outputs: dict[str, np.ndarray], predict
         preprocessing=loaded.config.to_dict(), models=models, files=files,
         versions=_versions(), seconds=time.perf_counter() - loaded.start,
         stage_seconds=stages.seconds, inference=inference_record(predictor),
-        warnings=model_warnings(predictor),
+        warnings=model_warnings(predictor), risk_map=risk_map_record,
         survival_note=_survival_reason(predictor, outputs),
         input_fingerprint=job_fingerprint(job, loaded.config, models, overlay=overlay,
                                           threshold=threshold, suv_window=suv_window))
@@ -409,7 +437,7 @@ def predict_patient(
     overlay: bool = True,
     threshold: float = 0.5,
     times: Sequence[float] | None = None,
-    risk_map: bool = False,
+    risk_map: bool | str = False,
     suv_window: Sequence[float] = DEFAULT_SUV_WINDOW,
     clinical: pd.DataFrame | None = None,
     loaded: LoadedPatient | None = None,
@@ -446,10 +474,12 @@ def predict_patient(
         times: sequence of float, optional. Days at which to report the survival
             probability (``survival_<days>d`` in ``risk.csv``), when the presets record a
             baseline. Defaults to 365, 730, 1095 and 1825.
-        risk_map: bool. Also write ``risk_map.nii.gz``: the risk activation map
-            (:func:`hnprog.risk_activation_map`, Grad-CAM of the risk over the encoder
-            levels) put back on the CT grid, float32, 0 outside the network's crop; it is
-            drawn as a third row of the overlay. Defaults to False.
+        risk_map: bool or str. Also write ``risk_map.nii.gz``: the risk activation map
+            (:func:`hnprog.risk_activation_map`) put back on the CT grid, float32, 0 outside
+            the network's crop; it is drawn as a third row of the overlay and
+            ``report.json`` records its method. True or ``"occlusion"``: occlusion
+            sensitivity of the predicted risk (129 forward passes); ``"gradcam"``: Grad-CAM
+            over the encoder levels (one pass, coarser). Defaults to False.
         suv_window: tuple of float. The overlay's PET display window (low, high), SUV: the
             ends of its colour bar, the same for every patient. Defaults to (0, 10).
         clinical: DataFrame, optional. A clinical table holding ``patient_id``
