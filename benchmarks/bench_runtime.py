@@ -20,6 +20,7 @@ Usage (from the repository root)::
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import json
 import os
 import subprocess
@@ -116,15 +117,17 @@ def bf16_quality(n_patients: int) -> None:
                          formats=["openvino"])
     cohort = read_cohort(generate_cohort(scratch + "/data", n_patients=n_patients, seed=11,
                                          n_jobs=2))
-    fp32 = hnprog.from_preset(scratch + "/exp", runtime="openvino")
-    bf16 = hnprog.from_preset(scratch + "/exp", runtime="openvino", precision="bf16")
     import SimpleITK as sitk
 
+    from hnprog.presets.format import read_metadata
     from hnprog.transforms import invert_to_reference
 
-    config = preprocess_config_from_spec(fp32.preprocessing)
+    first = sorted(Path(scratch, "exp").iterdir())[0]
+    config = preprocess_config_from_spec(read_metadata(first)["preprocessing"])
     loaded = [load_patient(PredictionJob(p, scratch), config) for p in cohort.patients]
     x = np.concatenate([patient.image for patient in loaded])
+    fp32 = hnprog.from_preset(scratch + "/exp", runtime="openvino")
+    bf16 = hnprog.from_preset(scratch + "/exp", runtime="openvino", precision="bf16")
     a, b = fp32.predict(x), bf16.predict(x)
     correlation = float(np.corrcoef(a["risk"][:, 0], b["risk"][:, 0])[0, 1])
 
@@ -138,7 +141,7 @@ def bf16_quality(n_patients: int) -> None:
                                                    b["segmentation"] >= 0.5)]
     ct_grid = []
     for k, patient in enumerate(loaded):
-        masks = [sitk.GetArrayViewFromImage(invert_to_reference(
+        masks = [sitk.GetArrayFromImage(invert_to_reference(  # a copy: the image is temporary
             out["segmentation"][k, ..., 0], patient.grid, patient.ct_image)) >= 0.5
             for out in (a, b)]
         ct_grid.append(dice(*masks))
