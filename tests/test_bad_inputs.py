@@ -240,8 +240,7 @@ def _truncated_checkpoint(tmp: Path, inputs: Inputs) -> Callable[[], Any]:
 def _lambda_keras_file(tmp: Path, inputs: Inputs) -> Callable[[], Any]:
     import keras
 
-    # the loader finetune --from uses for .keras files (hnprog.training.finetune imports it;
-    # importing that module here would shadow the lazy hnprog.training.finetune function)
+    # the loader finetune --from uses for .keras files (hnprog.training.finetuning imports it)
     from hnprog.presets.loading import load_keras_file
 
     image = keras.Input((4, 4, 4, 2), name="image")

@@ -174,7 +174,7 @@ def test_finetune_a_cv_fold_keeps_its_preprocessing(tmp_path, tiny_cohort):
 def test_start_model_loads_a_preset_run_folder_and_warns_for_an_old_one(tmp_path):
     from hnprog.models import build_multitask_unet
     from hnprog.presets import save_to_preset
-    from hnprog.training.finetune import load_start_model
+    from hnprog.training.finetuning import load_start_model
 
     model = build_multitask_unet((16, 16, 16, 2), filters=(2, 2, 4, 4, 8), dense_units=4)
     grid = PreprocessConfig(spacing=9.0, crop_size=16)

@@ -192,3 +192,19 @@ def test_a_pool_that_breaks_while_patients_are_queued_fails_only_the_unqueued():
         run = run_cohort(JOBS, lambda job: job.value, executor=executor, progress=False)
     assert run.failures == {"P3": WORKER_DIED}
     assert list(run.results) == ["P0", "P1", "P2", "P4", "P5"]
+
+
+def test_progress_in_a_log_file_is_plain_lines(monkeypatch):
+    """A batch job's log (stderr not a terminal) gets whole ASCII lines, no carriage-return
+    redraws; the first and the last state are always there."""
+    import io
+    import sys
+
+    log = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", log)
+    run_cohort(JOBS, square_or_fail, desc="predict")
+    text = log.getvalue()
+    assert "\r" not in text and text.isascii()
+    lines = text.splitlines()
+    assert lines[0].startswith("predict:   0%") and "0/6" in lines[0]
+    assert lines[-1].startswith("predict: 100%") and "6/6" in lines[-1] and "P5" in lines[-1]

@@ -444,3 +444,14 @@ def test_the_cpu_preset_has_one_name():
     assert TrainingConfig.cpu(epochs=2).preprocessing == PreprocessConfig.cpu()
     with pytest.warns(DeprecationWarning, match=r"TrainingConfig\.cpu\(\)"):
         assert TrainingConfig.fast_cpu(epochs=2) == TrainingConfig.cpu(epochs=2)
+
+
+def test_the_finetune_function_is_not_shadowed_by_its_module():
+    """The module is ``finetuning``: a module named like the function replaced the function
+    on the package once anything imported the module (``hnprog finetune`` does)."""
+    import hnprog
+    import hnprog.training.finetuning  # noqa: F401
+    from hnprog.training import finetune
+
+    assert callable(finetune) and finetune.__module__ == "hnprog.training.finetuning"
+    assert hnprog.finetune is finetune

@@ -3,7 +3,8 @@
 :func:`run_cohort` owns what every cohort run needs, so that ``preprocess``, ``predict``,
 ``radiomics extract`` and the training cache are thin callers of it:
 
-- a progress bar (tqdm, on stderr);
+- a progress bar (tqdm, on stderr; :func:`progress_bar`, plain lines when stderr is a log
+  file, not a terminal);
 - one failure row per patient whose work raised, with the reason, instead of a stopped run;
   only a full disk stops the run (every later patient would fail the same way);
 - the single writer of ``failures.csv`` (columns ``patient_id,error``; header only when all
@@ -27,6 +28,7 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures.process import BrokenProcessPool
@@ -44,6 +46,7 @@ __all__ = [
     "FAILURE_COLUMNS",
     "CohortRun",
     "failure_reason",
+    "progress_bar",
     "run_cohort",
     "write_failures",
 ]
@@ -111,6 +114,54 @@ def write_failures(failures: Mapping[str, str] | pd.DataFrame, path: str | os.Pa
         table.loc[:, list(FAILURE_COLUMNS)].to_csv(f, index=False)
 
 
+# When stderr is not a terminal (a batch job's log, nohup, a pipe) the bar is written as one
+# plain line per update, at most every this many seconds, instead of "\r" redraws.
+LOG_PROGRESS_SECONDS = 30.0
+
+
+class _LogLines:
+    """A file for tqdm that turns its carriage-return redraws into whole lines."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> None:
+        line = text.replace("\r", "").strip()
+        if line:
+            self.stream.write(line + "\n")
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def progress_bar(iterable: Any = None, *, total: int | None = None, desc: str = "patients",
+                 unit: str = "patient", initial: int = 0, disable: bool = False) -> Any:
+    """hnprog's one progress bar: tqdm on stderr, redrawn in place on a terminal, and one
+    plain ASCII line at most every 30 s (and at the end) in a log file, so that a cluster
+    job's log reads ``predict: 40%|####      | 8/20 [...]`` line by line.
+
+    Args:
+        iterable: optional. What to iterate over, as ``tqdm(iterable)``. Defaults to None.
+        total: int, optional. The number of items. Defaults to ``len(iterable)``.
+        desc: str. The label. Defaults to ``"patients"``.
+        unit: str. The unit. Defaults to ``"patient"``.
+        initial: int. Items already done (a resumed run). Defaults to 0.
+        disable: bool. Show nothing. Defaults to False.
+
+    Returns:
+        tqdm.tqdm.
+    """
+    from tqdm.auto import tqdm
+
+    stream = sys.stderr
+    options: dict[str, Any] = dict(total=total, desc=desc, unit=unit, initial=initial,
+                                   disable=disable)
+    if not (hasattr(stream, "isatty") and stream.isatty()):
+        options.update(file=_LogLines(stream), mininterval=LOG_PROGRESS_SECONDS,
+                       maxinterval=LOG_PROGRESS_SECONDS, ascii=True, ncols=80)
+    return tqdm(iterable, **options)
+
+
 def run_cohort(
     patients: Sequence[HasPatientId],
     work: Callable[[Any], Any] | Sequence[Callable[[Any], Any]],
@@ -159,8 +210,6 @@ def run_cohort(
         ... # doctest: +SKIP
         >>> run.results["SYN000"].box, dict(run.failures)  # doctest: +SKIP
     """
-    from tqdm.auto import tqdm
-
     start = time.perf_counter()
     steps = list(work) if isinstance(work, Sequence) else [work]
     if not steps:
@@ -189,8 +238,8 @@ def run_cohort(
             todo.append(patient)
 
     disk_full: list[DiskFullError] = []
-    with tqdm(total=len(order), initial=len(resumed), desc=desc, unit="patient",
-              disable=not progress) as bar:
+    with progress_bar(total=len(order), initial=len(resumed), desc=desc,
+                      disable=not progress) as bar:
 
         def finish(patient: HasPatientId, future: concurrent.futures.Future) -> None:
             try:

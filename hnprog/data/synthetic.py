@@ -829,14 +829,14 @@ def generate_cohort(
                      else float(_clinical_log_hazard(clinical_rows[i])),
                      _CentreEffect.of(centre_index, n_centres, centre_effect)))
 
-    from tqdm.auto import tqdm
+    from hnprog.data.runner import progress_bar
 
-    bar = dict(total=n_patients, desc="synthetic patients", unit="patient", disable=not progress)
+    bar = dict(total=n_patients, desc="synthetic patients", disable=not progress)
     if n_jobs > 1 and n_patients > 1:
         with ProcessPoolExecutor(max_workers=min(n_jobs, n_patients)) as pool:
-            results = list(tqdm(pool.map(_generate_patient, *zip(*jobs)), **bar))
+            results = list(progress_bar(pool.map(_generate_patient, *zip(*jobs)), **bar))
     else:
-        results = [_generate_patient(*job) for job in tqdm(jobs, **bar)]
+        results = [_generate_patient(*job) for job in progress_bar(jobs, **bar)]
 
     rows = [r["row"] for r in results]
     with atomic_write(out_dir / "endpoints.csv", newline="") as f:

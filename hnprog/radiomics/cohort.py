@@ -195,7 +195,8 @@ def extract_cohort_features(
         failures: str, PathLike or None. The failures CSV (columns ``patient_id, error``),
             always written (header only when nothing failed). Defaults to None, meaning
             ``failures.csv`` next to ``out``.
-        progress: bool. Show a tqdm progress bar on stderr. Defaults to True.
+        progress: bool. Show a progress bar on stderr (:func:`hnprog.data.runner.progress_bar`).
+            Defaults to True.
         jobs: int, optional. Deprecated alias of ``n_jobs``. Defaults to None.
         executor: concurrent.futures.Executor, optional. Where the patients run instead of
             local processes, e.g. a Dask ``Client(...).get_executor()``

@@ -8,7 +8,7 @@
 - :mod:`hnprog.training.callbacks`: whole-set validation metrics, epoch keeping, resuming;
 - :mod:`hnprog.training.runs`: cohort datasets -> fit -> preset (:func:`train_on_cohort`);
 - :mod:`hnprog.training.cv`: :func:`cross_validate`, the paper's protocol;
-- :mod:`hnprog.training.finetune`: :func:`finetune` a preset on a new cohort.
+- :mod:`hnprog.training.finetuning`: :func:`finetune` a preset on a new cohort.
 
 The names are imported lazily: ``hnprog.training.config`` (the settings and their defaults,
 which the CLI's ``--help`` shows) loads without Keras.
@@ -29,9 +29,9 @@ _PUBLIC_API: dict[str, str] = {
     "compile_model": "hnprog.training.fit",
     "cross_validate": "hnprog.training.cv",
     "export_preset": "hnprog.training.fit",
-    "finetune": "hnprog.training.finetune",
-    "freeze_encoder": "hnprog.training.finetune",
-    "load_start_model": "hnprog.training.finetune",
+    "finetune": "hnprog.training.finetuning",
+    "freeze_encoder": "hnprog.training.finetuning",
+    "load_start_model": "hnprog.training.finetuning",
     "train_model": "hnprog.training.fit",
     "train_on_cohort": "hnprog.training.runs",
 }

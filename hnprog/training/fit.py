@@ -17,7 +17,7 @@ Adam with a cosine decay of the learning rate from ``learning_rate`` to 0 over a
                         --overwrite deletes these and nothing else
 
 Run folders of older versions also hold ``model.keras`` and ``preprocessing.json``; they still
-resume and load (:func:`hnprog.training.finetune.load_start_model`) for one release.
+resume and load (:func:`hnprog.training.finetuning.load_start_model`) for one release.
 """
 
 from __future__ import annotations

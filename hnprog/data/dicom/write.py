@@ -227,7 +227,7 @@ def write_synthetic_dicom(out_dir: str | os.PathLike, n_patients: int = 20, seed
         raise InputError(f"pet_units must be BQML, CNTS or GML. Received: {pet_units!r}")
     if rtstruct_on not in ("CT", "PT"):
         raise InputError(f"rtstruct_on must be CT or PT. Received: {rtstruct_on!r}")
-    from tqdm.auto import tqdm
+    from hnprog.data.runner import progress_bar
 
     out_dir = Path(out_dir)
     nifti = generate_cohort(out_dir / "nifti", n_patients, seed, **generate_kwargs)
@@ -235,8 +235,8 @@ def write_synthetic_dicom(out_dir: str | os.PathLike, n_patients: int = 20, seed
         shutil.copyfile(nifti / name, out_dir / name)
     rows = []
     rng = np.random.default_rng(np.random.SeedSequence([seed, 13]))
-    for patient_id in tqdm(read_truth(nifti).index, desc="DICOM patients", unit="patient",
-                           disable=not generate_kwargs.get("progress", False)):
+    for patient_id in progress_bar(read_truth(nifti).index, desc="DICOM patients",
+                                   disable=not generate_kwargs.get("progress", False)):
         weight = round(float(rng.uniform(60, 90)), 1)
         dose = round(float(rng.uniform(200, 400)), 1)
         uptake = int(rng.integers(50 * 60, 70 * 60))
