@@ -306,32 +306,32 @@ def test_a_bad_bbox_is_a_usage_error_naming_it(tmp_path, box, message):
 
 def test_help_imports_no_deep_learning_backend():
     """``hnprog --help`` and every ``COMMAND --help`` answer without Keras or TensorFlow."""
+    paths = [[], *([*path] for path, _ in _commands())]
+    assert _backends_loaded_by(
+        f"for path in {paths!r}:\n"
+        "    result = CliRunner().invoke(main, [*path, '--help'])\n"
+        "    assert result.exit_code == 0, (path, result.output)\n") == []
+
+
+def _backends_loaded_by(loop: str) -> list[str]:
+    """Run CLI invocations (``loop``: Python lines using ``CliRunner``, ``main``) in a fresh
+    interpreter; the deep-learning and radiomics modules they imported."""
+    import ast
     import subprocess
     import sys
 
-    paths = [[], *([*path] for path, _ in _commands())]
-    code = (
-        "import sys\n"
-        "from click.testing import CliRunner\n"
-        "from hnprog.cli import main\n"
-        f"for path in {paths!r}:\n"
-        "    result = CliRunner().invoke(main, [*path, '--help'])\n"
-        "    assert result.exit_code == 0, (path, result.output)\n"
-        "print(sorted(m for m in ('keras', 'tensorflow', 'jax', 'torch', 'radiomics')"
-        " if m in sys.modules))\n"
-    )
+    code = ("import sys\nfrom click.testing import CliRunner\nfrom hnprog.cli import main\n"
+            + loop + "print(sorted(m for m in ('keras', 'tensorflow', 'jax', 'torch', "
+            "'radiomics') if m in sys.modules))\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["[]"]
+    return ast.literal_eval(done.stdout.strip())
 
 
 def test_bad_images_of_one_patient_fail_before_keras_starts(tmp_path, synthetic_cohort):
     """A 0-byte CT, or CT and PET swapped, is refused naming the file before Keras is
     imported (which takes 14-22 s on a laptop), and nothing is written."""
-    import subprocess
-    import sys
-
     from hnprog.data.cohort import read_cohort
 
     patient = read_cohort(synthetic_cohort).patients[0]
@@ -339,18 +339,9 @@ def test_bad_images_of_one_patient_fail_before_keras_starts(tmp_path, synthetic_
     empty.write_bytes(b"")
     cases = [([str(empty), str(patient.pet)], f"{empty}"),
              ([str(patient.pet), str(patient.ct)], "are the CT and PET swapped?")]
-    code = (
-        "import sys\n"
-        "from click.testing import CliRunner\n"
-        "from hnprog.cli import main\n"
+    assert _backends_loaded_by(
         f"for (ct, pet), words in {cases!r}:\n"
         "    result = CliRunner().invoke(main, ['predict', '--ct', ct, '--pet', pet, '-m',\n"
         f"        'unet3d_multitask_synthetic_petct', '-o', {str(tmp_path / 'out')!r}])\n"
-        "    assert result.exit_code == 1 and words in result.output, result.output\n"
-        "print(sorted(m for m in ('keras', 'tensorflow') if m in sys.modules))\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["[]"]
+        "    assert result.exit_code == 1 and words in result.output, result.output\n") == []
     assert not (tmp_path / "out").exists()
