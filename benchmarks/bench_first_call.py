@@ -9,6 +9,12 @@ Each measurement runs in a fresh subprocess (a warm process would hide the cost)
   first step (what every further fold of a cross-validation pays again), and the first
   ``predict_on_batch``.
 
+- ``hnprog.training.train_model`` for 2 epochs of 2 batches at 32^3, with and without the
+  eager build of the loss trackers before ``fit`` (:func:`hnprog.training.fit.build_loss_trackers`),
+  each in its own process, run alternately: the wall time and how many times the train step
+  was traced (calls of ``CoxLoss.call``, which run once per trace and once per whole-set
+  validation pass, less the validation passes).
+
 Usage (from the repository root)::
 
     python benchmarks/bench_first_call.py
@@ -51,6 +57,64 @@ print(json.dumps(t))
 """
 
 
+TRAIN = r"""
+import json, sys, tempfile, time
+import numpy as np, keras
+import hnprog
+from hnprog.losses import CoxLoss
+from hnprog.training import TrainingConfig, train_model
+import hnprog.training.fit as fit
+from hnprog.transforms import PreprocessConfig
+
+calls = [0]
+call = CoxLoss.call
+def counted(self, *args, **kwargs):
+    calls[0] += 1
+    return call(self, *args, **kwargs)
+CoxLoss.call = counted
+if sys.argv[1] == "without":
+    fit.build_loss_trackers = lambda model, data: None
+
+class Batches(keras.utils.PyDataset):
+    def __init__(self, n, seed):
+        super().__init__()
+        rng = np.random.default_rng(seed)
+        self.x = rng.normal(size=(n, 32, 32, 32, 2)).astype("float32")
+        self.y = np.stack([rng.uniform(100, 1000, n), np.arange(n) % 2], 1).astype("float32")
+    def __len__(self):
+        return len(self.x) // 4
+    def __getitem__(self, i):
+        s = slice(4 * i, 4 * i + 4)
+        return {"image": self.x[s]}, {"risk": self.y[s],
+                                      "segmentation": (self.x[s, ..., :1] > 1).astype("float32")}
+
+config = TrainingConfig(epochs=2, batch_size=4, preprocessing=PreprocessConfig(spacing=4.5,
+                        crop_size=32))
+start = time.perf_counter()
+train_model(Batches(8, 1), Batches(4, 2), tempfile.mkdtemp(), config=config, verbose=0,
+            export=False)
+seconds = time.perf_counter() - start
+cox_eager = 1 if sys.argv[1] == "with" else 0  # build_loss_trackers' own call
+print(json.dumps({"seconds": seconds, "train traces": calls[0] - cox_eager - 2}))
+"""
+
+
+def train_runs(repeats: int = 3) -> None:
+    """``train_model`` with and without the eager loss build, alternately, fresh processes."""
+    rows: dict[str, list[dict]] = {"with": [], "without": []}
+    for _ in range(repeats):
+        for mode in rows:
+            done = subprocess.run([sys.executable, "-c", TRAIN, mode], capture_output=True,
+                                  text=True, check=True,
+                                  env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+            rows[mode].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    print("\n| train_model, 2 epochs x 2 batches at 32^3 | median s | train-step traces |")
+    print("| --- | ---: | ---: |")
+    for mode, runs in rows.items():
+        seconds = sorted(r["seconds"] for r in runs)[len(runs) // 2]
+        print(f"| {mode} the eager loss build | {seconds:.2f} | {runs[0]['train traces']} |")
+
+
 def wall(command: list[str]) -> float:
     start = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True)
@@ -69,6 +133,7 @@ def main() -> None:
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     for step, seconds in json.loads(done.stdout.strip().splitlines()[-1]).items():
         print(f"| {step} | {seconds:.2f} |")
+    train_runs()
 
 
 if __name__ == "__main__":
