@@ -298,15 +298,18 @@ def _check_divisible(batch_size: int, n_devices: int) -> None:
 
 
 def build_loss_trackers(model: keras.Model, data: keras.utils.PyDataset) -> None:
-    """Create the compiled loss's state eagerly from the first patient of ``data``
-    (``model.compute_loss`` on one eager forward pass), so that ``fit`` traces its train step
-    once, not twice. ``fit`` resets the trackers before its first epoch, so the values do
-    not count; nothing is drawn from any random generator. A dataset that yields no batch
-    is left alone.
+    """Create the compiled loss's state eagerly from the first patient of ``data`` (the
+    validation set: ``model.compute_loss`` on one eager forward pass), so that ``fit`` traces
+    its train step once, not twice. ``fit`` resets the trackers before its first epoch, so
+    the values do not count; nothing is drawn from any random generator. Left to ``fit``
+    when ``data`` yields no batch, or lacks targets of some output (the centre labels of the
+    adversarial branch are in the training set only).
     """
     if len(data) < 1:
         return
     x, y = data[0][:2]
+    if isinstance(y, dict) and not set(output_names(model)) <= set(y):
+        return
     first = lambda tree: keras.tree.map_structure(lambda a: a[:1], tree)  # noqa: E731
     x, y = first(x), first(y)
     model.compute_loss(x=x, y=y, y_pred=model(x, training=False))
