@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import warnings
 
-__all__ = ["DiskFullError", "HnprogError", "InputError", "PatientError", "warn_deprecated"]
+__all__ = ["DiskFullError", "HnprogError", "InputError", "PatientError", "counted", "warn_deprecated"]
 
 
 class HnprogError(Exception):
@@ -65,6 +65,16 @@ class DiskFullError(HnprogError):
 
     def __reduce__(self) -> tuple:
         return (type(self), (self.args[0], self.path, self.needed_bytes, self.free_bytes))
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``n`` and the noun in the right number, for messages: ``"1 patient"``, ``"3 patients"``.
+
+    Example:
+        >>> counted(1, "patient"), counted(0, "entry", "entries")
+        ('1 patient', '0 entries')
+    """
+    return f"{n} {noun if n == 1 else (plural or noun + 's')}"
 
 
 def warn_deprecated(old: str, new: str, *, stacklevel: int = 3) -> None:

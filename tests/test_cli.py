@@ -345,3 +345,16 @@ def test_bad_images_of_one_patient_fail_before_keras_starts(tmp_path, synthetic_
         f"        'unet3d_multitask_synthetic_petct', '-o', {str(tmp_path / 'out')!r}])\n"
         "    assert result.exit_code == 1 and words in result.output, result.output\n") == []
     assert not (tmp_path / "out").exists()
+
+
+def test_hnprog_warnings_are_one_line_notes(capsys):
+    """A run's note ("--overwrite kept 2 files ...") is one ``Note:`` line, without Python's
+    file name and source line."""
+    import warnings
+
+    import hnprog.training.fit as fit
+    from hnprog.cli import show_deprecations
+
+    show_deprecations()
+    warnings.showwarning("--overwrite kept 2 files", UserWarning, fit.__file__, 484)
+    assert capsys.readouterr().err == "Note: --overwrite kept 2 files\n"

@@ -271,3 +271,15 @@ def sitk_array(image):
     import SimpleITK as sitk
 
     return sitk.GetArrayFromImage(image)
+
+
+def test_nnunet_channel_order_comes_from_dataset_json(tmp_path):
+    for channel in ("0000", "0001", "0002"):
+        touch(tmp_path / "imagesTr" / f"P1_{channel}.nii.gz")
+    (tmp_path / "dataset.json").write_text(
+        '{"channel_names": {"0": "PET", "1": "MRI", "2": "CT"}, "labels": {"background": 0}}')
+    cohort = read_cohort(tmp_path)
+    assert cohort["P1"].pet.name == "P1_0000.nii.gz" and cohort["P1"].ct.name == "P1_0002.nii.gz"
+    (tmp_path / "dataset.json").write_text('{"modality": {"0": "T1", "1": "T2"}}')
+    with pytest.raises(InputError, match=r"dataset.json: its channels .* do not name a CT and a PET"):
+        read_cohort(tmp_path)

@@ -109,18 +109,24 @@ def main(debug: bool) -> None:
 
 
 def show_deprecations() -> None:
-    """Print hnprog's own DeprecationWarnings (Python hides them outside ``__main__``) as one
-    ``Warning:`` line each, so that a user of an old run folder or option learns what to use.
-    Installed once per process; other warnings are shown as before."""
+    """Print hnprog's own warnings as one line each, without Python's file and source line:
+    DeprecationWarnings (which Python hides outside ``__main__``) as ``Warning:``, so that a
+    user of an old run folder or option learns what to use, and the notes of a run (a
+    UserWarning or RuntimeWarning such as "--overwrite kept 2 files ...") as ``Note:``.
+    Installed once per process; other libraries' warnings are shown as before."""
     previous = warnings.showwarning
     if getattr(previous, "_hnprog", False):
         return
     warnings.filterwarnings("default", category=DeprecationWarning, module=r"hnprog(\.|$)")
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
     def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
              file: Any = None, line: str | None = None) -> None:
-        if issubclass(category, DeprecationWarning) and "hnprog" in str(filename):
+        ours = os.path.abspath(str(filename)).startswith(package + os.sep)
+        if ours and issubclass(category, DeprecationWarning):
             click.echo(f"Warning: {message}", err=True)
+        elif ours and issubclass(category, (UserWarning, RuntimeWarning)):
+            click.echo(f"Note: {message}", err=True)
         else:
             previous(message, category, filename, lineno, file, line)
 

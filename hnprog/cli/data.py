@@ -120,8 +120,8 @@ def preprocess_command(data: str, out_dir: str, spacing: float | None, crop_size
                        nifti: bool, executor: Any) -> None:
     """Crop, resample and normalise every patient of a cohort onto the box grid.
 
-    DATA is a HECKTOR 2020/2021/2022 folder, a CSV manifest (patient_id,ct,pet[,mask]) or
-    DICOM patient folders (see hnprog convert).
+    DATA is a HECKTOR 2020/2021/2022 or nnU-Net folder, a CSV manifest
+    (patient_id,ct,pet[,mask]) or DICOM patient folders (see hnprog convert).
     Writes <ID>.npz per case, cases.csv, bboxes.csv, preprocess.json and failures.csv
     (every patient that could not be preprocessed, with the reason).
 

@@ -14,7 +14,7 @@ from hnprog.cli.options import (LibraryDefault, bboxes_option, clinical_option, 
                                 endpoints_option,
                                 jobs_option, out_option, parse_days, runtime_options,
                                 scheduler_option)
-from hnprog.errors import InputError
+from hnprog.errors import InputError, counted
 
 __all__ = ["COMMANDS", "demo_command", "info_command", "predict_command"]
 
@@ -116,9 +116,10 @@ class _SUVWindow(click.ParamType):
                    "from, drawn in the overlay.")
 @click.option("--risk-map-method", type=click.Choice(["occlusion", "gradcam"]),
               default="occlusion", show_default=True,
-              help="occlusion: how much the risk drops when each block of the image is hidden "
-                   "(129 forward passes per patient; faithful). gradcam: Grad-CAM over the "
-                   "encoder levels (one pass; coarse).")
+              help="How the risk map is made (giving it implies --risk-map). occlusion: how "
+                   "much the risk drops when each block of the image is hidden (129 forward "
+                   "passes per patient; faithful). gradcam: Grad-CAM over the encoder levels "
+                   "(one pass; coarse).")
 @clinical_option("with presets trained --clinical, risk.csv and predictions.csv gain "
                  "risk_clinical, the log-hazard of the image risk and the clinical covariates "
                  "combined.")
@@ -132,10 +133,10 @@ def predict_command(data: str | None, ct: str | None, pet: str | None, models: t
                     suv_window: tuple[float, float], clinical: str | None) -> None:
     """Predict the risk and the tumour contour of one patient or of a cohort.
 
-    One patient: give --ct and --pet. A cohort: give DATA, a HECKTOR 2020/2021/2022 folder, a
-    CSV manifest or DICOM patient folders (converted once into a cache); each patient gets a
-    folder, failed patients are listed with the reason in
-    failures.csv, and a second run resumes where the first stopped.
+    One patient: give --ct and --pet. A cohort: give DATA, a HECKTOR 2020/2021/2022 or nnU-Net
+    folder, a CSV manifest or DICOM patient folders (converted once into a cache); each
+    patient gets a folder, failed patients are listed with the reason in failures.csv, and a
+    second run resumes where the first stopped.
 
     Each patient folder holds risk.csv (Cox log-hazard: higher is worse; for several folds
     also risk_fold_sd, the spread of the risk across the folds), gtvt_probability.nii.gz
@@ -178,7 +179,8 @@ def predict_command(data: str | None, ct: str | None, pet: str | None, models: t
                         bboxes={} if auto_box else bboxes, endpoints=endpoints, times=times,
                         no_overlay=no_overlay, restart=restart, dicom_out=dicom_out,
                         runtime=runtime, precision=precision, tta=tta, executor=executor,
-                        risk_map=risk_map_method if risk_map else False,
+                        risk_map=risk_map_method if risk_map or _given(
+                            "risk_map_method") else False,
                         suv_window=suv_window, clinical=clinical)
     if output_format == "hecktor":
         from hnprog.predict.outputs import HECKTOR_FILE, write_hecktor_csv
@@ -229,6 +231,12 @@ def _predict(data: str | None, ct: str | None, pet: str | None, models: tuple[st
         rows = _predict_cohort(inputs, predictor, out_dir, resume=not restart,
                                dicom_out=dicom_out, executor=executor, **options)
     return rows
+
+
+def _given(parameter: str) -> bool:
+    """Whether the user gave the option on the command line (not its default)."""
+    source = click.get_current_context().get_parameter_source(parameter)
+    return source not in (None, click.core.ParameterSource.DEFAULT)
 
 
 def _recorded_preprocessing(models: tuple[str, ...]) -> Any:
@@ -342,7 +350,7 @@ def _predict_cohort(cohort: Any, predictor: Any, out_dir: str, *, dicom_out: boo
     if "dice_mean" in metrics:
         scores.append(f"mean Dice {metrics['dice_mean']:.3f}")
     n_resumed = metrics.get("n_resumed", 0)
-    done = f"{len(predictions) - n_resumed} patients predicted into {out_dir}"
+    done = f"{counted(len(predictions) - n_resumed, 'patient')} predicted into {out_dir}"
     if n_resumed:
         done = (f"{len(predictions) - n_resumed} patients predicted now, {n_resumed} already "
                 f"done by an earlier run (--restart redoes them); all {len(predictions)} in "

@@ -13,7 +13,8 @@ Supported layouts (``layout=``):
 - ``"hecktor2022"``: ``imagesTr/<ID>__CT.nii.gz``, ``imagesTr/<ID>__PT.nii.gz``,
   ``labelsTr/<ID>.nii.gz`` (labels 1 = GTVp, 2 = GTVn; label 1 is used as the GTVt)
 - ``"nnunet"``: nnU-Net channel files ``<ID>_0000.nii.gz`` (CT) and ``<ID>_0001.nii.gz``
-  (PET), flat or in ``imagesTr/`` (else ``imagesTs/``), masks ``labelsTr/<ID>.nii.gz`` (or
+  (PET), or the order a ``dataset.json`` names (``channel_names``; other channels are not
+  used), flat or in ``imagesTr/`` (else ``imagesTs/``), masks ``labelsTr/<ID>.nii.gz`` (or
   ``labelsTs/``, or flat ``<ID>.nii.gz``; label 1 is the GTVt, 2 = GTVn is set to background)
 - ``"manifest"``: a CSV with columns ``patient_id, ct, pet[, mask][, centre]``, paths relative
   to the CSV's folder.
@@ -21,6 +22,7 @@ Supported layouts (``layout=``):
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -32,7 +34,7 @@ import pandas as pd
 
 from hnprog.data.bbox import read_bboxes
 from hnprog.geometry import BoundingBox
-from hnprog.errors import InputError
+from hnprog.errors import InputError, counted
 from hnprog.survival import make_survival_y
 
 __all__ = [
@@ -390,16 +392,16 @@ def _detect_layout(root: Path) -> str:
     if nnunet_images is not None:
         ids = _ids_with_suffixes(nnunet_images, NNUNET_CHANNELS)
         where = "" if nnunet_images == root else f"{nnunet_images.name}/"
-        found.append(f"nnunet ({len(ids)} patients, e.g. {where}{ids[0]}_0000.nii.gz)")
+        found.append(f"nnunet ({counted(len(ids), 'patient')}, e.g. {where}{ids[0]}_0000.nii.gz)")
     elif (root / "imagesTr").is_dir():
         found.append("hecktor2022 (imagesTr/)")
     flat = _ids_with_suffixes(root, ("_ct", "_pt"))
     if flat:
-        found.append(f"hecktor2021 ({len(flat)} patients, e.g. {flat[0]}_ct.nii.gz)")
+        found.append(f"hecktor2021 ({counted(len(flat), 'patient')}, e.g. {flat[0]}_ct.nii.gz)")
     folders = sorted(sub.name for sub in root.iterdir() if sub.is_dir() and any(
         _find(sub, f"{sub.name}{m}").is_file() for m in ("_ct", "_pt")))
     if folders:
-        found.append(f"hecktor2020 ({len(folders)} patients, e.g. {folders[0]}/)")
+        found.append(f"hecktor2020 ({counted(len(folders), 'patient')}, e.g. {folders[0]}/)")
     if len(found) > 1:  # reading one layout would silently skip the other's patients
         raise InputError(
             f"cohort folder {root} mixes layouts: {' and '.join(found)}; put each layout in "
@@ -477,10 +479,40 @@ def _nnunet_images_folder(root: Path) -> Path | None:
     return None
 
 
+def _nnunet_channels(root: Path) -> tuple[str, str]:
+    """The (CT, PET) file suffixes of an nnU-Net folder: from its ``dataset.json``
+    (``channel_names``, or nnU-Net v1's ``modality``) when it has one, else ``_0000`` and
+    ``_0001``."""
+    path = root / "dataset.json"
+    if not path.is_file():
+        return NNUNET_CHANNELS
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"nnU-Net dataset file {path}: cannot be read as JSON: {exc}") from None
+    names = (document.get("channel_names") or document.get("modality") or {}) if isinstance(
+        document, dict) else {}
+    if not names:
+        return NNUNET_CHANNELS
+    found: dict[str, int] = {}
+    for index, name in names.items():
+        label = str(name).strip().upper()
+        kind = "PET" if label in ("PET", "PT") or "PET" in label else (
+            "CT" if label == "CT" or label.startswith("CT") else None)
+        if kind is not None and kind not in found and str(index).isdigit():
+            found[kind] = int(index)
+    if set(found) != {"CT", "PET"}:
+        raise InputError(
+            f"nnU-Net dataset file {path}: its channels {dict(names)} do not name a CT and a "
+            "PET channel; hnprog needs both (names such as 'CT' and 'PET')")
+    return f"_{found['CT']:04d}", f"_{found['PET']:04d}"
+
+
 def _patients_nnunet(root: Path) -> list[Patient]:
     images = _nnunet_images_folder(root)
     if images is None:
         return []
+    ct_suffix, pet_suffix = _nnunet_channels(root)
     label_folders = [root / "labelsTr", root / "labelsTs", images]
     if images.name == "imagesTs":
         label_folders = [root / "labelsTs", root / "labelsTr"]
@@ -491,8 +523,8 @@ def _patients_nnunet(root: Path) -> list[Patient]:
         patients.append(
             Patient(
                 pid,
-                _find(images, f"{pid}{NNUNET_CHANNELS[0]}"),
-                _find(images, f"{pid}{NNUNET_CHANNELS[1]}"),
+                _find(images, f"{pid}{ct_suffix}"),
+                _find(images, f"{pid}{pet_suffix}"),
                 mask,
                 centre_from_id(pid),
                 mask_labels=(0, 1, 2),

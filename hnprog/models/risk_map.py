@@ -149,8 +149,9 @@ def _gradcam_map(model: keras.Model, image: np.ndarray,
         raise InputError(f"levels must be among 1..{len(pools)}. Received: levels={levels}")
     features = keras.Model(model.inputs, [layer.input for layer in pools]
                            + [model.get_layer(_POOLED).output])
-    outputs = features.predict({"image": image} if isinstance(model.input, dict) else image,
-                               verbose=0)
+    with _quiet_tracing():
+        outputs = features.predict({"image": image} if isinstance(model.input, dict)
+                                   else image, verbose=0)
     levels, pooled = outputs[:-1], np.asarray(outputs[-1], np.float64)
     gradient = _head_gradient(model, pooled)  # (N, sum of channels)
     size = image.shape[1:4]
@@ -211,9 +212,9 @@ def _risk_function(model: Any) -> Callable[[np.ndarray], np.ndarray]:
 
 @contextlib.contextmanager
 def _quiet_tracing() -> Iterator[None]:
-    """Hide TensorFlow's "triggered tf.function retracing" warning: the risk branch of each
-    fold is a new model traced once, which TensorFlow reports as retracing (std logging; a
-    no-op on the other backends)."""
+    """Hide TensorFlow's "triggered tf.function retracing" warning: the risk branch (or the
+    feature model of Grad-CAM) of each fold is a new model traced once, which TensorFlow
+    reports as retracing (std logging; a no-op on the other backends)."""
     tf_logger = logging.getLogger("tensorflow")
     level = tf_logger.level
     tf_logger.setLevel(max(level, logging.ERROR))

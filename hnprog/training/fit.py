@@ -34,7 +34,7 @@ import keras
 import numpy as np
 
 from hnprog.data.runner import FAILURES_FILE, write_failures
-from hnprog.errors import InputError
+from hnprog.errors import InputError, counted
 from hnprog.io import (RUN_MANIFEST, remove_stale_temp_files, remove_written_files,
                        start_run_manifest, write_json, written_files)
 from hnprog.training.callbacks import (
@@ -364,7 +364,7 @@ def prepare_run_folder(
                         if p.name not in (CACHE_DIR, RUN_MANIFEST)) if out_dir.is_dir() else []
         if others:
             raise InputError(
-                f"output folder {out_dir} is not empty ({len(others)} entries, e.g. "
+                f"output folder {out_dir} is not empty ({counted(len(others), 'entry', 'entries')}, e.g. "
                 f"{others[:3]}) and holds no hnprog run ({marker}); hnprog does not write "
                 "into or delete from such a folder. Choose a new or empty folder")
         if not check_only:
