@@ -624,6 +624,8 @@ def _nifti_problem(path: Path) -> str | None:
         A description of the problem, or None when the file looks sound (or is not NIfTI-1/2,
         in which case ITK's own reader decides).
     """
+    if path.stat().st_size == 0:
+        return "empty (0 bytes): the file was not written, or its copy failed"
     opener = igzip.open if path.name.endswith(".gz") else open
     try:
         with opener(path, "rb") as f:

@@ -164,3 +164,10 @@ def test_images_nifti_1_cannot_hold_fall_back_to_simpleitk(tmp_path):
     assert sitk.ReadImage(str(tmp_path / "flat.nii.gz")).GetSize() == (6, 5)
     write_image(_image(), tmp_path / "plain.nii", compress=False)
     assert (tmp_path / "plain.nii").read_bytes()[:4] != b"\x1f\x8b"  # not gzip
+
+
+def test_an_empty_file_is_called_empty(tmp_path):
+    path = tmp_path / "CT.nii.gz"
+    path.write_bytes(b"")
+    with pytest.raises(InputError, match=r"CT file .*CT.nii.gz: empty \(0 bytes\)"):
+        read_image(path, role="CT")
