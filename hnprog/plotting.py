@@ -461,7 +461,8 @@ def plot_overlay(
     if risk_arr is not None:
         _centred_text(draw, canvas.shape[1] // 2, 8 + _LINE_PX * (title_lines + 1),
                       f"risk map{_METHOD_WORDS.get(risk_map_method, '')}: blue (low) to yellow "
-                      "(the map's maximum in view)", _font(14))
+                      "(its maximum in the region shown, the same for the three views)",
+                      _font(14))
     label_font = _font(13)
     for x, y, text in labels:
         _centred_text(draw, x, y, text, label_font, middle=True)
