@@ -292,7 +292,7 @@ def _stop_on_full_disk(run: CohortRun, error: DiskFullError, n_patients: int,
             write_failures(run.failures, failures_file)
     left = n_patients - len(run.results)
     raise DiskFullError(
-        f"{error} The run stopped: {len(run.results)} of {n_patients} patients are done, "
+        f"{error}. The run stopped: {len(run.results)} of {n_patients} patients are done, "
         f"{left} are left.", error.path, error.needed_bytes, error.free_bytes) from None
 
 

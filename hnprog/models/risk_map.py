@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -175,6 +176,10 @@ def _gradcam_map(model: keras.Model, image: np.ndarray,
     return result[0] if single else result
 
 
+# model -> its risk branch as a model of its own (the encoder and the risk head, no decoder)
+_RISK_BRANCHES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _risk_function(model: Any) -> Callable[[np.ndarray], np.ndarray]:
     """``images (N, D, H, W, 2) -> risks (N,)`` for a Keras model (its risk branch only: the
     decoder is not run), a preset or fold ensemble of Keras models, or any predictor."""
@@ -182,7 +187,10 @@ def _risk_function(model: Any) -> Callable[[np.ndarray], np.ndarray]:
         if _HEAD_OUTPUT not in {layer.name for layer in model.layers}:
             raise InputError(f"model {model.name!r} has no risk output (layer "
                              f"{_HEAD_OUTPUT!r}); a risk map needs a model with a risk output")
-        risk_only = keras.Model(model.inputs, model.get_layer(_HEAD_OUTPUT).output)
+        risk_only = _RISK_BRANCHES.get(model)
+        if risk_only is None:  # built once per model: a cohort run would trace it per patient
+            risk_only = keras.Model(model.inputs, model.get_layer(_HEAD_OUTPUT).output)
+            _RISK_BRANCHES[model] = risk_only
         dict_input = isinstance(model.input, dict)
 
         def run(batch: np.ndarray) -> np.ndarray:
