@@ -13,7 +13,10 @@ Each measurement runs in a fresh subprocess (a warm process would hide the cost)
   eager build of the loss trackers before ``fit`` (:func:`hnprog.training.fit.build_loss_trackers`),
   each in its own process, run alternately: the wall time and how many times the train step
   was traced (calls of ``CoxLoss.call``, which run once per trace and once per whole-set
-  validation pass, less the validation passes).
+  validation pass, less the validation passes);
+- three such trainings one after another in one process (the folds of one setting of a
+  cross-validation), each with a new model, or with one model kept and reset by a
+  :class:`hnprog.training.fit.ModelCache` (what ``cross_validate`` does).
 
 Usage (from the repository root)::
 
@@ -90,12 +93,17 @@ class Batches(keras.utils.PyDataset):
 
 config = TrainingConfig(epochs=2, batch_size=4, preprocessing=PreprocessConfig(spacing=4.5,
                         crop_size=32))
+folds = 3 if sys.argv[1].startswith("folds") else 1
+models = fit.ModelCache() if sys.argv[1] == "folds-cache" else None
 start = time.perf_counter()
-train_model(Batches(8, 1), Batches(4, 2), tempfile.mkdtemp(), config=config, verbose=0,
-            export=False)
+for fold in range(folds):  # the folds of one setting of a cross-validation, one after another
+    train_model(Batches(8, 1 + fold), Batches(4, 10 + fold), tempfile.mkdtemp(), config=config,
+                verbose=0, export=False, models=models)
 seconds = time.perf_counter() - start
-cox_eager = 1 if sys.argv[1] == "with" else 0  # build_loss_trackers' own call
-print(json.dumps({"seconds": seconds, "train traces": calls[0] - cox_eager - 2}))
+eager = 1 if sys.argv[1] != "without" else 0  # build_loss_trackers' own call per new model
+new_models = 1 if models is not None else folds
+print(json.dumps({"seconds": seconds,
+                  "train traces": calls[0] - new_models * eager - 2 * folds}))
 """
 
 
@@ -113,6 +121,25 @@ def train_runs(repeats: int = 3) -> None:
     for mode, runs in rows.items():
         seconds = sorted(r["seconds"] for r in runs)[len(runs) // 2]
         print(f"| {mode} the eager loss build | {seconds:.2f} | {runs[0]['train traces']} |")
+
+
+def fold_runs(repeats: int = 3) -> None:
+    """Three folds of one setting in one process: a new model per fold, or a ModelCache."""
+    rows: dict[str, list[dict]] = {"folds-new": [], "folds-cache": []}
+    for _ in range(repeats):
+        for mode in rows:
+            done = subprocess.run([sys.executable, "-c", TRAIN, mode], capture_output=True,
+                                  text=True, check=True,
+                                  env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+            rows[mode].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    print("\n| 3 folds of train_model, 2 epochs x 2 batches at 32^3 | median s "
+          "| train-step traces |")
+    print("| --- | ---: | ---: |")
+    labels = {"folds-new": "a new model per fold",
+              "folds-cache": "one model reset per fold (ModelCache, hnprog cv's default)"}
+    for mode, runs in rows.items():
+        seconds = sorted(r["seconds"] for r in runs)[len(runs) // 2]
+        print(f"| {labels[mode]} | {seconds:.2f} | {runs[0]['train traces']} |")
 
 
 def wall(command: list[str]) -> float:
@@ -134,6 +161,7 @@ def main() -> None:
     for step, seconds in json.loads(done.stdout.strip().splitlines()[-1]).items():
         print(f"| {step} | {seconds:.2f} |")
     train_runs()
+    fold_runs()
 
 
 if __name__ == "__main__":

@@ -276,6 +276,42 @@ def test_training_loop_resumes_exactly_on_every_backend(tmp_path):
         np.testing.assert_allclose(last_b[name], value, rtol=1e-6, atol=1e-7, err_msg=name)
 
 
+@pytest.mark.backend_independent
+def test_a_reused_model_trains_each_fold_as_a_new_model_would(tmp_path):
+    # cross_validate keeps one model per setting (ModelCache): a later fold resets it to the
+    # newly built state (weights, dropout seed states, optimizer slots and step) instead of
+    # building (and tracing) a new one. The fold must end exactly where a new model ends.
+    from hnprog.training import ModelCache
+
+    config = tiny_config(epochs=2)
+    val = TinyDataset(6, 4, 2, False)
+
+    def run(folder, train, **kwargs):
+        return train_model(train, val, tmp_path / folder, config=config, verbose=0, **kwargs)
+
+    new = run("new", TinyDataset(8, 4, 3))
+    models = ModelCache()
+    first = run("first", TinyDataset(8, 4, 1), models=models)
+    step_function = first.model.train_function
+    reused = run("reused", TinyDataset(8, 4, 3), models=models)
+    assert reused.model is first.model and len(models) == 1
+    assert reused.model.train_function is step_function  # not traced again
+    assert reused.best_epoch == new.best_epoch
+    for a, b in zip(new.history, reused.history):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-6, abs=1e-7)
+        assert b["val_cindex"] == pytest.approx(a["val_cindex"])
+    for a, b in zip(new.model.get_weights(), reused.model.get_weights()):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(reused.val_risk, new.val_risk, rtol=1e-5, atol=1e-6)
+    # another schedule length (steps per epoch), other settings or centres: another model
+    key = ModelCache.key(config, None, 2)
+    assert models.take(key) is not None
+    assert {ModelCache.key(config, None, 3), ModelCache.key(config, 3, 2),
+            ModelCache.key(tiny_config(epochs=2, seed=7), None, 2)}.isdisjoint({key})
+    assert models.take(ModelCache.key(config, None, 3)) is None
+    assert ModelCache.key(config.replace(n_jobs=4), None, 2) == key  # how, not what
+
+
 def test_run_folder_refuses_a_different_run(tmp_path, data):
     train, val = data
     train_model(train, val, tmp_path, config=tiny_config(epochs=1), verbose=0)

@@ -22,6 +22,7 @@ from hnprog._lazy import lazy_attributes
 _PUBLIC_API: dict[str, str] = {
     "CVResult": "hnprog.reporting",
     "FINETUNE_DEFAULTS": "hnprog.training.config",
+    "ModelCache": "hnprog.training.fit",
     "Task": "hnprog.models.task",
     "TrainingConfig": "hnprog.training.config",
     "TrainingResult": "hnprog.training.fit",

@@ -35,7 +35,8 @@ from hnprog.io import write_json
 from hnprog.models.task import Task
 from hnprog.reporting import CV_PREDICTION_COLUMNS, CVResult
 from hnprog.training.config import TrainingConfig
-from hnprog.training.fit import CACHE_DIR, export_preset, prepare_run_folder, train_model
+from hnprog.training.fit import (CACHE_DIR, ModelCache, export_preset, prepare_run_folder,
+                                 train_model)
 from hnprog.training.precheck import precheck_cohort
 from hnprog.training.runs import (
     check_training_set,
@@ -222,6 +223,7 @@ def cross_validate(
     clinical_table = read_clinical_of(cohort, clinical)
     fold_rows, prediction_rows, train_risks, survival_parts = [], [], {}, []
     clinical_models: dict[int, dict[str, Any]] = {}
+    models = ModelCache()  # one model (and one traced train step) per setting, not per fold
     for task, task_config in configs.items():
         for fold in splits:
             train_ds, val_ds = cohort_datasets(
@@ -231,6 +233,7 @@ def cross_validate(
             result = train_model(
                 train_ds, val_ds, out_dir / task.value / f"fold-{fold.fold + 1}",
                 config=task_config, resume=resume, verbose=verbose, export=False,
+                models=models,
             )
             test_ids = ids[fold.test]
             _, test_ds = cohort_datasets(

@@ -51,6 +51,7 @@ __all__ = [
     "CHECKPOINT_DIR",
     "CONFIG_FILE",
     "PRESET_DIR",
+    "ModelCache",
     "TrainingResult",
     "build_model",
     "compile_model",
@@ -315,6 +316,70 @@ def build_loss_trackers(model: keras.Model, data: keras.utils.PyDataset) -> None
     model.compute_loss(x=x, y=y, y_pred=model(x, training=False))
 
 
+class ModelCache:
+    """Compiled models that :func:`train_model` keeps and resets for the next training of the
+    same model, so that its traced train step is reused.
+
+    Each new model costs a trace of the train step (the Adam update and the UNet's backward
+    graph built op by op: about 4 s at 32³ on 2 cores, whatever the epochs). A
+    cross-validation trains the same model once per fold; with a cache the second and later
+    folds take the first fold's model with every variable (weights, batch-norm statistics,
+    dropout seed states, optimizer slots and step count) set back to the values a newly built
+    and compiled model holds, so each fold trains exactly as with a new model (tested) and the
+    train step is traced once per setting. A model is reused only for the same settings
+    (:meth:`TrainingConfig.to_dict`, ``n_jobs`` aside), number of centres and steps per epoch
+    (the learning-rate schedule's length is part of the traced step); never when
+    distributing. It holds one model per key: use it for trainings that run one after the
+    other, not at the same time.
+
+    Example:
+        >>> models = ModelCache()  # doctest: +SKIP
+        >>> for fold, (train_ds, val_ds) in enumerate(folds):  # doctest: +SKIP
+        ...     train_model(train_ds, val_ds, f"cv/fold-{fold + 1}", config=config, models=models)
+    """
+
+    def __init__(self) -> None:
+        self._kept: dict[str, tuple[keras.Model, dict[str, keras.losses.Loss], list[np.ndarray]]] = {}
+
+    @staticmethod
+    def key(config: TrainingConfig, n_centres: int | None, steps_per_epoch: int) -> str:
+        """What must match for a kept model to be reused."""
+        settings = {k: v for k, v in config.to_dict().items() if k != "n_jobs"}
+        return json.dumps({"backend": keras.backend.backend(), "config": settings,
+                           "n_centres": n_centres, "steps_per_epoch": steps_per_epoch},
+                          sort_keys=True, default=str)
+
+    def take(self, key: str) -> tuple[keras.Model, dict[str, keras.losses.Loss]] | None:
+        """The kept model of ``key`` reset to its newly built state, with its loss objects;
+        None when there is none."""
+        if key not in self._kept:
+            return None
+        model, losses, initial = self._kept[key]
+        for variable, value in zip(_training_state(model), initial):
+            variable.assign(value)
+        return model, losses
+
+    def keep(self, key: str, model: keras.Model, losses: dict[str, keras.losses.Loss]) -> None:
+        """Keep ``model`` (built and compiled, not yet trained) under ``key``."""
+        self._kept[key] = (model, losses, [keras.ops.convert_to_numpy(v) for v in
+                                           _training_state(model)])
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+
+def _training_state(model: keras.Model) -> list[Any]:
+    """Every variable a training changes: the model's (weights, batch statistics, seed
+    states, metric states) and the optimizer's (slots, step count)."""
+    seen: set[int] = set()
+    state = []
+    for variable in [*model.variables, *model.optimizer.variables]:
+        if id(variable) not in seen:
+            seen.add(id(variable))
+            state.append(variable)
+    return state
+
+
 def prepare_run_folder(
     out_dir: str | Path,
     fingerprint: dict[str, Any] | None,
@@ -438,6 +503,7 @@ def train_model(
     export: bool = True,
     preprocessing: Mapping[str, Any] | None = None,
     failures: Mapping[str, str] | None = None,
+    models: ModelCache | None = None,
 ) -> TrainingResult:
     """Train (or resume training) a model and keep the epoch with the best validation value.
 
@@ -475,9 +541,14 @@ def train_model(
         failures: dict, optional. Patient id -> reason of the patients left out of the
             datasets (:func:`hnprog.training.precheck.precheck_cohort`), written to
             ``RUN/failures.csv`` once the folder is prepared. Defaults to None (not written).
+        models: ModelCache, optional. Reuse a model this cache kept from an earlier training
+            with the same settings (reset to its newly built state: the same training, one
+            trace of the train step fewer), and keep the one built here. Ignored with
+            ``model`` or ``config.distribute``. Defaults to None (a new model).
 
     Returns:
-        TrainingResult.
+        TrainingResult. With ``models``, ``result.model`` is the cache's model: the next
+        training with the same settings resets it.
 
     Raises:
         InputError: if ``out_dir`` holds a run and neither ``resume`` nor ``overwrite`` is
@@ -513,20 +584,29 @@ def train_model(
                          "patient's centre (CohortDataset(centre_labels=...))")
     with distribution_scope(config):
         n_centres = len(set(labels.values())) if labels and config.adversarial_centres else None
-        if model is None:
-            model = build_model(config, n_centres=n_centres)
+        reuse = models is not None and model is None and not config.distribute
+        key = ModelCache.key(config, n_centres, steps) if reuse else ""
+        kept = models.take(key) if reuse else None
+        if kept is not None:
+            keras.utils.set_random_seed(config.seed)  # as build_model does
+            model, losses = kept
         else:
-            keras.utils.set_random_seed(config.seed)
-            model = _with_training_heads(model, config, n_centres)
-        losses = compile_model(model, config, steps_per_epoch=steps)
-        # Build the optimizer state and the compiled loss's trackers now, eagerly: created
-        # inside the first traced train step they cost seconds of graph building, and
-        # TensorFlow then traces the step a second time (counted: two traces of the train
-        # step become one; about 2.3 s less per training at 32^3, docs/benchmarks.md). A
-        # resume loads the optimizer state.
-        model.optimizer.build(model.trainable_variables)
-        if not config.distribute:
-            build_loss_trackers(model, val_data)
+            if model is None:
+                model = build_model(config, n_centres=n_centres)
+            else:
+                keras.utils.set_random_seed(config.seed)
+                model = _with_training_heads(model, config, n_centres)
+            losses = compile_model(model, config, steps_per_epoch=steps)
+            # Build the optimizer state and the compiled loss's trackers now, eagerly: created
+            # inside the first traced train step they cost seconds of graph building, and
+            # TensorFlow then traces the step a second time (counted: two traces of the train
+            # step become one; about 2.3 s less per training at 32^3, docs/benchmarks.md). A
+            # resume loads the optimizer state.
+            model.optimizer.build(model.trainable_variables)
+            if not config.distribute:
+                build_loss_trackers(model, val_data)
+            if reuse:
+                models.keep(key, model, losses)
         validation = ValidationMetrics(
             val_data,
             cox_loss=losses.get("risk"),
