@@ -273,7 +273,7 @@ def test_extract_cohort_features_failures_cache_and_resume(tmp_path, monkeypatch
     assert list(table.index) == ["P1", "P2"] and list(table.columns) == feature_names()
     written = read_features(out)
     pd.testing.assert_frame_equal(written, table, check_exact=False, rtol=1e-9)
-    failures = pd.read_csv(tmp_path / "out" / "failures.csv")
+    failures = pd.read_csv(tmp_path / "out" / "features_failures.csv")
     assert failures["patient_id"].tolist() == ["P3", "P4"]
     assert "is empty: no voxel is labelled 1" in failures["error"][0]
     assert "no GTVt mask" in failures["error"][1]
@@ -331,7 +331,7 @@ def test_cohort_extraction_goes_through_the_patient_loader(tmp_path):
         [good, no_air, labels], tmp_path / "out" / "f.csv", progress=False
     )
     assert list(table.index) == ["P1"]
-    failures = pd.read_csv(tmp_path / "out" / "failures.csv").set_index("patient_id")["error"]
+    failures = pd.read_csv(tmp_path / "out" / "f_failures.csv").set_index("patient_id")["error"]
     assert "not a head-and-neck CT in HU" in failures["P2"]
     assert "unexpected labels {2}" in failures["P3"]
     params = load_params()
@@ -344,7 +344,7 @@ def test_extract_cohort_features_all_failed(tmp_path):
     record = Record("P1", tmp_path / "a.nii.gz", tmp_path / "b.nii.gz", tmp_path / "c.nii.gz")
     with pytest.raises(InputError, match="failed for all 1 patients"):
         extract_cohort_features([record], tmp_path / "f.csv", progress=False)
-    assert "file not found: CT, PET, mask" in (tmp_path / "failures.csv").read_text()
+    assert "file not found: CT, PET, mask" in (tmp_path / "f_failures.csv").read_text()
     with pytest.raises(InputError, match="jobs must be a positive integer"):
         extract_cohort_features([record], tmp_path / "f.csv", n_jobs=0)
     with pytest.raises(InputError, match="repeated ids"):
@@ -581,4 +581,11 @@ def test_cli_radiomics_extract(tmp_path):
     assert result.exit_code == 0, result.output
     assert "2 patients x 280 features" in result.output and "1 failed" in result.output
     assert read_features(out).index.tolist() == ["CHGJ001", "CHGJ002"]
-    assert "CHGJ003" in (tmp_path / "failures.csv").read_text()
+    assert "CHGJ003" in (tmp_path / "features_failures.csv").read_text()
+    # a second extraction into the same folder keeps its own failures
+    other = tmp_path / "other.csv"
+    result = CliRunner().invoke(main, ["radiomics", "extract", str(data), "--out", str(other),
+                                       "-q"])
+    assert result.exit_code == 0, result.output
+    assert "reasons in " + str(tmp_path / "other_failures.csv") in result.output
+    assert "CHGJ003" in (tmp_path / "features_failures.csv").read_text()

@@ -41,7 +41,8 @@ def radiomics() -> None:
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="Per-patient cache folder. [default: .radiomics_cache next to --out]")
 @click.option("--failures", type=click.Path(dir_okay=False), default=None,
-              help="CSV of failed patients and reasons. [default: failures.csv next to --out]")
+              help="CSV of failed patients and reasons. [default: <--out stem>_failures.csv "
+                   "next to --out, e.g. features_failures.csv]")
 @quiet_option()
 @scheduler_option()
 def radiomics_extract(data: str, out: str, n_jobs: int, params: str | None, cache_dir: str | None,
@@ -58,10 +59,10 @@ def radiomics_extract(data: str, out: str, n_jobs: int, params: str | None, cach
       hnprog radiomics extract hecktor2021/train --out features.csv --jobs 4
     """
     from hnprog.data.cohort import read_cohort
-    from hnprog.radiomics.cohort import extract_cohort_features
+    from hnprog.radiomics.cohort import default_failures_path, extract_cohort_features
 
     cohort = read_cohort(data)
-    failures_path = Path(failures) if failures else Path(out).parent / "failures.csv"
+    failures_path = Path(failures) if failures else default_failures_path(out)
     table = extract_cohort_features(cohort, out, params=params, n_jobs=n_jobs, cache_dir=cache_dir,
                                     failures=failures_path, progress=not quiet,
                                     executor=executor)

@@ -4,7 +4,7 @@
 cache) and returns its row; it is a top-level function, so a process pool can run it.
 :func:`extract_cohort_features` runs it over a cohort through the cohort runner
 (:func:`hnprog.data.runner.run_cohort`: progress, ``n_jobs``, resume from the cache,
-``failures.csv`` with ``patient_id,error``) and writes the features table;
+``<stem>_failures.csv`` with ``patient_id,error``) and writes the features table;
 :func:`read_features` reads such a table back.
 """
 
@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hnprog.data.runner import FAILURES_FILE, run_cohort
+from hnprog.data.runner import run_cohort
 from hnprog.errors import InputError, PatientError
 from hnprog.io import atomic_write, input_fingerprint, write_json
 from hnprog.radiomics.features import (
@@ -39,6 +39,7 @@ __all__ = [
     "ID_COLUMN",
     "cached_row",
     "check_finite_features",
+    "default_failures_path",
     "extract_cohort_features",
     "extract_patient",
     "read_features",
@@ -159,6 +160,17 @@ def _cache_file(
 # A cohort
 
 
+def default_failures_path(out: str | os.PathLike) -> Path:
+    """Where a features table's failures go by default: ``<stem>_failures.csv`` beside it.
+
+    Example:
+        >>> default_failures_path("radiomics/train.csv").as_posix()
+        'radiomics/train_failures.csv'
+    """
+    out = Path(out)
+    return out.with_name(f"{out.stem}_failures.csv")
+
+
 def extract_cohort_features(
     patients: Iterable[PatientRecord],
     out: str | os.PathLike,
@@ -194,7 +206,8 @@ def extract_cohort_features(
             meaning ``<out folder>/.radiomics_cache``.
         failures: str, PathLike or None. The failures CSV (columns ``patient_id, error``),
             always written (header only when nothing failed). Defaults to None, meaning
-            ``failures.csv`` next to ``out``.
+            :func:`default_failures_path` (``features_failures.csv`` for ``features.csv``),
+            so two extractions into one folder keep their own failures.
         progress: bool. Show a progress bar on stderr (:func:`hnprog.data.runner.progress_bar`).
             Defaults to True.
         jobs: int, optional. Deprecated alias of ``n_jobs``. Defaults to None.
@@ -230,7 +243,7 @@ def extract_cohort_features(
         raise InputError("no patients to extract features from")
     out = Path(out)
     cache = Path(cache_dir) if cache_dir is not None else out.parent / ".radiomics_cache"
-    failures_path = Path(failures) if failures is not None else out.parent / FAILURES_FILE
+    failures_path = Path(failures) if failures is not None else default_failures_path(out)
 
     run = run_cohort(
         patients,
