@@ -200,6 +200,16 @@ def _predict_with_mask(values: Callable[[sitk.Image], sitk.Image]) -> Make:
     return make
 
 
+def _mask_moved_by(shift_mm: float) -> Make:
+    """P1's mask on a grid moved by ``shift_mm`` along x: what another patient's mask is."""
+    def move(mask: sitk.Image) -> sitk.Image:
+        moved = sitk.Image(mask)
+        moved.SetOrigin([v + (shift_mm if axis == 0 else 0.0)
+                         for axis, v in enumerate(mask.GetOrigin())])
+        return moved
+    return _predict_with_mask(move)
+
+
 def _radiomics_with_constant_pet(tmp: Path, inputs: Inputs) -> list[str]:
     from hnprog.testing.cohorts import make_mask
 
@@ -335,9 +345,11 @@ CASES = [
          1, ("line 2", "not a safe file name"), absent=("abs", "out")),
     Case("layout file named .._ct.nii.gz (id '..')", _dotdot_file,
          1, ("c/.._ct.nii.gz", "names a folder, not a patient"), absent=("out",)),
-    # 11. a reference mask on another origin is mapped by position (its Dice was 0.813)
+    # 11. a reference mask on another origin is mapped by position (its Dice was 0.813, then
+    # 0); one whose GTVt lies wholly outside the CT cannot be this patient's: refused
     Case("reference mask of the CT's size, 200 mm away", _moved_reference,
-         0, ("risk (log-hazard)",), present=("out/report.json",), check=_dice_is_zero),
+         1, ("moved_gtvt.nii.gz", "lies outside the CT", "is it this patient's mask?"),
+         absent=("out/report.json", "out/risk.csv")),
     # 9. two layouts in one folder: the second one's patients were silently skipped
     Case("mixed hecktor2021 and hecktor2020 layouts", _mixed_layouts,
          1, ("mixes layouts", "hecktor2021", "hecktor2020", "P3/"), absent=("out",)),
@@ -454,6 +466,13 @@ CASES = [
          0, ("1 patient x", "1 failed, reasons in"), present=("f.csv", "f_failures.csv"),
          one_line=False,
          check=lambda t: _failure_says(t / "f_failures.csv", "P1", "holds no signal")),
+    # a mask of another patient: on neither image's grid (a word), or outside the CT (refused)
+    Case("--mask on neither the CT's nor the PET's grid", _mask_moved_by(3.0),
+         0, ("Note: patient", "mask.nii.gz is on neither the CT's grid", "this patient's mask"),
+         present=("out/report.json",), one_line=False),
+    Case("--mask 18 mm away (by position its Dice is 0)", _mask_moved_by(18.0),
+         0, ("mask.nii.gz is on neither the CT's grid",), present=("out/report.json",),
+         one_line=False, check=_dice_is_zero),
     Case("no network when one is asked",
          lambda t, i: ["download", "hf://org/model", "--endpoint", "http://127.0.0.1:9",
                        "--cache-dir", str(t / "cache")],

@@ -162,12 +162,14 @@ def test_a_reference_mask_on_another_grid_is_mapped_by_physical_position(cohort_
     sitk.WriteImage(predicted_mask, str(tmp_path / "same.nii.gz"))
     same = predict_patient(patient.ct, patient.pet, predictor, tmp_path / "a",
                            reference_mask=tmp_path / "same.nii.gz", **kwargs)
-    # ... and far from it when the same voxels are moved 200 mm away
+    # ... and far from it when the same voxels are moved 150 mm up (still inside the CT, which
+    # is checked, with a warning that the mask is on neither image's grid)
     moved = sitk.Image(predicted_mask)
-    moved.SetOrigin([o + 200.0 for o in predicted_mask.GetOrigin()])
+    moved.SetOrigin([o + shift for o, shift in zip(predicted_mask.GetOrigin(), (0, 0, 150.0))])
     sitk.WriteImage(moved, str(tmp_path / "moved.nii.gz"))
-    far = predict_patient(patient.ct, patient.pet, predictor, tmp_path / "b",
-                          reference_mask=tmp_path / "moved.nii.gz", **kwargs)
+    with pytest.warns(UserWarning, match="neither the CT's grid"):
+        far = predict_patient(patient.ct, patient.pet, predictor, tmp_path / "b",
+                              reference_mask=tmp_path / "moved.nii.gz", **kwargs)
     assert predicted.tumour_volume_ml, "the tiny model must predict some GTVt for this test"
     assert same.dice == pytest.approx(1.0)
     assert far.dice == pytest.approx(0.0)

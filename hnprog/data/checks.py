@@ -8,7 +8,9 @@ so prediction, the training cache and radiomics refuse the same inputs with the 
    catches swapped files, a CT without its rescale, a PET in Bq/mL and an all-zero or constant
    image;
 3. the PET and CT overlap and the box meets both (:func:`hnprog.transforms.check_overlap`);
-4. the mask holds only the expected labels and some GTVt (:func:`check_mask_labels`).
+4. the mask holds only the expected labels and some GTVt (:func:`check_mask_labels`), and its
+   GTVt lies inside the CT; a mask on neither the CT's nor the PET's grid (which a mask of
+   another patient usually is) gets a warning (:func:`check_mask_placement`).
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ import numpy as np
 import SimpleITK as sitk
 
 from hnprog.errors import PatientError
+from hnprog.geometry import physical_extent
 
 __all__ = ["CT_AIR_HU", "PET_MAX_SUV", "PET_MIN_SIGNAL_SUV", "check_intensities",
-           "check_mask_labels", "warn_default_geometry"]
+           "check_mask_labels", "check_mask_placement", "warn_default_geometry"]
 
 
 CT_AIR_HU = -500.0
@@ -174,3 +177,54 @@ def warn_default_geometry(ct: sitk.Image, pet: sitk.Image, patient_id: str,
                 "identity direction) and the other image does not: its position may have been "
                 "lost in a conversion; check the overlay, or convert again keeping the header",
                 UserWarning, stacklevel=3)
+
+
+def _same_grid(a: sitk.Image, b: sitk.Image, tolerance_mm: float = 1e-3) -> bool:
+    return (a.GetSize() == b.GetSize()
+            and np.allclose(a.GetSpacing(), b.GetSpacing(), atol=tolerance_mm)
+            and np.allclose(a.GetOrigin(), b.GetOrigin(), atol=tolerance_mm)
+            and np.allclose(a.GetDirection(), b.GetDirection(), atol=1e-6))
+
+
+def check_mask_placement(mask: sitk.Image, ct: sitk.Image, pet: sitk.Image, patient_id: str,
+                         path: str | os.PathLike = "mask") -> None:
+    """Check that a 0/1 mask's GTVt lies inside the CT; warn if it is on neither image's grid.
+
+    HECKTOR, nnU-Net and the RTSTRUCT conversion all put the mask on the CT's grid (some
+    cohorts on the PET's). A mask on another grid is legal, but it is what a mask of another
+    patient looks like, so it gets a ``UserWarning`` naming both grids; one whose GTVt lies
+    wholly outside the CT cannot be this patient's.
+
+    Args:
+        mask: SimpleITK.Image. uint8 0/1, as :func:`check_mask_labels` returns it.
+        ct, pet: SimpleITK.Image. The patient's images.
+        patient_id: str. Named in the error and the warning.
+        path: str or PathLike. The mask file, named in the error and the warning.
+
+    Raises:
+        PatientError: if the GTVt lies wholly outside the CT.
+    """
+    if _same_grid(mask, ct) or _same_grid(mask, pet):
+        return
+    inside = np.argwhere(sitk.GetArrayViewFromImage(mask) > 0)
+    if len(inside):
+        lower, upper = inside.min(axis=0)[::-1], inside.max(axis=0)[::-1]  # x, y, z
+        gtv = physical_extent(sitk.RegionOfInterest(
+            mask, [int(v) for v in upper - lower + 1], [int(v) for v in lower]))
+        ct_extent = physical_extent(ct)
+        if not gtv.intersects(ct_extent):
+            raise PatientError(
+                patient_id,
+                f"the GTVt of mask {path} ({gtv.describe()}) lies outside the CT, which spans "
+                f"{ct_extent.describe()}: is it this patient's mask?")
+
+    def describe(image: sitk.Image) -> str:
+        size = "x".join(str(v) for v in image.GetSize())
+        spacing = "x".join(f"{v:.2f}" for v in image.GetSpacing())
+        origin = ", ".join(f"{v:.1f}" for v in image.GetOrigin())
+        return f"{size} voxels of {spacing} mm at ({origin}) mm"
+
+    warnings.warn(
+        f"patient {patient_id}: mask {path} is on neither the CT's grid ({describe(ct)}) nor "
+        f"the PET's ({describe(pet)}) but on {describe(mask)}; check that it is this "
+        "patient's mask (the overlay shows it)", UserWarning, stacklevel=3)

@@ -15,7 +15,8 @@ from pathlib import Path
 import SimpleITK as sitk
 
 from hnprog.data.bbox import auto_bbox
-from hnprog.data.checks import check_intensities, check_mask_labels, warn_default_geometry
+from hnprog.data.checks import (check_intensities, check_mask_labels, check_mask_placement,
+                                 warn_default_geometry)
 from hnprog.data.cohort import Patient
 from hnprog.errors import InputError
 from hnprog.geometry import BoundingBox
@@ -101,5 +102,7 @@ def load_case(
     if found is not None:
         check_overlap(case)
     if with_mask and patient.mask is not None:
-        case = case.with_images({MASK: read_mask(Path(patient.mask), pid, patient.mask_labels)})
+        mask = read_mask(Path(patient.mask), pid, patient.mask_labels)
+        check_mask_placement(mask, ct, pet, pid, patient.mask)
+        case = case.with_images({MASK: mask})
     return case
