@@ -135,6 +135,10 @@ class OverlayLayout:
             pixels, right and bottom excluded; None without a PET.
         colour_bar_labels: tuple of (str, int). Each label of the colour bar and the row of
             its tick, pixels, from the top (highest SUV) down.
+        risk_colour_bar: tuple of 4 int or None. The risk map's colour bar, beside its row
+            (0 at the bottom, the map's maximum in the region shown at the top); None
+            without a risk map.
+        risk_colour_bar_labels: tuple of (str, int). Its labels and tick rows, top down.
     """
 
     size: tuple[int, int]
@@ -144,6 +148,8 @@ class OverlayLayout:
     suv_window: tuple[float, float]
     colour_bar: tuple[int, int, int, int] | None
     colour_bar_labels: tuple[tuple[str, int], ...]
+    risk_colour_bar: tuple[int, int, int, int] | None = None
+    risk_colour_bar_labels: tuple[tuple[str, int], ...] = ()
 
 
 def _view_centre(ct: sitk.Image, mask: sitk.Image | None, reference_mask: sitk.Image | None,
@@ -182,6 +188,15 @@ def _hot_lut() -> np.ndarray:
 
     return (matplotlib.colormaps["hot"](np.linspace(0.0, 1.0, 256))[:, :3] * 255).astype(
         np.float32)
+
+
+_RISK_LOW, _RISK_HIGH = np.array([40.0, 60.0, 255.0]), np.array([255.0, 235.0, 0.0])
+
+
+def _risk_colours(level: np.ndarray) -> np.ndarray:
+    """The risk map's colours, blue (``level`` 0) to yellow (1), as 0-255 RGB floats."""
+    level = np.asarray(level, np.float32)[..., None]
+    return (1 - level) * _RISK_LOW + level * _RISK_HIGH
 
 
 def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
@@ -341,13 +356,14 @@ def plot_overlay(
             drawn as a small panel on the right (:func:`_survival_panel`). Defaults to None.
         risk_map: SimpleITK.Image, optional. A risk activation map on the CT grid
             (:func:`hnprog.risk_activation_map`), drawn as a third row over the CT: blue to
-            yellow and more opaque as the map rises, scaled to its maximum in the cube.
-            Defaults to None.
+            yellow and more opaque as the map rises, scaled to its maximum in the cube, with
+            a colour bar from 0 to that maximum (for occlusion, the drop of the log-hazard
+            when the block is hidden). Defaults to None.
         risk_map_method: str, optional. How the map was made (``"occlusion"``,
             ``"gradcam"``), named in its legend line. Defaults to None.
 
     Returns:
-        OverlayLayout. Where the views, letters, scale bars and colour bar were drawn.
+        OverlayLayout. Where the views, letters, scale bars and colour bars were drawn.
 
     Raises:
         InputError: if ``suv_window`` is not two finite SUVs, the lower first.
@@ -395,7 +411,9 @@ def plot_overlay(
         risk_max = max(float(risk_arr.max()), 1e-12)
     top = 10 + _LINE_PX * (title_lines + legend_lines)
     cell = PANEL_PX + _GAP_PX
-    bar_column = _BAR_COLUMN_PX if pet_arr is not None else 0
+    bar_column = 0 if pet_arr is None and risk_arr is None else _BAR_COLUMN_PX
+    if risk_arr is not None:
+        bar_column += 30  # the risk bar's labels (e.g. 0.00063) are longer than SUVs
     canvas = np.zeros((top + rows * (_LABEL_PX + cell), _GAP_PX + 3 * cell + bar_column, 3),
                       np.uint8)
     labels, views = [], []
@@ -431,10 +449,9 @@ def plot_overlay(
                 rgb = (1 - _PET_ALPHA) * ct_rgb + _PET_ALPHA * _hot_lut()[
                     (level * 255).astype(np.uint8)]
             if row == 2:
-                level = np.clip(_resize(cut(risk_arr), width, height) / risk_max, 0, 1)[..., None]
-                colour = (1 - level) * np.array([40.0, 60.0, 255.0]) + level * np.array(
-                    [255.0, 235.0, 0.0])
-                rgb = (1 - 0.7 * level) * ct_rgb + 0.7 * level * colour
+                level = np.clip(_resize(cut(risk_arr), width, height) / risk_max, 0, 1)
+                rgb = ((1 - 0.7 * level[..., None]) * ct_rgb
+                       + 0.7 * level[..., None] * _risk_colours(level))
             rgb = rgb.astype(np.uint8)
             for rim in rims:
                 rgb[rim] = 0
@@ -460,7 +477,7 @@ def plot_overlay(
     _legend(draw, canvas.shape[1] // 2, 8 + _LINE_PX * title_lines, legend, _font(14))
     if risk_arr is not None:
         _centred_text(draw, canvas.shape[1] // 2, 8 + _LINE_PX * (title_lines + 1),
-                      f"risk map{_METHOD_WORDS.get(risk_map_method, '')}: blue (low) to yellow "
+                      f"risk map{_METHOD_WORDS.get(risk_map_method, '')}: blue (0) to yellow "
                       "(its maximum in the region shown, the same for the three views)",
                       _font(14))
     label_font = _font(13)
@@ -487,6 +504,12 @@ def plot_overlay(
         colour_bar, bar_labels = _colour_bar(picture, draw, _GAP_PX + 3 * cell,
                                              top + _LABEL_PX + cell + _LABEL_PX,
                                              (low_suv, high_suv))
+    risk_bar, risk_labels = None, ()
+    if risk_arr is not None:
+        risk_bar, risk_labels = _colour_bar(
+            picture, draw, _GAP_PX + 3 * cell, top + 2 * (_LABEL_PX + cell) + _LABEL_PX,
+            (0.0, risk_max), colours=_risk_colours(np.linspace(0.0, 1.0, 256)),
+            heading="risk", number="{:.2g}")
     if survival_curve is not None:
         picture = _beside(picture, _survival_panel(survival_curve, top, cell + _LABEL_PX))
     with atomic_path(path) as tmp:
@@ -494,7 +517,7 @@ def plot_overlay(
     views.sort(key=lambda v: layers.index(v.layer))  # row by row (a stable sort)
     return OverlayLayout((picture.width, picture.height), centred_on,
                          tuple(float(c) for c in centre), tuple(views), (low_suv, high_suv),
-                         colour_bar, bar_labels)
+                         colour_bar, bar_labels, risk_bar, risk_labels)
 
 
 def _legend(draw: ImageDraw.ImageDraw, x: int, y: int,
@@ -516,28 +539,32 @@ def _legend(draw: ImageDraw.ImageDraw, x: int, y: int,
 
 
 def _colour_bar(picture: Image.Image, draw: ImageDraw.ImageDraw, left: int, panel_top: int,
-                window: tuple[float, float]) -> tuple[tuple[int, int, int, int],
-                                                      tuple[tuple[str, int], ...]]:
-    """The PET's colour bar in SUV beside the PET row: the "hot" map from ``window[1]``
-    (top) down to ``window[0]``, ticked and labelled at both ends and the middle.
+                window: tuple[float, float], *, colours: np.ndarray | None = None,
+                heading: str = "SUV", number: str = "{:g}"
+                ) -> tuple[tuple[int, int, int, int], tuple[tuple[str, int], ...]]:
+    """A colour bar beside a row of views: ``colours`` (a (256, 3) table, low to high;
+    default the PET's "hot" map) from ``window[1]`` (top) down to ``window[0]``, under
+    ``heading``, ticked and labelled (``number`` format) at both ends and the middle.
 
     Returns:
         tuple of the bar's (left, top, right, bottom) and its (label, tick row) pairs.
     """
     x1, x2 = left + 4, left + 18
     y1, y2 = panel_top + 40, panel_top + PANEL_PX - 30
-    ramp = _hot_lut()[np.linspace(255, 0, y2 - y1).round().astype(int)].astype(np.uint8)
+    table = _hot_lut() if colours is None else colours
+    ramp = table[np.linspace(255, 0, y2 - y1).round().astype(int)].astype(np.uint8)
     picture.paste(Image.fromarray(np.ascontiguousarray(
         np.repeat(ramp[:, None], x2 - x1, axis=1))), (x1, y1))
     draw.rectangle([x1 - 1, y1 - 1, x2, y2], outline=(110, 110, 110))
     font = _font(12)
-    _centred_text(draw, (x1 + x2) // 2, y1 - 22, "SUV", font)
+    _centred_text(draw, (x1 + x2) // 2, y1 - 22, heading, font)
     low, high = window
     labels = []
     for value, y in ((high, y1), ((low + high) / 2, (y1 + y2 - 1) // 2), (low, y2 - 1)):
         draw.line([(x2, y), (x2 + 4, y)], fill="white")
-        _text(draw, x2 + 7, y, f"{value:g}", font, down="middle", halo=False)
-        labels.append((f"{value:g}", y))
+        text = number.format(value)
+        _text(draw, x2 + 7, y, text, font, down="middle", halo=False)
+        labels.append((text, y))
     return (x1, y1, x2, y2), tuple(labels)
 
 

@@ -330,6 +330,12 @@ def test_the_risk_map_row_and_the_survival_panel_still_draw(tmp_path):
     risk_view = _in(rgb, layout.views[2 * 3].box)
     assert (risk_view[..., 1].astype(int) - risk_view[..., 2] > 100).any()  # yellow at the peak
     assert layout.size[0] > layout.colour_bar[2] + 300  # the survival panel on the right
+    # the risk row has its own colour bar, 0 to the map's maximum (1), yellow at the top
+    left, top, right, bottom = layout.risk_colour_bar
+    assert top > layout.views[2 * 3].box[1] and [t for t, _ in layout.risk_colour_bar_labels] == [
+        "1", "0.5", "0"]
+    bar = rgb[top:bottom, left:right]
+    assert tuple(bar[0, 0]) == (255, 235, 0) and tuple(bar[-1, 0]) == (40, 60, 255)
 
 
 def test_overlay_writes_without_freetype(tmp_path, monkeypatch):
