@@ -213,12 +213,19 @@ def start_run_manifest(folder: str | os.PathLike) -> Path:
 
 
 def _record_written(path: Path) -> None:
-    """List ``path`` in the manifest of the nearest run folder above it, if any."""
+    """List ``path`` in the manifest of the nearest run folder above it, if any.
+
+    A file written inside an output folder held by a command (:func:`output_folder`, for
+    example ``hnprog predict --out RUN/predictions``) belongs to that command, not to a run
+    folder around it: it is not listed, so ``--overwrite`` of the run keeps it.
+    """
     path = Path(os.path.abspath(path))
     if path.name == RUN_MANIFEST:
         return
     for folder in path.parents:
         manifest = folder / RUN_MANIFEST
+        if not manifest.is_file() and (folder / LOCK_FILE).is_file():
+            return
         if manifest.is_file():
             line = path.relative_to(folder).as_posix()
             if "\n" not in line:  # one O_APPEND write per line: safe across processes

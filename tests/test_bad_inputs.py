@@ -281,6 +281,20 @@ def _run_folder(files: dict[str, str], written: Sequence[str] | None = None,
     return make
 
 
+def _predictions_inside_run(tmp: Path, inputs: Inputs) -> Callable[[], Any]:
+    """A training run folder with ``hnprog predict --out run/predictions`` written inside it
+    (an output folder of its own, held while it is written), then replaced by --overwrite."""
+    from hnprog.io import atomic_write, output_folder, start_run_manifest, write_json
+    from hnprog.training.fit import prepare_run_folder
+
+    start_run_manifest(tmp / "run")
+    with atomic_write(tmp / "run" / "config.json") as f:
+        f.write("{}")
+    with output_folder(tmp / "run" / "predictions") as out:
+        write_json({"risk": 0.3}, out / "P1" / "report.json")
+    return lambda: prepare_run_folder(tmp / "run", {"epochs": 1}, overwrite=True)
+
+
 def _locked(pid: Callable[[], int]) -> Make:
     def make(tmp: Path, inputs: Inputs) -> list[str]:
         import socket
@@ -398,6 +412,10 @@ CASES = [
                      overwrite=True, written=("config.json", "checkpoint/epoch-0001.weights.h5")),
          0, (), present=("run/checkpoint/my-notes.txt", "run/checkpoint/history.csv"),
          absent=("run/checkpoint/epoch-0001.weights.h5", "run/config.json"), one_line=False),
+    Case("--overwrite keeps predictions written inside the run folder",
+         _predictions_inside_run, 0, (),
+         present=("run/predictions/P1/report.json",), absent=("run/config.json",),
+         one_line=False),
     Case("--overwrite on a run that does not list the files hnprog wrote",
          _run_folder({"config.json": "{}", "checkpoint/epoch-0001.weights.h5": "w"},
                      overwrite=True),

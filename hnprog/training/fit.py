@@ -441,8 +441,9 @@ def prepare_run_folder(
             return False
         kept = remove_written_files(out_dir, keep=(CACHE_DIR,))
         if kept:
-            warnings.warn(f"--overwrite kept {len(kept)} files that hnprog did not write in "
-                          f"{out_dir}, e.g. {kept[:3]}", UserWarning, stacklevel=2)
+            warnings.warn(f"--overwrite kept {len(kept)} files that the run did not write in "
+                          f"{out_dir} (yours, or another command's outputs such as "
+                          f"predictions), e.g. {kept[:3]}", UserWarning, stacklevel=2)
         return False
     if not resume:
         raise InputError(
