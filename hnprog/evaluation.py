@@ -283,7 +283,9 @@ def calibration_table(
         dict or None. ``days``, ``groups`` (list of dicts: ``n``, ``n_events``,
         ``predicted``, ``observed``; ``observed`` None when the group's follow-up ends
         before ``days``), ``slope`` and ``intercept`` (None with fewer than 2 usable
-        groups); None when fewer patients than groups or no predicted probability.
+        groups, or when no patient had an event by ``days``: every observed survival is
+        then 1 and a slope of 0 would only say so); None when fewer patients than groups or
+        no predicted probability.
     """
     from sksurv.nonparametric import kaplan_meier_estimator
 
@@ -305,7 +307,8 @@ def calibration_table(
                          "predicted": float(predicted_arr[rows].mean()), "observed": observed})
     points = [(g["predicted"], g["observed"]) for g in rows_out if g["observed"] is not None]
     slope = intercept = None
-    if len(points) >= 2 and np.ptp([p for p, _ in points]) > 0:
+    events_by_horizon = bool((event_arr[known] & (time_arr[known] <= days)).any())
+    if len(points) >= 2 and np.ptp([p for p, _ in points]) > 0 and events_by_horizon:
         slope, intercept = (float(v) for v in np.polyfit(*zip(*points), deg=1))
     return {"days": float(days), "groups": rows_out, "slope": slope, "intercept": intercept}
 

@@ -521,17 +521,21 @@ def plot_calibration(calibration: Mapping[str, Any], path: str | os.PathLike, *,
               if g["observed"] is not None]
     if points:
         predicted, observed, counts = zip(*points)
-        axes.plot(predicted, observed, "o", color="tab:blue", markersize=7,
-                  label="risk quintile (low to high risk: right to left)")
-        for x, y_, n in points:
-            axes.annotate(f"n={n}", (x, y_), textcoords="offset points", xytext=(6, -10),
-                          fontsize=8)
+        # the groups are (nearly) equal in size: one count in the legend, not a label per
+        # point (labels of neighbouring groups overlap, and points at 1.0 sit on the edge)
+        size = (f"{min(counts)}" if min(counts) == max(counts)
+                else f"{min(counts)}-{max(counts)}")
+        axes.plot(predicted, observed, "o", color="tab:blue", markersize=7, clip_on=False,
+                  label=f"risk quintile, {size} patients each\n(low to high risk: right to left)")
     if calibration.get("slope") is not None:
         xs = np.array([0.0, 1.0])
         axes.plot(xs, calibration["intercept"] + calibration["slope"] * xs, color="tab:blue",
                   lw=1, label=f"least-squares line, slope {calibration['slope']:.2f}")
-    axes.set_xlim(0, 1)
-    axes.set_ylim(0, 1)
+    else:
+        axes.text(0.97, 0.05, "no slope: fewer than 2 risk groups followed\nto this day, or "
+                  "no event by it", ha="right", va="bottom", color="0.4", fontsize=9)
+    axes.set_xlim(0, 1.02)
+    axes.set_ylim(0, 1.02)
     axes.set_aspect("equal")
     days = calibration["days"]
     axes.set_xlabel(f"predicted event-free probability at {days:g} days")

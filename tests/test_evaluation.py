@@ -167,3 +167,15 @@ def test_cli_evaluate_an_hnprog_and_a_hecktor_file(gbsg2, tmp_path):
     bad = runner.invoke(main, ["evaluate", str(tmp_path / "e.csv"), "-e", str(tmp_path / "e.csv"),
                                "-o", str(tmp_path / "x")])
     assert bad.exit_code == 1 and "needs columns patient_id,risk" in bad.output
+
+
+def test_calibration_has_no_slope_without_an_event_by_the_horizon():
+    """Every observed survival is 1 then: a least-squares slope of 0 would only say so."""
+    predicted = np.linspace(0.5, 0.9, 20)
+    late = calibration_table(event=np.ones(20, bool), time=np.full(20, 1000.0),
+                             risk=np.arange(20.0), predicted=predicted)
+    assert [g["observed"] for g in late["groups"]] == [1.0] * 5
+    assert late["slope"] is None and late["intercept"] is None
+    early = calibration_table(event=np.arange(20) % 4 == 0, time=np.arange(20) * 100.0 + 50,
+                              risk=np.arange(20.0), predicted=predicted)
+    assert early["slope"] is not None
