@@ -204,6 +204,20 @@ def test_shipped_registry_is_valid_and_lists_only_real_presets():
         assert "uri" in entry or "path" in entry, name
 
 
+def test_shipped_presets_give_survival_probabilities():
+    """Each shipped fold records the Breslow baseline of its 64 training patients, so the
+    demo and predict write survival_<days>d, not risks only."""
+    from hnprog.presets.format import read_metadata
+
+    for name, entry in load_registry().items():
+        if "path" in entry:
+            folder = Path(presets.__file__).parents[1] / entry["path"]
+            baseline = read_metadata(folder)["outputs"]["risk"]["baseline"]
+            assert baseline["n_patients"] == 64, name
+            assert baseline["estimator"] == "breslow", name
+            assert len(baseline["time_days"]) == len(baseline["cumulative_hazard"]) > 10, name
+
+
 def _registry(tmp_path, monkeypatch, entries: dict) -> None:
     path = tmp_path / "registry.json"
     path.write_text(json.dumps(entries))
