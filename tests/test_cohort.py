@@ -283,3 +283,16 @@ def test_nnunet_channel_order_comes_from_dataset_json(tmp_path):
     (tmp_path / "dataset.json").write_text('{"modality": {"0": "T1", "1": "T2"}}')
     with pytest.raises(InputError, match=r"dataset.json: its channels .* do not name a CT and a PET"):
         read_cohort(tmp_path)
+
+
+@pytest.mark.parametrize("dataset_json", [None, '{"labels": {"background": 0}}'])
+def test_nnunet_channels_beyond_two_need_a_dataset_json(tmp_path, dataset_json):
+    """_0000 = CT and _0001 = PET is a guess once a third channel exists: refused, not guessed."""
+    for channel in ("0000", "0001", "0002"):
+        touch(tmp_path / "imagesTr" / f"P1_{channel}.nii.gz")
+    if dataset_json is not None:
+        (tmp_path / "dataset.json").write_text(dataset_json)
+    verb = "names" if dataset_json is None else "does not name"
+    with pytest.raises(InputError, match=rf"channels \['_0000', '_0001', '_0002'\] \(e.g. "
+                       rf"P1_0002.nii.gz\) and .*dataset.json {verb} them.*channel_names"):
+        read_cohort(tmp_path)

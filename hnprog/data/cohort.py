@@ -14,7 +14,7 @@ Supported layouts (``layout=``):
   ``labelsTr/<ID>.nii.gz`` (labels 1 = GTVp, 2 = GTVn; label 1 is used as the GTVt)
 - ``"nnunet"``: nnU-Net channel files ``<ID>_0000.nii.gz`` (CT) and ``<ID>_0001.nii.gz``
   (PET), or the order a ``dataset.json`` names (``channel_names``; other channels are not
-  used), flat or in ``imagesTr/`` (else ``imagesTs/``), masks ``labelsTr/<ID>.nii.gz`` (or
+  used, and a folder with more than two channels needs that file), flat or in ``imagesTr/`` (else ``imagesTs/``), masks ``labelsTr/<ID>.nii.gz`` (or
   ``labelsTs/``, or flat ``<ID>.nii.gz``; label 1 is the GTVt, 2 = GTVn is set to background)
 - ``"manifest"``: a CSV with columns ``patient_id, ct, pet[, mask][, centre]``, paths relative
   to the CSV's folder.
@@ -485,6 +485,7 @@ def _nnunet_channels(root: Path) -> tuple[str, str]:
     ``_0001``."""
     path = root / "dataset.json"
     if not path.is_file():
+        _refuse_unnamed_extra_channels(root, path)
         return NNUNET_CHANNELS
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
@@ -493,6 +494,7 @@ def _nnunet_channels(root: Path) -> tuple[str, str]:
     names = (document.get("channel_names") or document.get("modality") or {}) if isinstance(
         document, dict) else {}
     if not names:
+        _refuse_unnamed_extra_channels(root, path)
         return NNUNET_CHANNELS
     found: dict[str, int] = {}
     for index, name in names.items():
@@ -506,6 +508,25 @@ def _nnunet_channels(root: Path) -> tuple[str, str]:
             f"nnU-Net dataset file {path}: its channels {dict(names)} do not name a CT and a "
             "PET channel; hnprog needs both (names such as 'CT' and 'PET')")
     return f"_{found['CT']:04d}", f"_{found['PET']:04d}"
+
+
+def _refuse_unnamed_extra_channels(root: Path, dataset_json: Path) -> None:
+    """Refuse an nnU-Net folder with channels beyond ``_0001`` that no ``dataset.json``
+    names: with three or more channels, ``_0000`` = CT and ``_0001`` = PET is a guess."""
+    images = _nnunet_images_folder(root)
+    extra = sorted({stem[-5:] for entry in images.iterdir()
+                    if (stem := _nifti_stem(entry.name)) is not None
+                    and re.fullmatch(r".+_\d{4}", stem) and stem[-5:] not in NNUNET_CHANNELS})
+    if extra:
+        example = next(entry.name for entry in sorted(images.iterdir())
+                       if (_nifti_stem(entry.name) or "").endswith(extra[0]))
+        raise InputError(
+            f"nnU-Net folder {images} has channels {['_0000', '_0001', *extra]} (e.g. "
+            f"{example}) and {'no ' if not dataset_json.is_file() else ''}{dataset_json} "
+            f"{'names' if not dataset_json.is_file() else 'does not name'} them, so hnprog "
+            "cannot tell which is "
+            "the CT and which the PET; write a dataset.json with channel_names, for example "
+            '{"channel_names": {"0": "CT", "1": "PET", "2": "MR"}}')
 
 
 def _patients_nnunet(root: Path) -> list[Patient]:
