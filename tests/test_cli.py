@@ -347,6 +347,32 @@ def test_bad_images_of_one_patient_fail_before_keras_starts(tmp_path, synthetic_
     assert not (tmp_path / "out").exists()
 
 
+def test_training_settings_and_folder_errors_come_before_keras_starts(tmp_path,
+                                                                       synthetic_cohort):
+    """train, cv and finetune refuse a bad setting or a folder of the user's files in one line
+    before Keras is imported (5 s of TensorFlow start-up), and write nothing."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("the user's")
+    data = str(synthetic_cohort)
+    cases = [
+        (["train", data, "-o", str(mine)], "holds no hnprog run (config.json)"),
+        (["cv", data, "-o", str(mine)], "holds no hnprog run (cv.json)"),
+        (["finetune", data, "--from", "unet3d_multitask_synthetic_petct_fold1", "-o",
+          str(mine)], "holds no hnprog run (config.json)"),
+        (["train", data, "-o", str(tmp_path / "new"), "--batch-size", "0"],
+         "batch_size must be a positive integer"),
+        (["train", data, "-o", str(tmp_path / "new"), "--resume", "--overwrite"],
+         "either resume or overwrite"),
+    ]
+    assert _backends_loaded_by(
+        f"for args, words in {cases!r}:\n"
+        "    result = CliRunner().invoke(main, args)\n"
+        "    assert result.exit_code == 1 and words in result.output, result.output\n") == []
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+    assert not (tmp_path / "new").exists()
+
+
 def test_hnprog_warnings_are_one_line_notes(capsys):
     """A run's note ("--overwrite kept 2 files ...") is one ``Note:`` line, without Python's
     file name and source line."""

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from hnprog.cli.common import echo_done, needs_keras
+from hnprog.cli.common import echo_done, quiet_keras_start
 from hnprog.cli.options import LibraryDefault, clinical_option, split_option, training_options
 from hnprog.models.task import Task
 from hnprog.training.config import FINETUNE_DEFAULTS
@@ -40,6 +40,23 @@ def _cohort_files(options: dict[str, Any]) -> dict[str, Any]:
         "skip_bad": bool(options.get("skip_bad"))}
 
 
+def _checked_before_keras(out_dir: str, resume: bool, overwrite: bool, marker: str,
+                          options: dict[str, Any], **defaults: Any) -> Any:
+    """The run's TrainingConfig, its settings and output folder checked, then Keras started.
+
+    Both checks are cheap and need no backend, so a wrong option or folder is one line at
+    once, not after the seconds TensorFlow takes to start. The folder is checked as the
+    library checks it except for the settings of a resumed run, which the library compares.
+    """
+    from hnprog.training.folders import prepare_run_folder
+
+    config = _training_config(options, **defaults)
+    prepare_run_folder(out_dir, None, resume=resume, overwrite=overwrite, marker=marker,
+                       check_only=True)
+    quiet_keras_start()
+    return config
+
+
 _PRESET_CLINICAL = ("the preset also records a Cox model on the image risk and age, T and N "
                     "stage, HPV, fitted on the training patients (hnprog predict --clinical).")
 
@@ -47,7 +64,6 @@ _PRESET_CLINICAL = ("the preset also records a Cox model on the image risk and a
 @click.command("train")
 @training_options()
 @clinical_option(_PRESET_CLINICAL)
-@needs_keras
 def train_command(data: str, out_dir: str, resume: bool, overwrite: bool, clinical: str | None,
                   **options: Any) -> None:
     """Train the multi-task model on a cohort (80% training, 20% validation).
@@ -57,9 +73,12 @@ def train_command(data: str, out_dir: str, resume: bool, overwrite: bool, clinic
       hnprog train data/ --out runs/mt --cpu --epochs 10
       hnprog train data/ --out runs/mt --cpu --clinical data/clinical.csv
     """
+    from hnprog.training.folders import CONFIG_FILE
+
+    config = _checked_before_keras(out_dir, resume, overwrite, CONFIG_FILE, options)
     from hnprog.training import train_on_cohort
 
-    result = train_on_cohort(data, out_dir, config=_training_config(options), resume=resume,
+    result = train_on_cohort(data, out_dir, config=config, resume=resume,
                              overwrite=overwrite, clinical=clinical, **_cohort_files(options))
     echo_done(f"Kept epoch {result.best_epoch}; preset in {os.path.join(out_dir, 'preset')}")
 
@@ -79,7 +98,6 @@ def train_command(data: str, out_dir: str, resume: bool, overwrite: bool, clinic
 @clinical_option("adds the rows 'clinical' (Cox on age, T and N stage, HPV) and 'deep "
                  "multi-task + clinical'; " + _PRESET_CLINICAL)
 @split_option()
-@needs_keras
 def cv_command(data: str, out_dir: str, resume: bool, overwrite: bool, tasks: str, folds: int,
                radiomics_features: str | None, clinical: str | None, split: str,
                **options: Any) -> None:
@@ -91,10 +109,13 @@ def cv_command(data: str, out_dir: str, resume: bool, overwrite: bool, tasks: st
       hnprog cv data/ --out cv/ --cpu --tasks multitask --clinical data/clinical.csv
       hnprog cv data/ --out cv-loco/ --cpu --split centre --adversarial-centres 0.1
     """
+    from hnprog.training.folders import CV_FILE
+
+    config = _checked_before_keras(out_dir, resume, overwrite, CV_FILE, options, n_folds=folds)
     from hnprog.training import cross_validate
 
     result = cross_validate(
-        data, out_dir, config=_training_config(options, n_folds=folds),
+        data, out_dir, config=config,
         tasks=[t.strip() for t in tasks.split(",")],
         radiomics_features=radiomics_features, clinical=clinical, resume=resume,
         overwrite=overwrite, split=split, **_cohort_files(options),
@@ -111,7 +132,6 @@ def cv_command(data: str, out_dir: str, resume: bool, overwrite: bool, tasks: st
                    "preset/.")
 @click.option("--freeze-encoder", is_flag=True, help="Train only the decoder and risk head.")
 @clinical_option(_PRESET_CLINICAL)
-@needs_keras
 def finetune_command(data: str, out_dir: str, resume: bool, overwrite: bool, source: str,
                      freeze_encoder: bool, clinical: str | None, **options: Any) -> None:
     """Fine-tune a saved model or preset on a cohort, keeping its preprocessing.
@@ -125,9 +145,12 @@ def finetune_command(data: str, out_dir: str, resume: bool, overwrite: bool, sou
     Example:
       hnprog finetune data/ --from runs/mt --out runs/ft --freeze-encoder
     """
+    from hnprog.training.folders import CONFIG_FILE
+
+    config = _checked_before_keras(out_dir, resume, overwrite, CONFIG_FILE, options,
+                                   **FINETUNE_DEFAULTS)
     from hnprog.training import finetune
 
-    config = _training_config(options, **FINETUNE_DEFAULTS)
     result = finetune(data, out_dir, source=source, config=config, freeze=freeze_encoder,
                       resume=resume, overwrite=overwrite, clinical=clinical,
                       **_cohort_files(options))

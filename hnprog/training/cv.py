@@ -35,6 +35,7 @@ from hnprog.io import write_json
 from hnprog.models.task import Task
 from hnprog.reporting import CV_PREDICTION_COLUMNS, CVResult
 from hnprog.training.config import TrainingConfig
+from hnprog.training.folders import CV_FILE
 from hnprog.training.fit import (CACHE_DIR, ModelCache, export_preset, prepare_run_folder,
                                  train_model)
 from hnprog.training.precheck import precheck_cohort
@@ -53,7 +54,6 @@ from hnprog.training.runs import (
 
 __all__ = ["CVResult", "cross_validate"]
 
-CV_FILE = "cv.json"
 
 
 def _task_configs(config: TrainingConfig, tasks: Sequence[Task | str]) -> dict[Task, TrainingConfig]:
