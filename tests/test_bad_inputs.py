@@ -320,6 +320,11 @@ def _dice_is_zero(tmp: Path) -> None:
     assert report["dice_with_reference"] == 0.0
 
 
+def _report_warns_of_the_mask(tmp: Path) -> None:
+    report = json.loads((tmp / "out" / "report.json").read_text())
+    assert any("is on neither the CT's grid" in w for w in report["warnings"]), report
+
+
 def _dead_pid() -> int:
     process = subprocess.Popen([sys.executable, "-c", "pass"])
     process.wait()
@@ -487,7 +492,7 @@ CASES = [
     # a mask of another patient: on neither image's grid (a word), or outside the CT (refused)
     Case("--mask on neither the CT's nor the PET's grid", _mask_moved_by(3.0),
          0, ("Note: patient", "mask.nii.gz is on neither the CT's grid", "this patient's mask"),
-         present=("out/report.json",), one_line=False),
+         present=("out/report.json",), one_line=False, check=_report_warns_of_the_mask),
     Case("--mask 18 mm away (by position its Dice is 0)", _mask_moved_by(18.0),
          0, ("mask.nii.gz is on neither the CT's grid",), present=("out/report.json",),
          one_line=False, check=_dice_is_zero),

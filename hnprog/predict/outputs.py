@@ -138,7 +138,8 @@ def write_report(prediction: PatientPrediction, *, inputs: Mapping[str, str | No
     ``input_fingerprint`` of the input files and settings
     (:func:`hnprog.predict.patient.job_fingerprint`), which a resumed run compares; and
     ``warnings``, what a reader of the numbers must know (weights trained on synthetic data,
-    :func:`hnprog.predict.patient.model_warnings`); with a risk map, ``risk_map``: its file
+    :func:`hnprog.predict.patient.model_warnings`; a reference mask on neither image's grid,
+    :func:`hnprog.data.checks.mask_placement_note`); with a risk map, ``risk_map``: its file
     and method (``occlusion`` or ``gradcam``).
     """
     survival = (prediction.survival.to_dict() if prediction.survival is not None

@@ -28,6 +28,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from hnprog import __version__
+from hnprog.data.checks import mask_placement_note
 from hnprog.data.cohort import Patient
 from hnprog.data.loading import load_case
 from hnprog.errors import InputError
@@ -170,6 +171,7 @@ class LoadedPatient:
     box_source: str
     start: float
     stages: StageTimer
+    notes: tuple[str, ...] = ()  # the patient's own warnings, recorded in report.json
 
 
 class StageTimer:
@@ -198,13 +200,19 @@ def load_patient(job: PredictionJob, config: PreprocessConfig) -> LoadedPatient:
     start = time.perf_counter()
     stages = StageTimer()
     case = load_case(job.patient, job.box)
+    notes = ()
+    if MASK in case.images:  # load_case warned; report.json keeps the same note
+        note = mask_placement_note(case.images[MASK], case.images[CT], case.images[PET],
+                                   job.patient.patient_id, job.patient.mask)
+        notes = () if note is None else (note,)
     stages.end("read")
     prepared = preprocess_case(case.replace(images={CT: case.images[CT], PET: case.images[PET]}),
                                config)
     stages.end("preprocess")
     return LoadedPatient(job, config, case.images[CT], case.images[PET], case.images.get(MASK),
                          prepared.image[None], prepared.grid, case.box,
-                         "given" if job.box is not None else "automatic", start, stages)
+                         "given" if job.box is not None else "automatic", start, stages,
+                         notes)
 
 
 def risk_map_method(risk_map: bool | str | None) -> str | None:
@@ -363,7 +371,7 @@ def write_outputs(loaded: LoadedPatient, outputs: dict[str, np.ndarray], predict
         preprocessing=loaded.config.to_dict(), models=models, files=files,
         versions=_versions(), seconds=time.perf_counter() - loaded.start,
         stage_seconds=stages.seconds, inference=inference_record(predictor),
-        warnings=model_warnings(predictor), risk_map=risk_map_record,
+        warnings=[*model_warnings(predictor), *loaded.notes], risk_map=risk_map_record,
         survival_note=_survival_reason(predictor, outputs),
         input_fingerprint=job_fingerprint(job, loaded.config, models, overlay=overlay,
                                           threshold=threshold, suv_window=suv_window))
