@@ -355,20 +355,24 @@ def test_training_settings_and_folder_errors_come_before_keras_starts(tmp_path,
     mine.mkdir()
     (mine / "notes.txt").write_text("the user's")
     data = str(synthetic_cohort)
-    cases = [
-        (["train", data, "-o", str(mine)], "holds no hnprog run (config.json)"),
-        (["cv", data, "-o", str(mine)], "holds no hnprog run (cv.json)"),
+    new = str(tmp_path / "new")
+    cases = [  # a folder's error is 1; a setting's is a usage error (2) in the options' names
+        (["train", data, "-o", str(mine)], 1, "holds no hnprog run (config.json)"),
+        (["cv", data, "-o", str(mine)], 1, "holds no hnprog run (cv.json)"),
         (["finetune", data, "--from", "unet3d_multitask_synthetic_petct_fold1", "-o",
-          str(mine)], "holds no hnprog run (config.json)"),
-        (["train", data, "-o", str(tmp_path / "new"), "--batch-size", "0"],
-         "batch_size must be a positive integer"),
-        (["train", data, "-o", str(tmp_path / "new"), "--resume", "--overwrite"],
-         "either resume or overwrite"),
+          str(mine)], 1, "holds no hnprog run (config.json)"),
+        (["train", data, "-o", new, "--batch-size", "0"], 2, "'--batch-size': 0 is not in"),
+        (["train", data, "-o", new, "--resume", "--overwrite"], 2,
+         "give either --resume or --overwrite, not both"),
+        (["cv", data, "-o", new, "--folds", "1"], 2, "--folds must be at least 2"),
+        (["train", data, "-o", new, "--w-rad", "0", "--w-seg", "0"], 2,
+         "Received: --w-rad=0.0, --w-seg=0.0"),
     ]
     assert _backends_loaded_by(
-        f"for args, words in {cases!r}:\n"
+        f"for args, status, words in {cases!r}:\n"
         "    result = CliRunner().invoke(main, args)\n"
-        "    assert result.exit_code == 1 and words in result.output, result.output\n") == []
+        "    assert result.exit_code == status and words in result.output, result.output\n"
+        ) == []
     assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
     assert not (tmp_path / "new").exists()
 

@@ -225,7 +225,7 @@ def scheduler_option() -> Callable:
             "--scheduler", envvar=SCHEDULER_VARIABLE, show_envvar=True, default=None,
             metavar="ADDRESS",
             help="Dask scheduler (tcp://host:8786) whose workers do the patients instead of "
-                 "this machine (any --jobs is then unused); data, presets and outputs must be "
+                 "this machine (the command's --jobs, where it has one, is then unused); data, presets and outputs must be "
                  "on a file system the workers see.  [default: this machine]",
         )(wrapper)
 
@@ -330,8 +330,8 @@ def training_options(*, finetune: bool = False) -> Callable:
         endpoints_option(purpose=" of DATA's patients"),
         bboxes_option(purpose=", the crop around the tumour"),
         skip_bad_option(),
-        click.option("--epochs", type=int, help=f"Epochs.  {shown('epochs')}"),
-        click.option("--batch-size", type=int, help=f"Patients per batch.  {shown('batch_size')}"),
+        click.option("--epochs", type=click.IntRange(min=1), help=f"Epochs.  {shown('epochs')}"),
+        click.option("--batch-size", type=click.IntRange(min=1), help=f"Patients per batch.  {shown('batch_size')}"),
         click.option("--learning-rate", "--lr", "learning_rate", type=float,
                      help=f"Initial Adam learning rate (cosine decay to 0).  "
                           f"{shown('learning_rate')}"),
@@ -349,7 +349,7 @@ def training_options(*, finetune: bool = False) -> Callable:
     options += [
         click.option("--seed", type=int,
                      help=f"Seed of splits, sampling, init.  {shown('seed')}"),
-        click.option("--jobs", "-j", "--workers", "n_jobs", type=int,
+        click.option("--jobs", "-j", "--workers", "n_jobs", type=click.IntRange(min=1),
                      help=f"Data-loading threads.  {shown('n_jobs')}"),
     ]
     if not finetune:

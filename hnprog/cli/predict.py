@@ -138,11 +138,13 @@ def predict_command(data: str | None, ct: str | None, pet: str | None, models: t
     patient gets a folder, failed patients are listed with the reason in failures.csv, and a
     second run resumes where the first stopped.
 
-    Each patient folder holds risk.csv (Cox log-hazard: higher is worse; for several folds
-    also risk_fold_sd, the spread of the risk across the folds), gtvt_probability.nii.gz
+    Each patient folder holds risk.csv (Cox log-hazard: higher is worse; the risk group at
+    the model's threshold; for several folds also risk_fold_sd, the spread of the risk across
+    the folds; survival_<days>d probabilities when the presets record a survival baseline, as
+    the shipped ones do), gtvt_probability.nii.gz
     and gtvt_mask.nii.gz on the patient's original CT grid (open them over the CT in 3D Slicer
-    or ITK-SNAP), overlay.png and report.json (box, tumour volume in mL, preprocessing,
-    versions). A cohort also gets predictions.csv and metrics.json (C-index with endpoints,
+    or ITK-SNAP), overlay.png and report.json (box, tumour volume in mL, survival curve,
+    preprocessing, versions, warnings). A cohort also gets predictions.csv and metrics.json (C-index with endpoints,
     Dice with masks).
 
     \b

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 import click
@@ -48,9 +49,19 @@ def _checked_before_keras(out_dir: str, resume: bool, overwrite: bool, marker: s
     once, not after the seconds TensorFlow takes to start. The folder is checked as the
     library checks it except for the settings of a resumed run, which the library compares.
     """
+    from hnprog.errors import InputError
     from hnprog.training.folders import prepare_run_folder
 
-    config = _training_config(options, **defaults)
+    if resume and overwrite:
+        raise click.UsageError("give either --resume or --overwrite, not both")
+    try:
+        config = _training_config(options, **defaults)
+    except InputError as exc:  # a setting's error, in the options' names
+        message = str(exc)
+        for key in (*_TRAINING_KEYS, "n_folds", "spacing", "crop_size"):
+            option = "--folds" if key == "n_folds" else "--" + key.replace("_", "-")
+            message = re.sub(rf"\b{key}\b", option, message)
+        raise click.UsageError(message) from None
     prepare_run_folder(out_dir, None, resume=resume, overwrite=overwrite, marker=marker,
                        check_only=True)
     quiet_keras_start()
