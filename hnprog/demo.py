@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable
@@ -123,6 +124,12 @@ def run_demo(
             "data": str(data_dir),
         },
     }
+    evaluation = out_dir / "predictions" / "evaluation" / "metrics.json"
+    if evaluation.is_file():  # predict evaluated the cohort: its groups are the models' own
+        pooled = json.loads(evaluation.read_text())["pooled"]
+        summary["threshold_log_rank_p"] = pooled.get("log_rank_p")
+        summary["threshold_split"] = pooled.get("risk_groups")
+        summary["files"]["evaluation"] = str(evaluation.with_name("metrics.md"))
     write_json(summary, out_dir / "summary.json")
     table = _summary_table(summary)
     with atomic_write(out_dir / "summary.md") as f:
@@ -163,7 +170,10 @@ def _summary_table(summary: dict[str, Any]) -> str:
         f"| C-index of the true risk (oracle, the best possible here) | "
         f"{number(summary['oracle_c_index'])} |",
         f"| mean Dice of the predicted GTVt | {number(summary['dice'])} |",
-        f"| log-rank p, high vs low predicted risk | {number(summary['log_rank_p'])} |",
+        f"| log-rank p, halves at the median predicted risk | {number(summary['log_rank_p'])} |",
+        *([f"| log-rank p, groups at {summary['threshold_split']} (as for a new patient) | "
+           f"{number(summary['threshold_log_rank_p'])} |"]
+          if summary.get("threshold_split") else []),
         "",
         f"Model: {summary['model']}",
         *(["(small CPU models trained on synthetic data, far from the paper's recipe: see "
@@ -172,6 +182,8 @@ def _summary_table(summary: dict[str, Any]) -> str:
         f"Kaplan-Meier plot: {summary['files']['kaplan_meier']}",
         f"Per-patient risk, contours and overlays: {summary['files']['overlays']}",
         f"All predictions: {summary['files']['predictions']}",
+        *([f"Full evaluation (Uno's C, AUC, Brier score, calibration, per centre): "
+           f"{summary['files']['evaluation']}"] if "evaluation" in summary["files"] else []),
         f"Done in {summary['seconds']:.0f} s.",
         "",
     ]
