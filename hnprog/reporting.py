@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hnprog.errors import InputError
+from hnprog.errors import InputError, counted
 from hnprog.io import atomic_path, atomic_write, write_json
 from hnprog.survival import check_risk, deprecated_positional, make_survival_y
 
@@ -466,7 +466,7 @@ def plot_kaplan_meier(
         steps_t = np.concatenate([[0.0], times])
         steps_s = np.concatenate([[1.0], survival])
         axes.step(steps_t, steps_s, where="post", color=color, lw=1.8,
-                  label=f"{label}: n={int(members.sum())}, {int(ev.sum())} events")
+                  label=f"{label}: n={int(members.sum())}, {counted(int(ev.sum()), 'event')}")
         censored = ti[~ev]
         at = steps_s[np.searchsorted(steps_t, censored, side="right") - 1]
         axes.plot(censored, at, linestyle="none", marker="|", markersize=9, color=color,

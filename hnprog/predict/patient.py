@@ -340,10 +340,15 @@ def write_outputs(loaded: LoadedPatient, outputs: dict[str, np.ndarray], predict
         if overlay:
             from hnprog.plotting import plot_overlay
 
-            title = f"{patient_id}   risk (log-hazard) {risk:+.3f}"
+            digits = 3  # enough digits that a risk and the threshold it is compared with differ
+            while (risk_group and digits < 6
+                   and f"{risk:+.{digits}f}" == f"{threshold_value:+.{digits}f}"):
+                digits += 1
+            title = f"{patient_id}   risk (log-hazard) {risk:+.{digits}f}"
             if risk_group:
                 side = ">" if risk_group == "high" else "<="
-                title += f"   {risk_group} risk ({side} model threshold {threshold_value:+.3f})"
+                title += (f"   {risk_group} risk ({side} model threshold "
+                          f"{threshold_value:+.{digits}f})")
             if mask_image is not None and not volume_ml:
                 title += "\nno GTVt predicted (no voxel reaches the mask threshold)"
             plot_overlay(ct_image, loaded.pet_image, mask_image, out_dir / OVERLAY_FILE,
