@@ -14,7 +14,8 @@
   constant 0.5);
 - the **calibration at 2 years** (730 days): patients in risk quintiles, the mean predicted
   survival of each quintile against its Kaplan-Meier survival, and the slope of a least
-  squares line through the five points (1 is perfect; below 1 predictions too extreme);
+  squares line through the five points (1 is perfect; below 1 predictions too extreme),
+  from 25 patients on (5 per quintile; fewer give Kaplan-Meier survivals of 0, 0.5 or 1);
 - the **log-rank p** of the risk groups (``risk_group`` high/low when given, else a split at
   the median risk; ``sksurv.compare.compare_survival``).
 
@@ -62,6 +63,7 @@ __all__ = [
 ]
 
 CALIBRATION_DAYS = 730.0
+CALIBRATION_MIN_GROUP = 5  # patients per risk group, at least, for a calibration
 METRICS_FILE = "metrics.json"
 METRICS_MD_FILE = "metrics.md"
 POOLED = "pooled"
@@ -262,6 +264,7 @@ def calibration_table(
     predicted: Sequence[float] | np.ndarray,
     days: float = CALIBRATION_DAYS,
     n_groups: int = 5,
+    min_group_size: int = CALIBRATION_MIN_GROUP,
 ) -> dict[str, Any] | None:
     """Predicted against observed survival at ``days``, by risk quantile group.
 
@@ -278,14 +281,17 @@ def calibration_table(
         predicted: array-like ``(n,)``. Predicted survival probability at ``days``.
         days: float. The horizon. Defaults to 730 (2 years).
         n_groups: int. Risk groups (quintiles). Defaults to 5.
+        min_group_size: int. Fewest patients per group: a Kaplan-Meier survival of 2 or 3
+            patients is 0, 0.5 or 1, and a slope through such points says nothing. Defaults
+            to 5 (25 patients for quintiles).
 
     Returns:
         dict or None. ``days``, ``groups`` (list of dicts: ``n``, ``n_events``,
         ``predicted``, ``observed``; ``observed`` None when the group's follow-up ends
         before ``days``), ``slope`` and ``intercept`` (None with fewer than 2 usable
         groups, or when no patient had an event by ``days``: every observed survival is
-        then 1 and a slope of 0 would only say so); None when fewer patients than groups or
-        no predicted probability.
+        then 1 and a slope of 0 would only say so); None when fewer than
+        ``n_groups * min_group_size`` patients have a predicted probability.
     """
     from sksurv.nonparametric import kaplan_meier_estimator
 
@@ -293,7 +299,7 @@ def calibration_table(
     risk_arr = check_risk(risk, n_samples=len(time_arr))
     predicted_arr = np.asarray(predicted, dtype=np.float64)
     known = np.isfinite(predicted_arr)
-    if known.sum() < n_groups:
+    if known.sum() < n_groups * max(1, min_group_size):
         return None
     order = np.flatnonzero(known)[np.argsort(risk_arr[known], kind="stable")]
     rows_out = []

@@ -171,11 +171,20 @@ def test_cli_evaluate_an_hnprog_and_a_hecktor_file(gbsg2, tmp_path):
 
 def test_calibration_has_no_slope_without_an_event_by_the_horizon():
     """Every observed survival is 1 then: a least-squares slope of 0 would only say so."""
-    predicted = np.linspace(0.5, 0.9, 20)
-    late = calibration_table(event=np.ones(20, bool), time=np.full(20, 1000.0),
-                             risk=np.arange(20.0), predicted=predicted)
+    predicted = np.linspace(0.5, 0.9, 25)
+    late = calibration_table(event=np.ones(25, bool), time=np.full(25, 1000.0),
+                             risk=np.arange(25.0), predicted=predicted)
     assert [g["observed"] for g in late["groups"]] == [1.0] * 5
     assert late["slope"] is None and late["intercept"] is None
-    early = calibration_table(event=np.arange(20) % 4 == 0, time=np.arange(20) * 100.0 + 50,
-                              risk=np.arange(20.0), predicted=predicted)
+    early = calibration_table(event=np.arange(25) % 4 == 0, time=np.arange(25) * 80.0 + 50,
+                              risk=np.arange(25.0), predicted=predicted)
     assert early["slope"] is not None
+
+
+def test_calibration_needs_five_patients_per_risk_group():
+    """Quintiles of 2-3 patients have Kaplan-Meier survivals of 0, 0.5 or 1: no table."""
+    rng = np.random.default_rng(0)
+    kwargs = dict(event=rng.random(24) < 0.5, time=rng.uniform(100, 2000, 24),
+                  risk=rng.normal(size=24), predicted=rng.uniform(0.5, 0.9, 24))
+    assert calibration_table(**kwargs) is None
+    assert calibration_table(**kwargs, min_group_size=2)["groups"][0]["n"] == 5
