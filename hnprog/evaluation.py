@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hnprog.errors import InputError
+from hnprog.errors import InputError, counted
 from hnprog.io import atomic_write, write_json
 from hnprog.metrics import concordance_index
 from hnprog.survival import check_event_time, check_risk, make_survival_y
@@ -377,9 +377,8 @@ def write_evaluation(
         files["calibration"] = out_dir / "calibration.png"
     rows = [(name, block) for name, block in result["per_centre"].items()]
     rows.append((POOLED, pooled))
-    rows = [(n, b) for n, b in rows if b["harrell_c"] is not None]
-    if rows:
-        plot_forest([(f"{n} (n={b['n']}, {b['n_events']} events)", b["harrell_c"],
+    if any(b["harrell_c"] is not None for _, b in rows):  # the others named, not dropped
+        plot_forest([(f"{n} (n={b['n']}, {counted(b['n_events'], 'event')})", b["harrell_c"],
                       b["harrell_c_ci95"]) for n, b in rows],
                     out_dir / "forest_c_index.png", title=f"{title}: Harrell's C by centre")
         files["forest"] = out_dir / "forest_c_index.png"

@@ -548,14 +548,15 @@ def plot_calibration(calibration: Mapping[str, Any], path: str | os.PathLike, *,
         figure.savefig(tmp, format="png")
 
 
-def plot_forest(rows: Sequence[tuple[str, float, Sequence[float] | None]],
+def plot_forest(rows: Sequence[tuple[str, float | None, Sequence[float] | None]],
                 path: str | os.PathLike, *, title: str = "C-index by centre",
                 label: str = "Harrell's C-index (95% bootstrap CI)") -> None:
     """A forest plot: one estimate with its interval per row (centres, then pooled), as PNG.
 
     Args:
         rows: sequence of ``(name, estimate, [low, high] or None)``. The last row is drawn as
-            a diamond (the pooled estimate).
+            a diamond (the pooled estimate); a row whose estimate is None keeps its line,
+            marked "not estimable" (a centre without an event, or without a comparable pair).
         path: str or PathLike. The PNG file, written atomically.
         title: str. Plot title.
         label: str. Label of the value axis.
@@ -570,6 +571,10 @@ def plot_forest(rows: Sequence[tuple[str, float, Sequence[float] | None]],
     for i, (name, estimate, interval) in enumerate(rows):
         y_pos = len(rows) - 1 - i
         last = i == len(rows) - 1
+        if estimate is None:
+            axes.text(1.02, y_pos, "not estimable", va="center", fontsize=8.5, color="0.4",
+                      transform=axes.get_yaxis_transform())
+            continue
         if interval is not None:
             axes.plot(interval, [y_pos, y_pos], color="black", lw=1.4)
         axes.plot([estimate], [y_pos], marker="D" if last else "s",
