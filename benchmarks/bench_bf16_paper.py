@@ -22,7 +22,9 @@ script trains one briefly on the CPU:
 
 Usage (from the repository root; about 25 min on 2 AMX cores)::
 
-    python benchmarks/bench_bf16_paper.py [--steps 2000] [--train 24] [--patients 20]
+    python benchmarks/bench_bf16_paper.py [--steps 2000] [--train 24] [--patients 20] \\
+        [--keep DIR]
+    python benchmarks/bench_bf16_paper.py --model DIR/exp   # compare a kept model again
 """
 
 from __future__ import annotations
@@ -41,6 +43,19 @@ sys.path.insert(0, os.path.dirname(__file__))
 def dice(a: np.ndarray, b: np.ndarray) -> float:
     total = a.sum() + b.sum()
     return 1.0 if total == 0 else 2 * float((a & b).sum()) / total
+
+
+def surface_distances_mm(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
+    """95th-percentile Hausdorff, mean and largest distance (mm, 1 mm voxels) between the
+    surfaces of two boolean masks, both ways."""
+    import SimpleITK as sitk
+
+    images = [sitk.GetImageFromArray(m.astype(np.uint8)) for m in (a, b)]
+    distance = [sitk.GetArrayFromImage(sitk.Abs(sitk.SignedMaurerDistanceMap(
+        image, squaredDistance=False, useImageSpacing=True))) for image in images]
+    surface = [sitk.GetArrayFromImage(sitk.LabelContour(image)) > 0 for image in images]
+    both = np.concatenate([distance[1][surface[0]], distance[0][surface[1]]])
+    return float(np.percentile(both, 95)), float(both.mean()), float(both.max())
 
 
 def tumour_crops(cases: list, crop: int, rng: np.random.Generator, batch: int):
@@ -71,21 +86,14 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=24)
     parser.add_argument("--patients", type=int, default=20)
     parser.add_argument("--crop", type=int, default=64)
+    parser.add_argument("--keep", help="folder to keep the trained preset and its export in")
+    parser.add_argument("--model", help="an exported preset folder this script kept (--keep): "
+                                        "compare it again without training")
     args = parser.parse_args()
 
-    import keras
-    import SimpleITK as sitk
-
-    import hnprog
-    from _timing import best_of
     from hnprog.cpu import cpu_name, cpu_vector_extensions
-    from hnprog.data.cohort import read_cohort
-    from hnprog.data.preprocess import preprocess_patient
-    from hnprog.data.synthetic import generate_cohort
-    from hnprog.predict.patient import PredictionJob, load_patient
-    from hnprog.presets import export_runtime, save_to_preset
     from hnprog.presets.exported import bf16_supported
-    from hnprog.transforms import PreprocessConfig, invert_to_reference
+    from hnprog.transforms import PreprocessConfig
 
     print(f"CPU: {cpu_name()}; {os.cpu_count()} logical CPUs; load average "
           f"{', '.join(f'{v:.1f}' for v in os.getloadavg())}")
@@ -94,6 +102,19 @@ def main() -> None:
         sys.exit("this CPU has no AVX-512 BF16 / AMX-BF16: nothing to compare")
     scratch = tempfile.mkdtemp(prefix="bench-bf16-paper-")
     config = PreprocessConfig()  # the paper's 144^3 at 1 mm
+    exported = args.model or train_and_export(args, scratch, config, args.keep or scratch)
+    compare(args, scratch, config, exported)
+
+
+def train_and_export(args: argparse.Namespace, scratch: str, config, keep: str) -> str:
+    """Train the paper's UNet briefly on synthetic crops; its OpenVINO export's folder."""
+    import keras
+
+    import hnprog
+    from hnprog.data.cohort import read_cohort
+    from hnprog.data.preprocess import preprocess_patient
+    from hnprog.data.synthetic import generate_cohort
+    from hnprog.presets import export_runtime, save_to_preset
 
     started = time.perf_counter()
     training = read_cohort(generate_cohort(scratch + "/train", n_patients=args.train, seed=21,
@@ -123,21 +144,36 @@ def main() -> None:
 
     full = hnprog.build_multitask_unet(input_shape=(144, 144, 144, 2), seed=0)
     full.set_weights(model.get_weights())
-    save_to_preset(full, scratch + "/src", preprocessing=config)
-    export_runtime(scratch + "/src", scratch + "/exp", formats=["openvino"])
+    save_to_preset(full, keep + "/src", preprocessing=config)
+    export_runtime(keep + "/src", keep + "/exp", formats=["openvino"])
+    return keep + "/exp"
+
+
+def compare(args: argparse.Namespace, scratch: str, config, exported: str) -> None:
+    """Predict the held-out patients in fp32 and bf16 and print the table."""
+    import SimpleITK as sitk
+
+    import hnprog
+    from _timing import best_of
+    from hnprog.data.cohort import read_cohort
+    from hnprog.data.synthetic import generate_cohort
+    from hnprog.predict.patient import PredictionJob, load_patient
+    from hnprog.transforms import invert_to_reference
 
     held_out = read_cohort(generate_cohort(scratch + "/test", n_patients=args.patients,
                                            seed=11, n_jobs=2))
     loaded = [load_patient(PredictionJob(p, scratch), config) for p in held_out.patients]
-    fp32 = hnprog.from_preset(scratch + "/exp", runtime="openvino")
-    bf16 = hnprog.from_preset(scratch + "/exp", runtime="openvino", precision="bf16")
+    fp32 = hnprog.from_preset(exported, runtime="openvino")
+    bf16 = hnprog.from_preset(exported, runtime="openvino", precision="bf16")
     a_risk, b_risk, network, ct_grid, truth32, truth16, sizes = [], [], [], [], [], [], []
+    surfaces = []
     for source, patient in zip(held_out.patients, loaded):
         a, b = fp32.predict(patient.image), bf16.predict(patient.image)
         a_risk.append(float(a["risk"][0, 0]))
         b_risk.append(float(b["risk"][0, 0]))
         m32, m16 = a["segmentation"][0, ..., 0] >= 0.5, b["segmentation"][0, ..., 0] >= 0.5
         network.append(dice(m32, m16))
+        surfaces.append(surface_distances_mm(m32, m16))
         sizes.append(int(m32.sum()))
         on_ct = [sitk.GetArrayFromImage(invert_to_reference(
             out["segmentation"][0, ..., 0], patient.grid, patient.ct_image)) >= 0.5
@@ -150,9 +186,11 @@ def main() -> None:
     t32 = best_of(3, lambda: fp32.predict(x), warmup=True)
     t16 = best_of(3, lambda: bf16.predict(x), warmup=True)
 
-    print(f"\nthe paper's UNet at 144³ / 1 mm, trained {args.steps} steps of {args.crop}³ crops "
-          f"on {args.train} synthetic patients; {args.patients} held-out synthetic patients, "
-          "OpenVINO\n")
+    trained = (f"the kept model {args.model}" if args.model else
+               f"trained {args.steps} steps of {args.crop}³ crops on {args.train} synthetic "
+               "patients")
+    print(f"\nthe paper's UNet at 144³ / 1 mm, {trained}; {args.patients} held-out synthetic "
+          "patients, OpenVINO\n")
     print("| | fp32 | bf16 |")
     print("| --- | ---: | ---: |")
     print(f"| forward 144³, s (best of 3) | {t32:.2f} | {t16:.2f} |")
@@ -163,6 +201,10 @@ def main() -> None:
           f"mean {np.mean(network):.4f}")
     print(f"bf16 masks against fp32 masks, CT grid (gtvt_mask.nii.gz): min {min(ct_grid):.4f}, "
           f"mean {np.mean(ct_grid):.4f}")
+    hd95, mean_distance, largest = np.asarray(surfaces).T
+    print(f"bf16 against fp32 mask surfaces, network grid (1 mm): 95th-percentile Hausdorff "
+          f"median {np.median(hd95):.2f} mm, max {hd95.max():.2f} mm; mean surface distance "
+          f"max {mean_distance.max():.2f} mm; largest distance {largest.max():.1f} mm")
     print(f"risk: Pearson r = {np.corrcoef(a_risk, b_risk)[0, 1]:.5f}, largest difference "
           f"{np.abs(np.subtract(a_risk, b_risk)).max():.4f}")
 
