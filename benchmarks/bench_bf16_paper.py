@@ -45,19 +45,6 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if total == 0 else 2 * float((a & b).sum()) / total
 
 
-def surface_distances_mm(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
-    """95th-percentile Hausdorff, mean and largest distance (mm, 1 mm voxels) between the
-    surfaces of two boolean masks, both ways."""
-    import SimpleITK as sitk
-
-    images = [sitk.GetImageFromArray(m.astype(np.uint8)) for m in (a, b)]
-    distance = [sitk.GetArrayFromImage(sitk.Abs(sitk.SignedMaurerDistanceMap(
-        image, squaredDistance=False, useImageSpacing=True))) for image in images]
-    surface = [sitk.GetArrayFromImage(sitk.LabelContour(image)) > 0 for image in images]
-    both = np.concatenate([distance[1][surface[0]], distance[0][surface[1]]])
-    return float(np.percentile(both, 95)), float(both.mean()), float(both.max())
-
-
 def tumour_crops(cases: list, crop: int, rng: np.random.Generator, batch: int):
     """A batch of ``crop``^3 crops: the first around a random tumour voxel, the others
     around a tumour voxel or anywhere (1/2 each), so that the model also sees tumour-free
@@ -157,6 +144,7 @@ def compare(args: argparse.Namespace, scratch: str, config, exported: str) -> No
     from _timing import best_of
     from hnprog.data.cohort import read_cohort
     from hnprog.data.synthetic import generate_cohort
+    from hnprog.metrics import surface_distances
     from hnprog.predict.patient import PredictionJob, load_patient
     from hnprog.transforms import invert_to_reference
 
@@ -173,7 +161,8 @@ def compare(args: argparse.Namespace, scratch: str, config, exported: str) -> No
         b_risk.append(float(b["risk"][0, 0]))
         m32, m16 = a["segmentation"][0, ..., 0] >= 0.5, b["segmentation"][0, ..., 0] >= 0.5
         network.append(dice(m32, m16))
-        surfaces.append(surface_distances_mm(m32, m16))
+        distances = surface_distances(m32, m16)  # the network grid: 1 mm voxels
+        surfaces.append((distances["hd95_mm"], distances["mean_mm"], distances["max_mm"]))
         sizes.append(int(m32.sum()))
         on_ct = [sitk.GetArrayFromImage(invert_to_reference(
             out["segmentation"][0, ..., 0], patient.grid, patient.ct_image)) >= 0.5

@@ -44,6 +44,7 @@ _PUBLIC_API: dict[str, str] = {
     "risk_activation_map": "hnprog.models.risk_map",
     "concordance_index": "hnprog.metrics",
     "dice_score": "hnprog.metrics",
+    "surface_distances": "hnprog.metrics",
     # == geometry ==
     "BoundingBox": "hnprog.geometry",
     "Grid": "hnprog.geometry",

@@ -10,7 +10,7 @@ from sksurv import datasets
 from sksurv.metrics import concordance_index_censored
 
 from hnprog.errors import InputError
-from hnprog.metrics import concordance_index, dice_score
+from hnprog.metrics import concordance_index, dice_score, surface_distances
 
 pytestmark = pytest.mark.backend_independent
 
@@ -195,3 +195,54 @@ def test_prefix_counting_matches_brute_force(n):
     threshold = np.concatenate([[0, 0, n, n], rng.integers(0, n + 1, size=100)])
     expected = [int((values[:p] < t).sum()) for p, t in zip(prefix, threshold)]
     np.testing.assert_array_equal(_count_prefix_below(values, prefix, threshold), expected)
+
+
+def _brute_force_surface_distances(a, b, spacing_xyz):
+    """Every surface voxel's distance to the nearest surface voxel of the other mask, by a
+    k-d tree on the surface coordinates (mm): independent of the distance transform."""
+    from scipy import ndimage
+    from scipy.spatial import cKDTree
+
+    scale = np.asarray(spacing_xyz, float)[::-1]
+    points = [np.argwhere(m & ~ndimage.binary_erosion(m, border_value=0)) * scale
+              for m in (a, b)]
+    return np.concatenate([cKDTree(points[1]).query(points[0])[0],
+                           cKDTree(points[0]).query(points[1])[0]])
+
+
+def test_surface_distances_against_a_brute_force_reference():
+    rng = np.random.default_rng(0)
+    zz, yy, xx = np.mgrid[:20, :18, :16]
+    a = (zz - 9) ** 2 / 36 + (yy - 8) ** 2 / 25 + (xx - 7) ** 2 / 16 <= 1  # an ellipsoid
+    b = ndimage_dilate(a, rng)  # a rough, larger blob around it
+    spacing = (0.9, 1.2, 2.5)  # (x, y, z) mm, as SimpleITK
+    found = surface_distances(a, b, spacing=spacing)
+    reference = _brute_force_surface_distances(a, b, spacing)
+    assert found["max_mm"] == pytest.approx(reference.max())
+    assert found["mean_mm"] == pytest.approx(reference.mean())
+    assert found["hd95_mm"] == pytest.approx(np.percentile(reference, 95))
+
+
+def ndimage_dilate(mask, rng):
+    from scipy import ndimage
+
+    grown = ndimage.binary_dilation(mask, iterations=2)
+    return grown & (rng.random(mask.shape) < 0.9) | mask
+
+
+def test_surface_distances_closed_forms_and_bad_inputs():
+    cube = np.zeros((10, 10, 10), bool)
+    cube[3:7, 3:7, 3:7] = True
+    assert surface_distances(cube, cube) == {"hd95_mm": 0.0, "mean_mm": 0.0, "max_mm": 0.0}
+    # moved 2 voxels along x at 1.5 mm: the far faces are 3 mm apart, nothing is farther
+    moved = surface_distances(cube, np.roll(cube, 2, axis=2), spacing=(1.5, 1.0, 1.0))
+    assert moved["max_mm"] == pytest.approx(3.0) and moved["hd95_mm"] == pytest.approx(3.0)
+    empty = np.zeros_like(cube)
+    assert surface_distances(empty, empty)["hd95_mm"] == 0.0
+    assert np.isnan(surface_distances(cube, empty)["hd95_mm"])
+    with pytest.raises(InputError, match="3D masks"):
+        surface_distances(cube[0], cube[0])
+    with pytest.raises(InputError, match="three positive numbers"):
+        surface_distances(cube, cube, spacing=(1.0, 0.0, 1.0))
+    with pytest.raises(InputError, match="surface_distances takes binary masks"):
+        surface_distances(cube * 0.5, cube)

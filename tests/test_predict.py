@@ -173,6 +173,9 @@ def test_a_reference_mask_on_another_grid_is_mapped_by_physical_position(cohort_
     assert predicted.tumour_volume_ml, "the tiny model must predict some GTVt for this test"
     assert same.dice == pytest.approx(1.0)
     assert far.dice == pytest.approx(0.0)
+    assert same.hd95_mm == 0.0 and far.hd95_mm > 50  # the surfaces, in mm
+    assert json.loads((tmp_path / "b" / "report.json").read_text())[
+        "hd95_mm_with_reference"] == pytest.approx(far.hd95_mm)
 
 
 @pytest.fixture

@@ -144,8 +144,9 @@ def predict_command(data: str | None, ct: str | None, pet: str | None, models: t
     the shipped ones do), gtvt_probability.nii.gz
     and gtvt_mask.nii.gz on the patient's original CT grid (open them over the CT in 3D Slicer
     or ITK-SNAP), overlay.png and report.json (box, tumour volume in mL, survival curve,
-    preprocessing, versions, warnings). A cohort also gets predictions.csv and metrics.json (C-index with endpoints,
-    Dice with masks).
+    preprocessing, versions, warnings). A cohort also gets predictions.csv and metrics.json
+    (C-index with endpoints; Dice and the 95th-percentile Hausdorff distance in mm with
+    masks).
 
     \b
     Examples:

@@ -237,6 +237,11 @@ def _predict_cohort(cohort: Cohort, predictor: Any, out_dir: Path, *, overlay: b
     if len(dices):
         metrics["dice_mean"] = float(dices.mean())
         metrics["dice_per_patient_n"] = int(len(dices))
+    distances = (predictions["hd95_mm"].dropna() if "hd95_mm" in predictions.columns
+                 else pd.Series(dtype=float))
+    if len(distances):  # an empty predicted mask has none: the median, not the mean
+        metrics["hd95_mm_median"] = float(distances.median())
+        metrics["hd95_per_patient_n"] = int(len(distances))
     with atomic_write(out_dir / PREDICTIONS_FILE, newline="") as f:
         predictions.to_csv(f, index=False)
     write_json(metrics, out_dir / METRICS_FILE)

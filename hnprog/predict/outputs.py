@@ -50,7 +50,7 @@ HECKTOR_FILE = "hecktor_predictions.csv"
 
 #: Columns of a cohort's ``predictions.csv`` (before the endpoint columns).
 PREDICTION_COLUMNS = ("patient_id", "risk", "risk_group", "tumour_volume_ml", "dice",
-                      "box_source")
+                      "hd95_mm", "box_source")
 RISK_MEANING = "Cox log-hazard; higher means an earlier event is more likely"
 
 
@@ -80,6 +80,9 @@ class PatientPrediction:
         clinical: dict or None. The deep + clinical risk
             (:func:`hnprog.predict.clinical.predict_clinical`) when predicted with a
             clinical table. Defaults to None.
+        hd95_mm: float or None. 95th-percentile Hausdorff distance (mm) between the predicted
+            and the reference mask's surfaces (:func:`hnprog.metrics.surface_distances`), when
+            a reference mask was given. Defaults to None.
     """
 
     patient_id: str
@@ -93,6 +96,7 @@ class PatientPrediction:
     survival: Any = None
     risk_fold_sd: float | None = None
     clinical: dict[str, Any] | None = None
+    hd95_mm: float | None = None
 
 
 def write_risk_csv(prediction: PatientPrediction, threshold: float | None,
@@ -154,6 +158,7 @@ def write_report(prediction: PatientPrediction, *, inputs: Mapping[str, str | No
         "box": {"source": prediction.box_source, "mm": prediction.box.to_dict()},
         "tumour_volume_ml": prediction.tumour_volume_ml,
         "dice_with_reference": prediction.dice,
+        "hd95_mm_with_reference": prediction.hd95_mm,
         "mask_threshold": mask_threshold,
         "preprocessing": dict(preprocessing),
         "models": list(models),
@@ -181,6 +186,7 @@ def report_row(report: Mapping[str, Any]) -> dict[str, Any]:
         "risk_group": report["risk"]["group"],
         "tumour_volume_ml": report["tumour_volume_ml"],
         "dice": report["dice_with_reference"],
+        "hd95_mm": report.get("hd95_mm_with_reference"),  # absent from older reports
         "box_source": report["box"]["source"],
     }
     clinical = report["risk"].get("clinical")

@@ -311,7 +311,7 @@ def write_outputs(loaded: LoadedPatient, outputs: dict[str, np.ndarray], predict
         clinical_risk = predict_clinical(predictor, member_risks, clinical, patient_id)
 
     files: dict[str, str] = {}
-    volume_ml = dice = None
+    volume_ml = dice = hd95 = None
     mask_image = reference = risk_image = risk_map_record = None
     # The NIfTI outputs are compressed and written in background threads (SimpleITK releases
     # the GIL) while the overlay is drawn; leaving the block waits for them and re-raises.
@@ -327,11 +327,14 @@ def write_outputs(loaded: LoadedPatient, outputs: dict[str, np.ndarray], predict
             voxels = int(np.count_nonzero(sitk.GetArrayViewFromImage(mask_image)))
             volume_ml = voxels * float(np.prod(ct_image.GetSpacing())) / 1000.0
             if loaded.reference is not None:
-                from hnprog.metrics import dice_score
+                from hnprog.metrics import dice_score, surface_distances
 
                 reference = _on_grid_of(loaded.reference, ct_image)
-                dice = dice_score(sitk.GetArrayViewFromImage(mask_image),
-                                  sitk.GetArrayViewFromImage(reference))
+                predicted_array = sitk.GetArrayViewFromImage(mask_image)
+                reference_array = sitk.GetArrayViewFromImage(reference)
+                dice = dice_score(predicted_array, reference_array)
+                hd95 = surface_distances(predicted_array, reference_array,
+                                         spacing=ct_image.GetSpacing())["hd95_mm"]
         if "risk_map" in outputs:
             risk_image = invert_to_reference(outputs["risk_map"][0], loaded.grid, ct_image)
             writes.append(writers.submit(write_image, risk_image, out_dir / RISK_MAP_FILE))
@@ -363,7 +366,8 @@ def write_outputs(loaded: LoadedPatient, outputs: dict[str, np.ndarray], predict
 
     prediction = PatientPrediction(patient_id, risk, risk_group, loaded.box, loaded.box_source,
                                    volume_ml, dice, out_dir, survival=survival,
-                                   risk_fold_sd=fold_sd, clinical=clinical_risk)
+                                   risk_fold_sd=fold_sd, clinical=clinical_risk,
+                                   hd95_mm=hd95)
     models = models_used(predictor)
     write_risk_csv(prediction, threshold_value, models)
     files["risk"] = RISK_FILE
