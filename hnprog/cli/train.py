@@ -59,7 +59,8 @@ def _checked_before_keras(out_dir: str, resume: bool, overwrite: bool, marker: s
     except InputError as exc:  # a setting's error, in the options' names
         message = str(exc)
         for key in (*_TRAINING_KEYS, "n_folds", "spacing", "crop_size"):
-            option = "--folds" if key == "n_folds" else "--" + key.replace("_", "-")
+            option = {"n_folds": "--folds", "n_jobs": "--jobs"}.get(
+                key, "--" + key.replace("_", "-"))
             message = re.sub(rf"\b{key}\b", option, message)
         raise click.UsageError(message) from None
     prepare_run_folder(out_dir, None, resume=resume, overwrite=overwrite, marker=marker,
