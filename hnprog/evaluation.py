@@ -210,6 +210,10 @@ def _metrics(event: np.ndarray, time: np.ndarray, risk: np.ndarray, times: np.nd
             column = int(np.flatnonzero(times == CALIBRATION_DAYS)[0])
             out["calibration"] = calibration_table(event=event, time=time, risk=risk,
                                                    predicted=survival[:, column])
+            if out["calibration"] is None:
+                notes.append(f"calibration: fewer than {5 * CALIBRATION_MIN_GROUP} patients "
+                             f"with a 730-day probability ({CALIBRATION_MIN_GROUP} per risk "
+                             "quintile)")
         else:
             notes.append("calibration: no survival_730d column")
     out["log_rank_p"], out["risk_groups"] = _log_rank(y, risk, groups, notes)

@@ -188,3 +188,15 @@ def test_calibration_needs_five_patients_per_risk_group():
                   risk=rng.normal(size=24), predicted=rng.uniform(0.5, 0.9, 24))
     assert calibration_table(**kwargs) is None
     assert calibration_table(**kwargs, min_group_size=2)["groups"][0]["n"] == 5
+
+
+def test_a_small_cohort_says_why_it_has_no_calibration():
+    rng = np.random.default_rng(1)
+    n = 20
+    time = rng.uniform(100, 2500, n)
+    survival = np.tile([0.9, 0.8, 0.7, 0.6], (n, 1))
+    result = evaluate_survival(event=rng.random(n) < 0.5, time=time, risk=rng.normal(size=n),
+                               survival=survival, n_bootstrap=0)
+    assert result["pooled"]["calibration"] is None
+    assert any(note.startswith("calibration: fewer than 25 patients")
+               for note in result["pooled"]["notes"])
