@@ -26,8 +26,7 @@ from hnprog.errors import PatientError
 from hnprog.geometry import physical_extent
 
 __all__ = ["CT_AIR_HU", "PET_MAX_SUV", "PET_MIN_SIGNAL_SUV", "check_intensities",
-           "check_mask_labels", "check_mask_placement", "mask_placement_note",
-           "warn_default_geometry"]
+           "check_mask_labels", "check_mask_placement", "warn_default_geometry"]
 
 
 CT_AIR_HU = -500.0
@@ -188,38 +187,28 @@ def _same_grid(a: sitk.Image, b: sitk.Image, tolerance_mm: float = 1e-3) -> bool
 
 
 def check_mask_placement(mask: sitk.Image, ct: sitk.Image, pet: sitk.Image, patient_id: str,
-                         path: str | os.PathLike = "mask") -> None:
+                         path: str | os.PathLike = "mask", *,
+                         notes: list[str] | None = None) -> None:
     """Check that a 0/1 mask's GTVt lies inside the CT; warn if it is on neither image's grid.
 
     HECKTOR, nnU-Net and the RTSTRUCT conversion all put the mask on the CT's grid (some
     cohorts on the PET's). A mask on another grid is legal, but it is what a mask of another
-    patient looks like, so it gets a ``UserWarning`` (:func:`mask_placement_note`); one whose
-    GTVt lies wholly outside the CT cannot be this patient's.
+    patient looks like, so it gets a ``UserWarning`` naming the three grids; one whose GTVt
+    lies wholly outside the CT cannot be this patient's.
 
     Args:
         mask: SimpleITK.Image. uint8 0/1, as :func:`check_mask_labels` returns it.
         ct, pet: SimpleITK.Image. The patient's images.
         patient_id: str. Named in the error and the warning.
         path: str or PathLike. The mask file, named in the error and the warning.
-
-    Raises:
-        PatientError: if the GTVt lies wholly outside the CT.
-    """
-    note = mask_placement_note(mask, ct, pet, patient_id, path)
-    if note is not None:
-        warnings.warn(note, UserWarning, stacklevel=3)
-
-
-def mask_placement_note(mask: sitk.Image, ct: sitk.Image, pet: sitk.Image, patient_id: str,
-                        path: str | os.PathLike = "mask") -> str | None:
-    """The note of :func:`check_mask_placement` (naming the three grids), or None for a mask
-    on the CT's or the PET's grid; ``report.json`` records it among its ``warnings``.
+        notes: list of str, optional. Receives the warning's text too (``report.json`` keeps
+            it among its ``warnings``). Defaults to None.
 
     Raises:
         PatientError: if the GTVt lies wholly outside the CT.
     """
     if _same_grid(mask, ct) or _same_grid(mask, pet):
-        return None
+        return
     inside = np.argwhere(sitk.GetArrayViewFromImage(mask) > 0)
     if len(inside):
         lower, upper = inside.min(axis=0)[::-1], inside.max(axis=0)[::-1]  # x, y, z
@@ -238,7 +227,10 @@ def mask_placement_note(mask: sitk.Image, ct: sitk.Image, pet: sitk.Image, patie
         origin = ", ".join(f"{v:.1f}" for v in image.GetOrigin())
         return f"{size} voxels of {spacing} mm at ({origin}) mm"
 
-    return (f"patient {patient_id}: mask {path} is on neither the CT's grid ({describe(ct)}) "
+    note = (f"patient {patient_id}: mask {path} is on neither the CT's grid ({describe(ct)}) "
             f"nor the PET's ({describe(pet)}) but on {describe(mask)}; check that it is this "
             "patient's mask: another patient's mask can land near this one's tumour, so "
             "neither the overlay nor the Dice proves it")
+    if notes is not None:
+        notes.append(note)
+    warnings.warn(note, UserWarning, stacklevel=3)

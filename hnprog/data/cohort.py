@@ -14,7 +14,8 @@ Supported layouts (``layout=``):
   ``labelsTr/<ID>.nii.gz`` (labels 1 = GTVp, 2 = GTVn; label 1 is used as the GTVt)
 - ``"nnunet"``: nnU-Net channel files ``<ID>_0000.nii.gz`` (CT) and ``<ID>_0001.nii.gz``
   (PET), or the order a ``dataset.json`` names (``channel_names``; other channels are not
-  used, and a folder with more than two channels needs that file), flat or in ``imagesTr/`` (else ``imagesTs/``), masks ``labelsTr/<ID>.nii.gz`` (or
+  used, and a folder with more than two channels needs that file), flat or in ``imagesTr/``
+  (else ``imagesTs/``), masks ``labelsTr/<ID>.nii.gz`` (or
   ``labelsTs/``, or flat ``<ID>.nii.gz``; label 1 is the GTVt, 2 = GTVn is set to background)
 - ``"manifest"``: a CSV with columns ``patient_id, ct, pet[, mask][, centre]``, paths relative
   to the CSV's folder.
@@ -520,12 +521,12 @@ def _refuse_unnamed_extra_channels(root: Path, dataset_json: Path) -> None:
     if extra:
         example = next(entry.name for entry in sorted(images.iterdir())
                        if (_nifti_stem(entry.name) or "").endswith(extra[0]))
+        unnamed = (f"{dataset_json} does not name them" if dataset_json.is_file()
+                   else f"no {dataset_json} names them")
         raise InputError(
             f"nnU-Net folder {images} has channels {['_0000', '_0001', *extra]} (e.g. "
-            f"{example}) and {'no ' if not dataset_json.is_file() else ''}{dataset_json} "
-            f"{'names' if not dataset_json.is_file() else 'does not name'} them, so hnprog "
-            "cannot tell which is "
-            "the CT and which the PET; write a dataset.json with channel_names, for example "
+            f"{example}) and {unnamed}, so hnprog cannot tell which is the CT and which the "
+            "PET; write a dataset.json with channel_names, for example "
             '{"channel_names": {"0": "CT", "1": "PET", "2": "MR"}}')
 
 

@@ -52,6 +52,7 @@ def load_case(
     *,
     with_mask: bool = True,
     find_box: bool = True,
+    notes: list[str] | None = None,
 ) -> Case:
     """Read one patient's CT, PET and mask (if any), check them, and find the box.
 
@@ -68,6 +69,8 @@ def load_case(
         with_mask: bool. Whether to read the mask when the patient has one. Defaults to True.
         find_box: bool. Whether to find the automatic box when ``box`` is None; False leaves
             the case without a box (radiomics needs none). Defaults to True.
+        notes: list of str, optional. Receives the patient's warnings as well (a mask on
+            neither image's grid), for a report to keep. Defaults to None.
 
     Returns:
         Case with float32 ``"ct"`` (HU) and ``"pet"`` (SUV) images, a uint8 ``"mask"`` when
@@ -103,6 +106,6 @@ def load_case(
         check_overlap(case)
     if with_mask and patient.mask is not None:
         mask = read_mask(Path(patient.mask), pid, patient.mask_labels)
-        check_mask_placement(mask, ct, pet, pid, patient.mask)
+        check_mask_placement(mask, ct, pet, pid, patient.mask, notes=notes)
         case = case.with_images({MASK: mask})
     return case

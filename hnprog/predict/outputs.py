@@ -143,7 +143,7 @@ def write_report(prediction: PatientPrediction, *, inputs: Mapping[str, str | No
     (:func:`hnprog.predict.patient.job_fingerprint`), which a resumed run compares; and
     ``warnings``, what a reader of the numbers must know (weights trained on synthetic data,
     :func:`hnprog.predict.patient.model_warnings`; a reference mask on neither image's grid,
-    :func:`hnprog.data.checks.mask_placement_note`); with a risk map, ``risk_map``: its file
+    :func:`hnprog.data.checks.check_mask_placement`); with a risk map, ``risk_map``: its file
     and method (``occlusion`` or ``gradcam``).
     """
     survival = (prediction.survival.to_dict() if prediction.survival is not None

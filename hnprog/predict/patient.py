@@ -28,7 +28,6 @@ import numpy as np
 import SimpleITK as sitk
 
 from hnprog import __version__
-from hnprog.data.checks import mask_placement_note
 from hnprog.data.cohort import Patient
 from hnprog.data.loading import load_case
 from hnprog.errors import InputError
@@ -199,12 +198,8 @@ def load_patient(job: PredictionJob, config: PreprocessConfig) -> LoadedPatient:
     """
     start = time.perf_counter()
     stages = StageTimer()
-    case = load_case(job.patient, job.box)
-    notes = ()
-    if MASK in case.images:  # load_case warned; report.json keeps the same note
-        note = mask_placement_note(case.images[MASK], case.images[CT], case.images[PET],
-                                   job.patient.patient_id, job.patient.mask)
-        notes = () if note is None else (note,)
+    notes: list[str] = []  # what load_case warned of, for report.json
+    case = load_case(job.patient, job.box, notes=notes)
     stages.end("read")
     prepared = preprocess_case(case.replace(images={CT: case.images[CT], PET: case.images[PET]}),
                                config)
@@ -212,7 +207,7 @@ def load_patient(job: PredictionJob, config: PreprocessConfig) -> LoadedPatient:
     return LoadedPatient(job, config, case.images[CT], case.images[PET], case.images.get(MASK),
                          prepared.image[None], prepared.grid, case.box,
                          "given" if job.box is not None else "automatic", start, stages,
-                         notes)
+                         tuple(notes))
 
 
 def risk_map_method(risk_map: bool | str | None) -> str | None:
