@@ -210,13 +210,12 @@ def surface_distances(pred: Any, truth: Any, *,
     """Distances between the surfaces of two 3D binary masks, in mm, both ways.
 
     A mask's surface is its voxels with a face-neighbour outside it (or on the array's edge).
-    Only the box around both masks is computed, so a whole CT grid costs little more than the
-    tumour's neighbourhood.
     The distance of each surface voxel of one mask to the nearest surface voxel of the other
     is taken, for both masks (``scipy.ndimage.distance_transform_edt`` with the voxel
     spacing); ``hd95_mm`` is their 95th percentile (the robust Hausdorff distance), ``mean_mm``
     their mean (the average symmetric surface distance) and ``max_mm`` the Hausdorff
-    distance.
+    distance. Only the box around both masks is computed, so a whole CT grid costs little
+    more than the tumour's neighbourhood.
 
     Args:
         pred: array-like ``(z, y, x)``. Predicted mask: bool or 0/1.
@@ -253,8 +252,7 @@ def surface_distances(pred: Any, truth: Any, *,
         return {"hd95_mm": 0.0, "mean_mm": 0.0, "max_mm": 0.0}
     if any(empty):
         return {"hd95_mm": float("nan"), "mean_mm": float("nan"), "max_mm": float("nan")}
-    # only the box around both masks (and a voxel of margin) matters: a CT grid costs no more
-    # than the tumour's neighbourhood
+    # only the box around both masks, with a voxel of margin, matters
     either = masks["pred"] | masks["truth"]
     box = []
     for axis in range(3):

@@ -225,8 +225,9 @@ def scheduler_option() -> Callable:
             "--scheduler", envvar=SCHEDULER_VARIABLE, show_envvar=True, default=None,
             metavar="ADDRESS",
             help="Dask scheduler (tcp://host:8786) whose workers do the patients instead of "
-                 "this machine (the command's --jobs, where it has one, is then unused); data, presets and outputs must be "
-                 "on a file system the workers see.  [default: this machine]",
+                 "this machine (the command's --jobs, where it has one, is then unused); "
+                 "data, presets and outputs must be on a file system the workers see.  "
+                 "[default: this machine]",
         )(wrapper)
 
     return decorate
@@ -331,7 +332,8 @@ def training_options(*, finetune: bool = False) -> Callable:
         bboxes_option(purpose=", the crop around the tumour"),
         skip_bad_option(),
         click.option("--epochs", type=click.IntRange(min=1), help=f"Epochs.  {shown('epochs')}"),
-        click.option("--batch-size", type=click.IntRange(min=1), help=f"Patients per batch.  {shown('batch_size')}"),
+        click.option("--batch-size", type=click.IntRange(min=1),
+                     help=f"Patients per batch.  {shown('batch_size')}"),
         click.option("--learning-rate", "--lr", "learning_rate", type=float,
                      help=f"Initial Adam learning rate (cosine decay to 0).  "
                           f"{shown('learning_rate')}"),

@@ -17,7 +17,8 @@ Adam with a cosine decay of the learning rate from ``learning_rate`` to 0 over a
                         --overwrite deletes these and nothing else
 
 Which folder may receive a run (new, empty, or an earlier run to resume or overwrite) is
-:mod:`hnprog.training.folders`. Run folders of older versions also hold ``model.keras`` and ``preprocessing.json``; they still
+:mod:`hnprog.training.folders`. Run folders of older versions also hold ``model.keras`` and
+``preprocessing.json``; they still
 resume and load (:func:`hnprog.training.finetuning.load_start_model`) for one release.
 """
 

@@ -75,7 +75,8 @@ def prepare_run_folder(
                         if p.name not in (CACHE_DIR, RUN_MANIFEST)) if out_dir.is_dir() else []
         if others:
             raise InputError(
-                f"output folder {out_dir} is not empty ({counted(len(others), 'entry', 'entries')}, e.g. "
+                f"output folder {out_dir} is not empty "
+                f"({counted(len(others), 'entry', 'entries')}, e.g. "
                 f"{others[:3]}) and holds no hnprog run ({marker}); hnprog does not write "
                 "into or delete from such a folder. Choose a new or empty folder")
         if not check_only:
