@@ -62,8 +62,9 @@ print(json.dumps(t))
 
 TRAIN = r"""
 import json, sys, tempfile, time
-import numpy as np, keras
-import hnprog
+import numpy as np
+import hnprog  # first: turns TensorFlow's oneDNN kernels on
+import keras
 from hnprog.losses import CoxLoss
 from hnprog.training import TrainingConfig, train_model
 import hnprog.training.fit as fit

@@ -42,6 +42,7 @@ def main() -> None:
                         help="patients of the cohort comparison (0 skips it)")
     args = parser.parse_args()
 
+    import hnprog  # noqa: F401  (first: turns TensorFlow's oneDNN kernels on)
     import keras
 
     from hnprog.data.cohort import read_cohort

@@ -39,6 +39,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=32, help="input edge in voxels")
     args = parser.parse_args()
 
+    import hnprog  # noqa: F401  (first: turns TensorFlow's oneDNN kernels on)
     import keras
 
     from hnprog.models import build_multitask_unet

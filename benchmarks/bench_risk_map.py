@@ -28,9 +28,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--paper", action="store_true")
     args = parser.parse_args()
+    import hnprog  # first: turns TensorFlow's oneDNN kernels on
     import keras
-
-    import hnprog
     from hnprog.cpu import cpu_name, cpu_vector_extensions
     from hnprog.models.risk_map import risk_activation_map
 

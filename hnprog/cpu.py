@@ -5,7 +5,9 @@ AMX. On a CPU with AVX2 and FMA but no AVX-512 (a common workstation and cloud C
 off, and the 3D convolutions of the UNet run 6-9 times slower than the same wheel can run
 them (see ``docs/troubleshooting.md``). :func:`enable_onednn` sets
 ``TF_ENABLE_ONEDNN_OPTS=1`` unless the user set it; ``import hnprog`` calls it, so it takes
-effect whenever hnprog is imported before TensorFlow.
+effect whenever hnprog is imported before TensorFlow. Imported after a TensorFlow that runs
+without oneDNN (``import keras`` first, on such a CPU), hnprog warns: TensorFlow reads the
+variable once, when it loads, and cannot be switched afterwards.
 
 This module imports nothing heavy: the CLI's ``--help`` and ``hnprog info`` use it before
 Keras starts.
@@ -16,8 +18,16 @@ from __future__ import annotations
 import os
 import platform
 import sys
+import warnings
 
-__all__ = ["ONEDNN_VARIABLE", "cpu_vector_extensions", "enable_onednn", "onednn_status"]
+__all__ = [
+    "ONEDNN_VARIABLE",
+    "cpu_vector_extensions",
+    "enable_onednn",
+    "machine_signature",
+    "onednn_status",
+    "tensorflow_onednn_active",
+]
 
 ONEDNN_VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
 _FALSE_WORDS = {"0", "false", "no", "off"}
@@ -38,31 +48,66 @@ _VECTOR_FLAGS = {
 }
 
 
+#: warned when TensorFlow was imported before hnprog and runs without oneDNN
+LATE_IMPORT_WARNING = (
+    "TensorFlow was imported before hnprog and runs without its oneDNN kernels (TensorFlow's "
+    "default on CPUs without AVX-512 VNNI/BF16 or AMX): the UNet runs 6-9 times slower. "
+    "Import hnprog before keras and tensorflow, or set TF_ENABLE_ONEDNN_OPTS=1 before Python "
+    "starts (docs/troubleshooting.md)."
+)
+
+
 def enable_onednn() -> bool:
     """Set ``TF_ENABLE_ONEDNN_OPTS=1`` unless the user set the variable.
 
-    Must run before TensorFlow is imported to have any effect; with TensorFlow already
-    imported nothing changes.
+    Must run before TensorFlow is imported to have any effect (TensorFlow reads the variable
+    once, when it loads); with TensorFlow already imported nothing changes, and a
+    ``RuntimeWarning`` (:data:`LATE_IMPORT_WARNING`) says so when that TensorFlow runs
+    without oneDNN.
 
     Returns:
         bool. True when this call set the variable.
     """
-    if ONEDNN_VARIABLE in os.environ or "tensorflow" in sys.modules:
+    if ONEDNN_VARIABLE in os.environ:
+        return False
+    if "tensorflow" in sys.modules:
+        if tensorflow_onednn_active() is False:
+            warnings.warn(LATE_IMPORT_WARNING, RuntimeWarning, stacklevel=2)
         return False
     os.environ[ONEDNN_VARIABLE] = "1"
     return True
+
+
+def tensorflow_onednn_active() -> bool | None:
+    """Whether the TensorFlow imported in this process runs its oneDNN kernels.
+
+    Returns:
+        bool or None. None when TensorFlow is not imported (nothing is decided yet) or does
+        not say.
+    """
+    if "tensorflow" not in sys.modules:
+        return None
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+
+        return bool(_pywrap_util_port.IsMklEnabled())
+    except Exception:  # noqa: BLE001 - a private TensorFlow module, asked for a diagnosis only
+        return None
 
 
 def onednn_status() -> str:
     """Whether TensorFlow's oneDNN kernels are on in this process, and who decided.
 
     Returns:
-        str. ``"on"``, ``"off (TF_ENABLE_ONEDNN_OPTS=0 set by the user)"`` or ``"TensorFlow's
-        default"`` when the variable is unset (TensorFlow was imported before hnprog).
+        str. ``"on (TF_ENABLE_ONEDNN_OPTS=1)"``, ``"off (TF_ENABLE_ONEDNN_OPTS=0)"``, or,
+        when the variable is unset (TensorFlow was imported before hnprog), ``"TensorFlow's
+        default"`` preceded by ``"on: "`` or ``"off: "`` when TensorFlow says which.
     """
     value = os.environ.get(ONEDNN_VARIABLE)
     if value is None:
-        return "TensorFlow's default (TensorFlow was imported before hnprog)"
+        active = tensorflow_onednn_active()
+        said = "" if active is None else ("on: " if active else "off: ")
+        return f"{said}TensorFlow's default (TensorFlow was imported before hnprog)"
     if value.strip().lower() in _FALSE_WORDS:
         return f"off ({ONEDNN_VARIABLE}={value})"
     return f"on ({ONEDNN_VARIABLE}={value})"
@@ -102,3 +147,24 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def machine_signature() -> dict[str, object]:
+    """What a speed measurement depends on: the CPU, its extensions and cores, oneDNN.
+
+    Two machines with equal signatures are taken to rank inference runtimes alike; a
+    measurement recorded elsewhere is not (``docs/benchmarks.md``: two 2-core AVX2 EPYCs
+    ranked OpenVINO and TensorFlow in opposite orders).
+
+    Returns:
+        dict. ``cpu`` (str), ``vector_extensions`` (list of str), ``logical_cpus`` (int) and
+        ``onednn``: True or False as ``TF_ENABLE_ONEDNN_OPTS`` says, None when it is unset
+        (TensorFlow's own default).
+    """
+    value = os.environ.get(ONEDNN_VARIABLE)
+    return {
+        "cpu": cpu_name(),
+        "vector_extensions": cpu_vector_extensions(),
+        "logical_cpus": os.cpu_count() or 1,
+        "onednn": None if value is None else value.strip().lower() not in _FALSE_WORDS,
+    }

@@ -22,6 +22,10 @@ os.environ["HF_HUB_DISABLE_IMPLICIT_TOKEN"] = "1"
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+# before any test module imports keras: turns TensorFlow's oneDNN kernels on (off by default
+# on AVX2-only CPUs, where the suite then ran about twice as long)
+import hnprog  # noqa: E402,F401
+
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 
 

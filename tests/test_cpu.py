@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from hnprog import cpu
 from hnprog.cpu import cpu_vector_extensions, onednn_status
 
 PROBE = (
@@ -44,6 +45,30 @@ def test_tensorflow_already_imported_is_left_alone():
     code = ("import os, sys; sys.modules['tensorflow'] = object(); import hnprog; "
             "print(os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset'))")
     assert _run(None, code) == ["unset"]
+
+
+def test_tensorflow_imported_first_without_onednn_gets_a_warning():
+    """``import keras`` before hnprog: TensorFlow has decided; hnprog says so when it is off
+    (TensorFlow's default on AVX2-only CPUs), and stays quiet where TensorFlow turned it on."""
+    code = ("import tensorflow; from tensorflow.python.util import _pywrap_util_port as p; "
+            "print(p.IsMklEnabled()); import hnprog")
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    done = subprocess.run([sys.executable, "-W", "always", "-c", code], env=env,
+                          capture_output=True, text=True, check=True, timeout=120)
+    tensorflow_uses_onednn = done.stdout.split()[-1] == "True"
+    assert ("runs without its oneDNN kernels" in done.stderr) is not tensorflow_uses_onednn
+
+
+def test_the_warning_names_the_fix(monkeypatch):
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    monkeypatch.setitem(sys.modules, "tensorflow", object())
+    monkeypatch.setattr(cpu, "tensorflow_onednn_active", lambda: False)
+    with pytest.warns(RuntimeWarning, match="Import hnprog before keras.*TF_ENABLE_ONEDNN_OPTS=1"):
+        assert cpu.enable_onednn() is False
+    assert "TF_ENABLE_ONEDNN_OPTS" not in os.environ
+    assert onednn_status().startswith("off: TensorFlow's default")
+    monkeypatch.setattr(cpu, "tensorflow_onednn_active", lambda: True)
+    assert onednn_status().startswith("on: TensorFlow's default")
 
 
 def test_onednn_status_words(monkeypatch):
