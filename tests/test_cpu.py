@@ -89,3 +89,13 @@ def test_cpu_vector_extensions_from_cpuinfo():
     assert cpu_vector_extensions(AMX) == ["SSE4.2", "AVX", "AVX2", "FMA", "AVX-512F",
                                           "AVX-512 VNNI", "AVX-512 BF16", "AMX", "AMX-BF16"]
     assert cpu_vector_extensions("no flags here") == []
+
+
+def test_machine_signature_names_what_a_timing_depends_on(monkeypatch):
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
+    signature = cpu.machine_signature()
+    assert set(signature) == {"cpu", "vector_extensions", "logical_cpus", "onednn"}
+    assert signature["onednn"] is False and signature["logical_cpus"] == os.cpu_count()
+    assert signature["vector_extensions"] == cpu_vector_extensions()
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS")
+    assert cpu.machine_signature()["onednn"] is None

@@ -81,6 +81,8 @@ def test_a_modified_exported_file_is_refused(folds, tmp_path):
 def test_fold_ensemble_of_exports_and_the_spread_of_the_risk(folds):
     sources, exported = folds
     x = tiny_images(2, seed=2)
+    auto = from_preset(exported[0].parent, runtime="auto")
+    assert len({getattr(member, "runtime", "keras") for member in auto}) == 1  # one for all
     ensemble = from_preset(exported[0].parent, runtime="openvino")
     assert isinstance(ensemble, FoldEnsemble)
     assert all(isinstance(m, ExportedPreset) for m in ensemble)
@@ -96,19 +98,41 @@ def test_fold_ensemble_of_exports_and_the_spread_of_the_risk(folds):
 
 
 def test_runtime_choice_and_its_refusals(folds, monkeypatch, tmp_path):
+    from hnprog.cpu import machine_signature
+
     sources, exported = folds
     metadata = json.loads((exported[0] / "hnprog.json").read_text())
     plain = json.loads((sources[0] / "hnprog.json").read_text())
-    monkeypatch.setattr(export_module, "cpu_vector_extensions", lambda: ["AVX2", "FMA"])
-    assert choose_runtime(metadata) == "openvino"  # faster than TensorFlow without AVX-512
+    record = metadata["export"]
+    # the export timed one forward pass on every runtime, on this machine
+    assert set(record["seconds_per_forward"]) == {"keras", "openvino", "onnx"}
+    assert all(s > 0 for s in record["seconds_per_forward"].values())
+    assert record["measured_on"] == machine_signature()
+
+    def timed(where=None, **seconds):
+        signature = {**record["measured_on"], **(where or {})}
+        return {**metadata, "export": {**record, "seconds_per_forward": seconds,
+                                       "measured_on": signature}}
+
+    assert choose_runtime(timed(keras=1.0, openvino=0.8, onnx=2.0)) == "openvino"
+    assert choose_runtime(timed(keras=1.0, openvino=1.2, onnx=0.7)) == "onnx"  # the fastest
+    assert choose_runtime(timed(keras=1.0, openvino=0.97)) == "keras"  # within 5%: noise
+    assert choose_runtime(timed(keras=1.0, openvino=1.3)) == "keras"
+    # measured on another machine, or never: Keras (fastest on both CPUs benchmarked)
+    assert choose_runtime(timed({"cpu": "another CPU"}, keras=1.0, openvino=0.5)) == "keras"
+    assert choose_runtime(timed({"logical_cpus": 64}, keras=1.0, openvino=0.5)) == "keras"
+    assert choose_runtime(timed({"onednn": False}, keras=1.0, openvino=0.5)) == "keras"
+    assert choose_runtime({**metadata, "export": {"formats": ["openvino"]}}) == "keras"
     assert choose_runtime(plain) == "keras"
-    assert choose_runtime(metadata, "keras") == "keras"
-    monkeypatch.setattr(export_module, "cpu_vector_extensions", lambda: ["AVX2", "AVX-512F"])
-    assert choose_runtime(metadata) == "keras"  # TensorFlow with oneDNN is faster there
-    assert choose_runtime(metadata, "onnx") == "onnx"  # never automatic: 3x slower
-    monkeypatch.setattr(export_module, "cpu_vector_extensions", lambda: ["AVX2", "FMA"])
+    assert choose_runtime(timed(keras=1.0, openvino=0.5), "keras") == "keras"
+    assert choose_runtime(metadata, "onnx") == "onnx"
+    # a fold ensemble runs on one runtime: the median of the folds' measurements
+    folds_timed = [timed(keras=1.0, openvino=0.5), timed(keras=1.0, openvino=1.4),
+                   timed(keras=1.0, openvino=1.1), timed({"cpu": "x"}, keras=9.0)]
+    assert export_module.measured_seconds(folds_timed) == {"keras": 1.0, "openvino": 1.1}
+    assert choose_runtime(metadata, measured={"keras": 1.0, "openvino": 0.5}) == "openvino"
     monkeypatch.setattr(export_module, "runtime_installed", lambda r: r != "openvino")
-    assert choose_runtime(metadata) == "keras"
+    assert choose_runtime(timed(keras=1.0, openvino=0.5)) == "keras"  # not installed
     with pytest.raises(InputError, match=r'pip install "hnprog\[openvino\]"'):
         choose_runtime(metadata, "openvino")
     monkeypatch.undo()
@@ -184,7 +208,9 @@ def test_cli_export_then_predict_with_each_runtime(synthetic_cohort, tmp_path):
         assert result.exit_code == 0, result.output
         report = json.loads((out / "report.json").read_text())
         risks[runtime] = report["risk"]["log_hazard"]
-        chosen = export_module.auto_order()[0] if runtime == "auto" else runtime
+        measured = json.loads((tmp_path / "exp" / "hnprog.json").read_text())["export"]
+        fastest = export_module.auto_order(measured["seconds_per_forward"])[0]
+        chosen = fastest if runtime == "auto" else runtime
         assert report["inference"] == {"runtime": chosen, "precision": "fp32",
                                        "tta": runtime == "onnx"}
         assert report["risk"]["fold_sd"] is None

@@ -25,9 +25,12 @@ def export_command(model: str, formats: tuple[str, ...], out_dir: str, overwrite
     MODEL is a preset name, a family (all its folds), hf://org/repo[@revision], a preset
     folder or a folder of fold presets. The exported folder keeps the preset's files and its
     hnprog.json (preprocessing, outputs, threshold, synthetic-data label) with the sha256 of
-    every file, the exported ones included, and the largest difference to Keras' outputs
-    measured on one random input. Load it with hnprog predict -m OUT --runtime openvino (or
-    auto) or hnprog.from_preset(OUT, runtime="openvino").
+    every file, the exported ones included, the largest difference to Keras' outputs on one
+    random input, and the seconds of one forward pass on each runtime, measured on this
+    machine. Load it with hnprog predict -m OUT --runtime openvino, or --runtime auto: the
+    fastest runtime measured here, on machines like this one (same CPU, cores and oneDNN
+    setting), and Keras elsewhere; export on the machine that will predict. Python:
+    hnprog.from_preset(OUT, runtime="openvino").
 
     \b
     Example:
@@ -37,6 +40,7 @@ def export_command(model: str, formats: tuple[str, ...], out_dir: str, overwrite
     import json
 
     from hnprog.presets.export import export_runtime
+    from hnprog.presets.exported import auto_order
 
     folders = export_runtime(model, out_dir, formats=formats, overwrite=overwrite,
                             cache_dir=cache_dir, endpoint=endpoint)
@@ -45,7 +49,11 @@ def export_command(model: str, formats: tuple[str, ...], out_dir: str, overwrite
         worst = {fmt: max(values.values()) for fmt, values in
                  record["max_abs_difference"].items()}
         differences = ", ".join(f"{fmt} {value:.1e}" for fmt, value in worst.items())
-        echo_done(f"exported {folder} (largest difference to Keras: {differences})")
+        seconds = record["seconds_per_forward"]
+        timing = ", ".join(f"{runtime} {value:.2f} s" for runtime, value in seconds.items())
+        echo_done(f"exported {folder} (largest difference to Keras: {differences}; one "
+                  f"forward pass here: {timing}, so --runtime auto takes "
+                  f"{auto_order(seconds)[0]} on this machine)")
 
 
 COMMANDS = (export_command,)

@@ -238,9 +238,9 @@ def runtime_options() -> Callable:
     return option_group(
         click.option("--runtime", type=click.Choice(["auto", *RUNTIMES]), default="auto",
                      show_default=True,
-                     help="What runs the model: auto takes the fastest one for this CPU that "
-                          "the preset was exported to (hnprog export) and that is installed: "
-                          "OpenVINO without AVX-512, else Keras (docs/scaling.md)."),
+                     help="What runs the model: auto takes the runtime that was fastest when "
+                          "the preset was exported (hnprog export) on a machine like this one "
+                          "and that is installed, else Keras (docs/scaling.md)."),
         click.option("--precision", type=click.Choice(list(PRECISIONS)), default="fp32",
                      show_default=True,
                      help="bf16: about 1.4x faster OpenVINO inference on CPUs with AVX-512 "

@@ -6,8 +6,10 @@ weights converted with Keras' ``model.export`` to OpenVINO IR (``model.xml`` + `
 and/or ONNX (``model.onnx``). Its ``hnprog.json`` is the source preset's record (preprocessing,
 outputs and risk threshold, dataset and its synthetic-data label, metrics) with the sha256 of
 every file, the exported ones included, and an ``export`` entry: the formats, the versions of
-the converters and the largest difference between each runtime's outputs and Keras' on one
-random input, measured when the folder was written. :mod:`hnprog.presets.exported` runs it.
+the converters, the largest difference between each runtime's outputs and Keras' on one
+random input, and the seconds of one forward pass on each runtime with the machine they were
+measured on (``seconds_per_forward``, ``measured_on``: what ``runtime="auto"`` ranks by on a
+machine like that one). :mod:`hnprog.presets.exported` runs it.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ import importlib.util
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from hnprog.cpu import machine_signature
 from hnprog.errors import HnprogError, InputError
 from hnprog.io import atomic_path
 from hnprog.presets.exported import EXPORT_FORMATS, EXTRAS, open_runtime, run_session
@@ -51,8 +55,9 @@ def export_runtime(
 
     Each exported folder holds the preset's files, the exported model files and an
     ``hnprog.json`` with every file's sha256 (written last); see the module docstring. One
-    random input of the model's shape is run through Keras and through each new export, and
-    the largest absolute difference per output is recorded under ``export``.
+    random input of the model's shape is run through Keras and through each new export; the
+    largest absolute difference per output and the seconds of a second forward pass on each
+    runtime (with :func:`hnprog.cpu.machine_signature`) are recorded under ``export``.
 
     Args:
         model: str, PathLike or a list. Anything :func:`hnprog.from_preset` loads: a preset
@@ -115,7 +120,8 @@ def _export_one(preset: Preset, folder: Path, formats: Sequence[str]) -> Path:
         raise InputError(f"{preset.name}: only a preset loaded from a folder can be exported")
     folder.mkdir(parents=True, exist_ok=True)
     x = _check_input(preset)
-    reference = preset.predict(x)
+    reference = preset.predict(x)  # the first call traces; the second is timed
+    seconds = {"keras": _seconds(lambda: preset.predict(x))}
     differences: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="hnprog-export-") as scratch:
         written: dict[str, Path] = {}
@@ -127,6 +133,7 @@ def _export_one(preset: Preset, folder: Path, formats: Sequence[str]) -> Path:
             # the exported files are checked in the scratch folder, before they are kept
             predictor = open_runtime(fmt, target, "fp32", preset.outputs)
             outputs = run_session(predictor, fmt, x, batch_size=1)
+            seconds[fmt] = _seconds(lambda: run_session(predictor, fmt, x, batch_size=1))
             differences[fmt] = {key: float(np.max(np.abs(outputs[key] - reference[key])))
                                 for key in sorted(reference)}
             worst = max(differences[fmt].values())
@@ -150,11 +157,20 @@ def _export_one(preset: Preset, folder: Path, formats: Sequence[str]) -> Path:
         "from": preset.source,
         "max_abs_difference": differences,
         "check_input": f"uniform random in [-1, 1], shape {list(x.shape)}, seed 0",
+        "seconds_per_forward": {key: round(value, 4) for key, value in seconds.items()},
+        "measured_on": machine_signature(),
         "versions": _converter_versions(formats),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     write_metadata(folder, metadata)
     return folder
+
+
+def _seconds(call: Callable[[], object]) -> float:
+    """Wall seconds of one call (after a first, untimed one)."""
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
 
 
 def _check_input(preset: Preset) -> np.ndarray:

@@ -8,12 +8,16 @@ preset folder that also holds the same weights as OpenVINO IR (``model.xml`` +
 ``hnprog.from_preset(folder, runtime=...)`` calls it, and a fold ensemble of exported folds is
 a :class:`~hnprog.presets.ensemble.FoldEnsemble` as usual.
 
-``runtime="auto"`` takes the fastest runtime by the numbers of ``docs/benchmarks.md``
-(:func:`auto_order`) that the folder was exported to and that is installed: OpenVINO
-(``pip install "hnprog[openvino]"``) on CPUs without AVX-512, where it measured 1.3x faster
-than TensorFlow with oneDNN, and Keras on CPUs with AVX-512, where TensorFlow with oneDNN
-measured 1.1x faster than OpenVINO. ONNX Runtime (``pip install "hnprog[onnx]"``) was 3.4x
-slower than TensorFlow, so it runs only when asked for.
+``runtime="auto"`` takes the runtime that was fastest on this machine: :func:`export_runtime`
+times one forward pass on Keras and on each export and records it with the machine
+(:func:`hnprog.cpu.machine_signature`); on a machine with the same signature, ``auto`` takes
+the fastest recorded runtime that is installed, an export only when it beat Keras by more
+than 5% (:func:`auto_order`). Elsewhere (the folder exported on another machine) it takes
+Keras: TensorFlow with oneDNN was the fastest fp32 runtime on both CPUs of
+``docs/benchmarks.md`` (an AVX-512/AMX Xeon and an AVX2 EPYC), while the issue that asked
+for the exports measured OpenVINO 1.3x faster on another AVX2 EPYC; the ranking depends on
+the machine, not on its instruction set alone. OpenVINO is ``pip install "hnprog[openvino]"``,
+ONNX Runtime ``pip install "hnprog[onnx]"``.
 
 Precision: ``"fp32"`` everywhere (OpenVINO is told so explicitly, because on CPUs with
 AMX/AVX-512 BF16 it would otherwise compute in bf16). ``"bf16"`` is an opt-in for OpenVINO on
@@ -31,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from hnprog.cpu import cpu_vector_extensions
+from hnprog.cpu import cpu_vector_extensions, machine_signature
 from hnprog.errors import InputError
 from hnprog.presets.format import EXPORT_FILES, preset_file, verify_preset
 from hnprog.presets.preset import PresetRecord, check_images
@@ -46,6 +50,7 @@ __all__ = [
     "choose_runtime",
     "exported_formats",
     "load_exported",
+    "measured_seconds",
     "runtime_installed",
 ]
 
@@ -54,6 +59,9 @@ EXPORT_FORMATS = tuple(EXPORT_FILES)
 #: the runtimes a predictor can run on
 RUNTIMES = ("keras", *EXPORT_FORMATS)
 PRECISIONS = ("fp32", "bf16")
+#: an export is chosen over Keras automatically when its forward pass took less than this
+#: fraction of Keras' on this machine (noise between two runs is about 5%)
+AUTO_MARGIN = 0.95
 # the Python module each runtime needs, and the pip extra that installs it
 _RUNTIME_MODULES = {"openvino": "openvino", "onnx": "onnxruntime"}
 EXTRAS = {"openvino": "openvino", "onnx": "onnx"}
@@ -66,24 +74,48 @@ def runtime_installed(runtime: str) -> bool:
     return module is None or importlib.util.find_spec(module) is not None
 
 
-def auto_order(extensions: Sequence[str] | None = None) -> tuple[str, ...]:
-    """The runtimes ``runtime="auto"`` tries, fastest first on a CPU like this one.
-
-    Forward pass of the paper's UNet at 144³ on 2 cores (``benchmarks/bench_runtime.py``,
-    docs/benchmarks.md): on an AVX2-only AMD EPYC OpenVINO took 2.0 s against 2.6 s for
-    TensorFlow with oneDNN; on an AVX-512/AMX Xeon 1.04 s against 0.95 s, and ONNX Runtime
-    3.2 s. So OpenVINO comes first without AVX-512 and Keras first with it; ONNX Runtime is
-    never chosen automatically.
+def measured_seconds(metadatas: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """Seconds per forward pass of each runtime, as measured at export on a machine like this.
 
     Args:
-        extensions: sequence of str, optional. The CPU's extensions as
-            :func:`hnprog.cpu.cpu_vector_extensions` names them. Defaults to this CPU's.
+        metadatas: sequence of dict. The ``hnprog.json`` of each preset (each fold of an
+            ensemble); a record made on a machine whose :func:`hnprog.cpu.machine_signature`
+            differs from this one's is ignored.
 
     Returns:
-        tuple of str. ``("openvino", "keras")`` or ``("keras",)``.
+        dict. Runtime name -> the median over the folders of its recorded seconds; empty when
+        no folder was measured on a machine like this one.
     """
-    extensions = cpu_vector_extensions() if extensions is None else extensions
-    return ("keras",) if "AVX-512F" in extensions else ("openvino", "keras")
+    here = machine_signature()
+    found: dict[str, list[float]] = {}
+    for metadata in metadatas:
+        record = metadata.get("export") or {}
+        if record.get("measured_on") != here:
+            continue
+        for runtime, seconds in (record.get("seconds_per_forward") or {}).items():
+            found.setdefault(runtime, []).append(float(seconds))
+    return {runtime: float(np.median(values)) for runtime, values in found.items()}
+
+
+def auto_order(measured: Mapping[str, float] | None = None) -> tuple[str, ...]:
+    """The runtimes ``runtime="auto"`` tries, fastest first on this machine.
+
+    Args:
+        measured: dict, optional. Runtime -> seconds per forward pass on this machine
+            (:func:`measured_seconds`). An export comes before Keras only when it took less
+            than :data:`AUTO_MARGIN` times Keras' time; without Keras' time, Keras alone.
+
+    Returns:
+        tuple of str. The measured exports faster than Keras, fastest first, then
+        ``"keras"``.
+    """
+    measured = measured or {}
+    if "keras" not in measured:
+        return ("keras",)
+    limit = AUTO_MARGIN * measured["keras"]
+    faster = sorted((seconds, runtime) for runtime, seconds in measured.items()
+                    if runtime in EXPORT_FORMATS and seconds < limit)
+    return (*[runtime for _, runtime in faster], "keras")
 
 
 def bf16_supported(extensions: Sequence[str] | None = None) -> bool:
@@ -104,7 +136,8 @@ def exported_formats(metadata: Mapping[str, Any]) -> list[str]:
 
 
 def choose_runtime(metadata: Mapping[str, Any], runtime: str = "auto",
-                   precision: str = "fp32", *, where: object = "the preset") -> str:
+                   precision: str = "fp32", *, where: object = "the preset",
+                   measured: Mapping[str, float] | None = None) -> str:
     """The runtime a preset is run on: ``runtime`` itself, checked, or the fastest available.
 
     Args:
@@ -114,6 +147,9 @@ def choose_runtime(metadata: Mapping[str, Any], runtime: str = "auto",
             installed (``"openvino"`` for ``precision="bf16"``).
         precision: str. ``"fp32"`` or ``"bf16"``. Defaults to ``"fp32"``.
         where: object. Named in error messages.
+        measured: dict, optional. Seconds per forward pass on this machine for ``"auto"``
+            (a fold ensemble passes the folds' :func:`measured_seconds`, so every fold runs
+            on the same runtime). Defaults to this preset's own record.
 
     Returns:
         str. One of :data:`RUNTIMES`.
@@ -136,7 +172,9 @@ def choose_runtime(metadata: Mapping[str, Any], runtime: str = "auto",
             "--precision fp32 (the default).")
     exported = exported_formats(metadata)
     if runtime == "auto":
-        candidates = ["openvino"] if precision == "bf16" else list(auto_order())
+        if measured is None:
+            measured = measured_seconds([metadata])
+        candidates = ["openvino"] if precision == "bf16" else list(auto_order(measured))
         for candidate in candidates:
             if (candidate == "keras" or candidate in exported) and runtime_installed(candidate):
                 return candidate

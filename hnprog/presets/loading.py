@@ -22,7 +22,12 @@ from typing import Any
 
 from hnprog.errors import InputError
 from hnprog.presets.ensemble import FoldEnsemble
-from hnprog.presets.exported import ExportedPreset, choose_runtime, load_exported
+from hnprog.presets.exported import (
+    ExportedPreset,
+    choose_runtime,
+    load_exported,
+    measured_seconds,
+)
 from hnprog.presets.format import (
     CONFIG_FILE,
     METADATA_FILE,
@@ -238,11 +243,13 @@ def load_preset_folder(
     return Preset(model=model, metadata=metadata, path=folder, source=source or str(folder))
 
 
-def _load(item: ResolvedPreset, runtime: str, precision: str) -> Preset | ExportedPreset:
-    """One resolved preset with the runtime asked for (``"auto"`` chosen from its files)."""
+def _load(item: ResolvedPreset, runtime: str, precision: str,
+          measured: Mapping[str, float] | None = None) -> Preset | ExportedPreset:
+    """One resolved preset with the runtime asked for (``"auto"`` chosen from its files, or
+    from ``measured``, the seconds of a fold ensemble's runtimes)."""
     if runtime != "keras" or precision != "fp32":
         runtime = choose_runtime(read_metadata(item.folder, root=item.root), runtime, precision,
-                                 where=item.folder)
+                                 where=item.folder, measured=measured)
     if runtime == "keras":
         return load_preset_folder(item.folder, source=item.source,
                                   expected_sha256=item.expected_sha256, root=item.root)
@@ -290,9 +297,9 @@ def from_preset(
             when the Hub cannot be reached the cache is used anyway. Defaults to False.
         runtime: str. What runs the model: ``"keras"``, ``"openvino"`` or ``"onnx"`` (an
             exported preset folder, see :func:`hnprog.presets.export.export_runtime`), or
-            ``"auto"``: the fastest one the folder was exported to and that is installed
-            (:func:`hnprog.presets.exported.choose_runtime`), else Keras. Defaults to
-            ``"keras"``.
+            ``"auto"``: the fastest one on this machine, as measured when the folder was
+            exported here, that is installed (:func:`hnprog.presets.exported.choose_runtime`;
+            one runtime for all folds), else Keras. Defaults to ``"keras"``.
         precision: str. ``"fp32"``, or ``"bf16"`` on OpenVINO where the CPU has AVX-512
             BF16 or AMX-BF16. Defaults to ``"fp32"``.
 
@@ -318,7 +325,11 @@ def from_preset(
     """
     found = resolve(name_or_uri, cache_dir=cache_dir, endpoint=endpoint,
                     local_files_only=local_files_only)
-    members = [_load(item, runtime, precision) for item in found]
+    measured = None
+    if runtime == "auto" and len(found) > 1:
+        # one runtime for every fold: the folds' measurements pooled
+        measured = measured_seconds([read_metadata(i.folder, root=i.root) for i in found])
+    members = [_load(item, runtime, precision, measured) for item in found]
     if len(members) == 1 and isinstance(name_or_uri, (str, os.PathLike)):
         return members[0]
     return FoldEnsemble(members)
