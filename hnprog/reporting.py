@@ -452,8 +452,8 @@ def plot_kaplan_meier(
         default_title = "Kaplan-Meier by risk group"
     figure = Figure(figsize=(7, 6), dpi=120)
     FigureCanvasAgg(figure)
-    axes = figure.add_axes((0.17, 0.44, 0.79, 0.5))
-    table = figure.add_axes((0.17, 0.04, 0.79, 0.12))
+    axes = figure.add_axes((0.17, 0.40, 0.79, 0.54))
+    table = figure.add_axes((0.17, 0.03, 0.79, 0.13))
     groups = (("low risk", ~high, "tab:blue"), ("high risk", high, "tab:red"))
     end = float(y["time"].max())
     ticks = np.linspace(0.0, end, 6)
