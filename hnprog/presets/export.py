@@ -21,6 +21,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -129,7 +130,11 @@ def _export_one(preset: Preset, folder: Path, formats: Sequence[str]) -> Path:
             files = EXPORT_FILES[fmt]
             target = Path(scratch) / fmt / files[0]
             target.parent.mkdir()
-            preset.model.export(str(target), format=fmt, verbose=False)
+            with warnings.catch_warnings():
+                # Keras' tf2onnx shim probes np.object, which NumPy 2 warns about: not ours
+                warnings.filterwarnings("ignore", category=FutureWarning,
+                                        module=r"keras\.src\.export")
+                preset.model.export(str(target), format=fmt, verbose=False)
             # the exported files are checked in the scratch folder, before they are kept
             predictor = open_runtime(fmt, target, "fp32", preset.outputs)
             outputs = run_session(predictor, fmt, x, batch_size=1)
