@@ -22,6 +22,7 @@ import warnings
 
 __all__ = [
     "ONEDNN_VARIABLE",
+    "cpu_model_numbers",
     "cpu_vector_extensions",
     "enable_onednn",
     "machine_signature",
@@ -137,6 +138,25 @@ def cpu_vector_extensions(cpuinfo: str | None = None) -> list[str]:
     return [name for flag, name in _VECTOR_FLAGS.items() if flag in flags]
 
 
+def cpu_model_numbers() -> str:
+    """The CPU's family, model and stepping from ``/proc/cpuinfo`` (x86), e.g.
+    ``"family 25 model 1 stepping 1"``; empty where the system does not say."""
+    wanted = {"cpu family": "family", "model": "model", "stepping": "stepping"}
+    found: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in wanted and wanted[key] not in found:
+                    found[wanted[key]] = value.strip()
+                if not line.strip() and found:
+                    break  # the first processor's block is enough
+    except OSError:
+        pass
+    return " ".join(f"{name} {found[name]}" for name in wanted.values() if name in found)
+
+
 def cpu_name() -> str:
     """The CPU's model name (``/proc/cpuinfo``), else the platform's processor string."""
     try:
@@ -156,14 +176,20 @@ def machine_signature() -> dict[str, object]:
     measurement recorded elsewhere is not (``docs/benchmarks.md``: two 2-core AVX2 EPYCs
     ranked OpenVINO and TensorFlow in opposite orders).
 
+    A hypervisor may report only a family name ("AMD EPYC"); ``cpu_model`` adds the family,
+    model and stepping numbers, but two machines with the same CPU model at other clocks or
+    loads still look alike: record the measurement on the machine that will use it.
+
     Returns:
-        dict. ``cpu`` (str), ``vector_extensions`` (list of str), ``logical_cpus`` (int) and
+        dict. ``cpu`` (str), ``cpu_model`` (str, :func:`cpu_model_numbers`),
+        ``vector_extensions`` (list of str), ``logical_cpus`` (int) and
         ``onednn``: True or False as ``TF_ENABLE_ONEDNN_OPTS`` says, None when it is unset
         (TensorFlow's own default).
     """
     value = os.environ.get(ONEDNN_VARIABLE)
     return {
         "cpu": cpu_name(),
+        "cpu_model": cpu_model_numbers(),
         "vector_extensions": cpu_vector_extensions(),
         "logical_cpus": os.cpu_count() or 1,
         "onednn": None if value is None else value.strip().lower() not in _FALSE_WORDS,

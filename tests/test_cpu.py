@@ -94,7 +94,7 @@ def test_cpu_vector_extensions_from_cpuinfo():
 def test_machine_signature_names_what_a_timing_depends_on(monkeypatch):
     monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
     signature = cpu.machine_signature()
-    assert set(signature) == {"cpu", "vector_extensions", "logical_cpus", "onednn"}
+    assert set(signature) == {"cpu", "cpu_model", "vector_extensions", "logical_cpus", "onednn"}
     assert signature["onednn"] is False and signature["logical_cpus"] == os.cpu_count()
     assert signature["vector_extensions"] == cpu_vector_extensions()
     monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS")

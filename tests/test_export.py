@@ -220,3 +220,24 @@ def test_cli_export_then_predict_with_each_runtime(synthetic_cohort, tmp_path):
                                   "-m", str(source), "-o", str(tmp_path / "x"),
                                   "--runtime", "openvino"])
     assert result.exit_code == 1 and "has no openvino export" in result.output
+
+
+def test_cli_predict_decides_the_runtime_before_keras_and_says_which(folds, synthetic_cohort,
+                                                                     tmp_path, monkeypatch):
+    from hnprog.data.cohort import read_cohort
+
+    patient = read_cohort(synthetic_cohort).patients[0]
+    args = ["predict", "--ct", str(patient.ct), "--pet", str(patient.pet), "-m",
+            str(folds[1][0].parent), "--no-overlay"]
+    monkeypatch.setattr(export_module, "cpu_vector_extensions", lambda: ["AVX2", "FMA"])
+    monkeypatch.setattr("hnprog.predict.load_predictor", None)  # must not be reached
+    result = CliRunner().invoke(main, args + ["-o", str(tmp_path / "bf16"), "--precision",
+                                              "bf16"])
+    assert result.exit_code == 1
+    assert "bf16 inference needs a CPU with AVX-512 BF16 or AMX-BF16" in result.output
+    assert not (tmp_path / "bf16").exists()
+    monkeypatch.undo()
+    result = CliRunner().invoke(main, args + ["-o", str(tmp_path / "auto")])
+    assert result.exit_code == 0, result.output
+    chosen = json.loads((tmp_path / "auto" / "report.json").read_text())["inference"]["runtime"]
+    assert f"runtime: {chosen} (--runtime auto: " in result.output

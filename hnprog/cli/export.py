@@ -40,20 +40,25 @@ def export_command(model: str, formats: tuple[str, ...], out_dir: str, overwrite
     import json
 
     from hnprog.presets.export import export_runtime
-    from hnprog.presets.exported import auto_order
+    from hnprog.presets.exported import auto_order, measured_seconds
 
     folders = export_runtime(model, out_dir, formats=formats, overwrite=overwrite,
                             cache_dir=cache_dir, endpoint=endpoint)
-    for folder in folders:
-        record = json.loads((folder / "hnprog.json").read_text())["export"]
+    records = [json.loads((folder / "hnprog.json").read_text()) for folder in folders]
+    for folder, record in zip(folders, records):
+        export = record["export"]
         worst = {fmt: max(values.values()) for fmt, values in
-                 record["max_abs_difference"].items()}
+                 export["max_abs_difference"].items()}
         differences = ", ".join(f"{fmt} {value:.1e}" for fmt, value in worst.items())
-        seconds = record["seconds_per_forward"]
-        timing = ", ".join(f"{runtime} {value:.2f} s" for runtime, value in seconds.items())
-        echo_done(f"exported {folder} (largest difference to Keras: {differences}; one "
-                  f"forward pass here: {timing}, so --runtime auto takes "
-                  f"{auto_order(seconds)[0]} on this machine)")
+        seconds = ", ".join(f"{runtime} {value:.2f} s"
+                            for runtime, value in export["seconds_per_forward"].items())
+        echo_done(f"exported {folder} (largest difference to Keras: {differences}; one forward "
+                  f"pass here: {seconds})")
+    chosen = auto_order(measured_seconds(records))[0]
+    what = "these folds" if len(folders) > 1 else "it"
+    click.echo(f"--runtime auto runs {what} on {chosen} on this machine (the fastest measured "
+               f"here{', median over the folds' if len(folders) > 1 else ''}) and on keras on "
+               "machines that differ (docs/scaling.md)")
 
 
 COMMANDS = (export_command,)

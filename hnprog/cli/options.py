@@ -244,7 +244,7 @@ def runtime_options() -> Callable:
         click.option("--precision", type=click.Choice(list(PRECISIONS)), default="fp32",
                      show_default=True,
                      help="bf16: about 1.4x faster OpenVINO inference on CPUs with AVX-512 "
-                          "BF16 or AMX; its risks agree with fp32, its masks can differ "
+                          "BF16 or AMX-BF16; its risks agree with fp32, its masks can differ "
                           "(Dice down to 0.87 in docs/benchmarks.md). Refused elsewhere."),
         click.option("--tta", is_flag=True,
                      help="Test-time mirroring: average with the prediction on the left-right "

@@ -205,6 +205,7 @@ def _predict(data: str | None, ct: str | None, pet: str | None, models: tuple[st
     # TensorFlow import): the presets' records, the box, the clinical file, the cohort's files
     # and box and endpoint CSVs, and one patient's images.
     config = _recorded_preprocessing(models)
+    runtimes = _checked_runtimes(models, runtime, precision)
     if box is not None or center is not None:
         box = _checked_box(box, center, config.field_of_view_mm)
     table = None
@@ -226,6 +227,11 @@ def _predict(data: str | None, ct: str | None, pet: str | None, models: tuple[st
 
     for warning in model_warnings(predictor):  # on every run: the numbers follow it
         click.secho(f"Warning: {warning}.", fg="yellow", err=True)
+    if runtime == "auto":
+        why = ("the fastest when exported on this machine" if set(runtimes) != {"keras"}
+               else "no faster export measured on this machine")
+        click.echo(f"runtime: {', '.join(dict.fromkeys(runtimes))} (--runtime auto: {why})",
+                   err=True)
     options = dict(overlay=not no_overlay, times=times, risk_map=risk_map,
                    suv_window=suv_window, clinical=table)
     if single:
@@ -252,6 +258,15 @@ def _recorded_preprocessing(models: tuple[str, ...]) -> Any:
     first = resolve(models[0])[0]  # a family name or a folder of folds: its first member
     return preprocess_config_from_spec(read_metadata(first.folder, root=first.root)
                                        .get("preprocessing"))
+
+
+def _checked_runtimes(models: tuple[str, ...], runtime: str, precision: str) -> list[str]:
+    """The runtime of each preset, decided (and bf16 or a missing export refused) from the
+    ``hnprog.json`` files, before Keras starts (:func:`hnprog.presets.loading.chosen_runtimes`)."""
+    from hnprog.presets.loading import chosen_runtimes, resolve
+
+    return chosen_runtimes(resolve(models[0] if len(models) == 1 else list(models)), runtime,
+                           precision)
 
 
 def _checked_box(box: Any, center: tuple[float, float, float] | None, edge: float) -> Any:

@@ -46,6 +46,7 @@ from hnprog.presets.registry import family_members, load_registry, packaged_fold
 __all__ = [
     "KERAS_OBJECT_MODULES",
     "ResolvedPreset",
+    "chosen_runtimes",
     "download_preset",
     "from_preset",
     "load_keras_file",
@@ -243,13 +244,35 @@ def load_preset_folder(
     return Preset(model=model, metadata=metadata, path=folder, source=source or str(folder))
 
 
-def _load(item: ResolvedPreset, runtime: str, precision: str,
-          measured: Mapping[str, float] | None = None) -> Preset | ExportedPreset:
-    """One resolved preset with the runtime asked for (``"auto"`` chosen from its files, or
-    from ``measured``, the seconds of a fold ensemble's runtimes)."""
-    if runtime != "keras" or precision != "fp32":
-        runtime = choose_runtime(read_metadata(item.folder, root=item.root), runtime, precision,
-                                 where=item.folder, measured=measured)
+def chosen_runtimes(found: Sequence[ResolvedPreset], runtime: str = "auto",
+                    precision: str = "fp32") -> list[str]:
+    """The runtime each resolved preset runs on, decided from the ``hnprog.json`` files alone
+    (no Keras): :func:`hnprog.presets.exported.choose_runtime` with, for ``"auto"``, the
+    measurements of all of them pooled, so the folds of an ensemble run alike.
+
+    Args:
+        found: sequence of ResolvedPreset. From :func:`resolve`.
+        runtime: str. ``"auto"``, ``"keras"``, ``"openvino"`` or ``"onnx"``. Defaults to
+            ``"auto"``.
+        precision: str. ``"fp32"`` or ``"bf16"``. Defaults to ``"fp32"``.
+
+    Returns:
+        list of str, one runtime per preset.
+
+    Raises:
+        InputError: as :func:`~hnprog.presets.exported.choose_runtime` (bf16 on a CPU without
+            it, a runtime a preset was not exported to or that is not installed).
+    """
+    if runtime == "keras" and precision == "fp32":
+        return ["keras"] * len(found)
+    metadatas = [read_metadata(item.folder, root=item.root) for item in found]
+    measured = measured_seconds(metadatas) if runtime == "auto" else None
+    return [choose_runtime(metadata, runtime, precision, where=item.folder, measured=measured)
+            for metadata, item in zip(metadatas, found)]
+
+
+def _load(item: ResolvedPreset, runtime: str, precision: str) -> Preset | ExportedPreset:
+    """One resolved preset on its runtime (:func:`chosen_runtimes`)."""
     if runtime == "keras":
         return load_preset_folder(item.folder, source=item.source,
                                   expected_sha256=item.expected_sha256, root=item.root)
@@ -325,11 +348,8 @@ def from_preset(
     """
     found = resolve(name_or_uri, cache_dir=cache_dir, endpoint=endpoint,
                     local_files_only=local_files_only)
-    measured = None
-    if runtime == "auto" and len(found) > 1:
-        # one runtime for every fold: the folds' measurements pooled
-        measured = measured_seconds([read_metadata(i.folder, root=i.root) for i in found])
-    members = [_load(item, runtime, precision, measured) for item in found]
+    runtimes = chosen_runtimes(found, runtime, precision)
+    members = [_load(item, chosen, precision) for item, chosen in zip(found, runtimes)]
     if len(members) == 1 and isinstance(name_or_uri, (str, os.PathLike)):
         return members[0]
     return FoldEnsemble(members)
