@@ -205,7 +205,7 @@ def _predict(data: str | None, ct: str | None, pet: str | None, models: tuple[st
     # TensorFlow import): the presets' records, the box, the clinical file, the cohort's files
     # and box and endpoint CSVs, and one patient's images.
     config = _recorded_preprocessing(models)
-    runtimes = _checked_runtimes(models, runtime, precision)
+    runtimes, exported = _checked_runtimes(models, runtime, precision)
     if box is not None or center is not None:
         box = _checked_box(box, center, config.field_of_view_mm)
     table = None
@@ -227,7 +227,7 @@ def _predict(data: str | None, ct: str | None, pet: str | None, models: tuple[st
 
     for warning in model_warnings(predictor):  # on every run: the numbers follow it
         click.secho(f"Warning: {warning}.", fg="yellow", err=True)
-    if runtime == "auto":
+    if runtime == "auto" and exported:  # a never-exported preset has no choice to report
         why = ("the fastest when exported on this machine" if set(runtimes) != {"keras"}
                else "no faster export measured on this machine")
         click.echo(f"runtime: {', '.join(dict.fromkeys(runtimes))} (--runtime auto: {why})",
@@ -260,13 +260,19 @@ def _recorded_preprocessing(models: tuple[str, ...]) -> Any:
                                        .get("preprocessing"))
 
 
-def _checked_runtimes(models: tuple[str, ...], runtime: str, precision: str) -> list[str]:
+def _checked_runtimes(models: tuple[str, ...], runtime: str,
+                      precision: str) -> tuple[list[str], bool]:
     """The runtime of each preset, decided (and bf16 or a missing export refused) from the
-    ``hnprog.json`` files, before Keras starts (:func:`hnprog.presets.loading.chosen_runtimes`)."""
+    ``hnprog.json`` files, before Keras starts (:func:`hnprog.presets.loading.chosen_runtimes`),
+    and whether any preset was exported (so that ``auto`` had a choice)."""
+    from hnprog.presets.exported import exported_formats
+    from hnprog.presets.format import read_metadata
     from hnprog.presets.loading import chosen_runtimes, resolve
 
-    return chosen_runtimes(resolve(models[0] if len(models) == 1 else list(models)), runtime,
-                           precision)
+    found = resolve(models[0] if len(models) == 1 else list(models))
+    exported = any(exported_formats(read_metadata(item.folder, root=item.root))
+                   for item in found)
+    return chosen_runtimes(found, runtime, precision), exported
 
 
 def _checked_box(box: Any, center: tuple[float, float, float] | None, edge: float) -> Any:
